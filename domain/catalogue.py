@@ -1,0 +1,491 @@
+"""The event catalogue: every kind of fact a partner can record about a client.
+
+Each fact type names one data category and a pydantic schema for its payload.
+The catalogue is data: the API validates incoming payloads against it and serves
+it at ``GET /v1/event-types``; projections mask payload fields per category.
+Schemas forbid unknown fields so that nothing unvetted enters the log, and free
+text is short and optional so that the minimum necessary is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from domain.categories import DataCategory
+
+
+class Payload(BaseModel):
+    """Base of every fact payload: strict about unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+ShortText = Annotated[str, Field(min_length=1, max_length=280)]
+Days28 = Annotated[int, Field(ge=0, le=28, description="days in the past 28")]
+Score20 = Annotated[int, Field(ge=0, le=20, description="self-rated score 0-20")]
+
+
+class Substance(StrEnum):
+    OPIOIDS = "opioids"
+    CRACK = "crack"
+    COCAINE = "cocaine"
+    ALCOHOL = "alcohol"
+    CANNABIS = "cannabis"
+    BENZODIAZEPINES = "benzodiazepines"
+    AMPHETAMINES = "amphetamines"
+    NEW_PSYCHOACTIVE = "new_psychoactive"
+    OTHER = "other"
+
+
+class ReferralSource(StrEnum):
+    SELF = "self"
+    GP = "gp"
+    HOSPITAL = "hospital"
+    CRIMINAL_JUSTICE = "criminal_justice"
+    PROBATION = "probation"
+    SOCIAL_CARE = "social_care"
+    MENTAL_HEALTH = "mental_health"
+    HOUSING = "housing"
+    OTHER = "other"
+
+
+class ReferralReceived(Payload):
+    source: ReferralSource
+    substances: list[Substance] = Field(min_length=1, max_length=9)
+
+
+class AssessmentCompleted(Payload):
+    assessment: Annotated[str, Field(pattern="^(triage|comprehensive|review)$")]
+    substances: list[Substance] = Field(min_length=1, max_length=9)
+    injecting: bool = False
+
+
+class Modality(StrEnum):
+    PHARMACOLOGICAL = "pharmacological"
+    PSYCHOSOCIAL = "psychosocial"
+    INPATIENT_DETOX = "inpatient_detox"
+    RESIDENTIAL_REHAB = "residential_rehab"
+    RECOVERY_SUPPORT = "recovery_support"
+
+
+class DischargeReason(StrEnum):
+    COMPLETED_DRUG_FREE = "completed_drug_free"
+    COMPLETED_OCCASIONAL_USER = "completed_occasional_user"
+    TRANSFERRED = "transferred"
+    DROPPED_OUT = "dropped_out"
+    DECLINED = "declined"
+    CUSTODY = "custody"
+    DIED = "died"
+    OTHER = "other"
+
+
+class TreatmentEpisodeStarted(Payload):
+    modality: Modality
+    substances: list[Substance] = Field(min_length=1, max_length=9)
+
+
+class TreatmentEpisodeEnded(Payload):
+    modality: Modality
+    discharge_reason: DischargeReason
+
+
+class InterventionKind(StrEnum):
+    PSYCHOSOCIAL = "psychosocial"
+    GROUP_WORK = "group_work"
+    PEER_MENTORING = "peer_mentoring"
+    RECOVERY_SUPPORT = "recovery_support"
+    MUTUAL_AID = "mutual_aid"
+    NALOXONE_SUPPLY = "naloxone_supply"
+
+
+class InterventionRecorded(Payload):
+    kind: InterventionKind
+    sessions: int = Field(default=1, ge=1, le=100)
+
+
+class Medication(StrEnum):
+    METHADONE = "methadone"
+    BUPRENORPHINE = "buprenorphine"
+    BUPRENORPHINE_DEPOT = "buprenorphine_depot"
+    NALTREXONE = "naltrexone"
+    ACAMPROSATE = "acamprosate"
+    DISULFIRAM = "disulfiram"
+
+
+class PrescriptionChange(StrEnum):
+    STARTED = "started"
+    INCREASED = "increased"
+    DECREASED = "decreased"
+    STOPPED = "stopped"
+
+
+class PrescriptionChanged(Payload):
+    medication: Medication
+    change: PrescriptionChange
+    daily_dose_mg: float = Field(ge=0, le=1000)
+    supervised_consumption: bool
+
+
+class AppointmentKind(StrEnum):
+    KEYWORK = "keywork"
+    PRESCRIBER = "prescriber"
+    GROUP = "group"
+    ASSESSMENT = "assessment"
+    REVIEW = "review"
+
+
+class AppointmentAttended(Payload):
+    appointment: AppointmentKind
+
+
+class AppointmentMissed(Payload):
+    appointment: AppointmentKind
+    contacted_afterwards: bool = False
+
+
+class CriminalJusticeOrder(StrEnum):
+    DRR = "drug_rehabilitation_requirement"
+    ATR = "alcohol_treatment_requirement"
+    COMMUNITY_ORDER = "community_order"
+    SUSPENDED_SENTENCE = "suspended_sentence"
+    LICENCE = "licence"
+    CUSTODY = "custody"
+    CONDITIONAL_CAUTION = "conditional_caution"
+    ARREST_REFERRAL = "arrest_referral"
+
+
+class OrderStatus(StrEnum):
+    STARTED = "started"
+    COMPLIANT = "compliant"
+    BREACHED = "breached"
+    ENDED = "ended"
+
+
+class CriminalJusticeStatus(Payload):
+    order: CriminalJusticeOrder
+    status: OrderStatus
+    ends_on: date | None = None
+
+
+class DomesticAbuseRole(StrEnum):
+    VICTIM = "victim"
+    PERPETRATOR = "perpetrator"
+
+
+class RiskLevel(StrEnum):
+    STANDARD = "standard"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class DomesticAbuseRisk(Payload):
+    role: DomesticAbuseRole
+    risk_level: RiskLevel
+    marac_referral: bool = False
+
+
+class DomesticAbuseIncident(Payload):
+    role: DomesticAbuseRole
+    children_present: bool
+    police_reference: Annotated[str, Field(pattern=r"^[A-Z0-9/-]{4,20}$")] | None = None
+
+
+class MentalHealthConcernKind(StrEnum):
+    LOW_MOOD = "low_mood"
+    ANXIETY = "anxiety"
+    PSYCHOSIS = "psychosis"
+    PERSONALITY_DISORDER = "personality_disorder"
+    TRAUMA = "trauma"
+    OTHER = "other"
+
+
+class MentalHealthConcern(Payload):
+    concern: MentalHealthConcernKind
+    risk_level: RiskLevel
+    in_mental_health_service: bool = False
+
+
+class SelfHarmRisk(Payload):
+    risk_level: RiskLevel
+    recent_attempt: bool = False
+
+
+class OverdoseRisk(Payload):
+    risk_level: RiskLevel
+    recent_overdose: bool = False
+    naloxone_held: bool = False
+
+
+class HouseholdUpdated(Payload):
+    children_in_household: int = Field(ge=0, le=20)
+    parental_responsibility: bool
+    pregnant: bool = False
+    due_date: date | None = None
+
+
+class ChildConcern(StrEnum):
+    NEGLECT = "neglect"
+    PHYSICAL_ABUSE = "physical_abuse"
+    EMOTIONAL_ABUSE = "emotional_abuse"
+    SEXUAL_ABUSE = "sexual_abuse"
+    EXPLOITATION = "exploitation"
+    DOMESTIC_ABUSE = "domestic_abuse"
+    PARENTAL_SUBSTANCE_USE = "parental_substance_use"
+
+
+class ChildSafeguardingConcern(Payload):
+    concern: ChildConcern
+    summary: ShortText
+    children_affected: int = Field(ge=1, le=20)
+
+
+class ChildProtectionStatus(StrEnum):
+    CHILD_IN_NEED = "child_in_need"
+    CHILD_PROTECTION_PLAN = "child_protection_plan"
+    LOOKED_AFTER = "looked_after"
+    CLOSED = "closed"
+
+
+class ChildProtectionPlan(Payload):
+    status: ChildProtectionStatus
+    children: int = Field(ge=1, le=20)
+
+
+class AdultConcern(StrEnum):
+    SELF_NEGLECT = "self_neglect"
+    FINANCIAL_ABUSE = "financial_abuse"
+    PHYSICAL_ABUSE = "physical_abuse"
+    EXPLOITATION = "exploitation"
+    DOMESTIC_ABUSE = "domestic_abuse"
+    NEGLECT = "neglect"
+
+
+class AdultSafeguardingConcern(Payload):
+    concern: AdultConcern
+    summary: ShortText
+    section_42_enquiry: bool = False
+
+
+class HousingStatus(StrEnum):
+    SETTLED = "settled"
+    TEMPORARY = "temporary"
+    SUPPORTED = "supported"
+    NO_FIXED_ABODE = "no_fixed_abode"
+    ROUGH_SLEEPING = "rough_sleeping"
+    AT_RISK_OF_EVICTION = "at_risk_of_eviction"
+
+
+class HousingStatusRecorded(Payload):
+    status: HousingStatus
+
+
+class EmploymentStatus(StrEnum):
+    EMPLOYED = "employed"
+    UNEMPLOYED = "unemployed"
+    EDUCATION_OR_TRAINING = "education_or_training"
+    VOLUNTEERING = "volunteering"
+    UNABLE_TO_WORK = "unable_to_work"
+    RETIRED = "retired"
+
+
+class EmploymentStatusRecorded(Payload):
+    status: EmploymentStatus
+
+
+class Virus(StrEnum):
+    HEPATITIS_B = "hepatitis_b"
+    HEPATITIS_C = "hepatitis_c"
+    HIV = "hiv"
+
+
+class BbvResult(StrEnum):
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+    PENDING = "pending"
+    DECLINED = "declined"
+
+
+class BloodBorneVirusTest(Payload):
+    virus: Virus
+    result: BbvResult
+
+
+class BloodBorneVirusVaccination(Payload):
+    vaccine: Annotated[str, Field(pattern="^(hepatitis_a|hepatitis_b)$")]
+    dose: int = Field(ge=1, le=4)
+    course_completed: bool = False
+
+
+class TopSubstanceUse(Payload):
+    """TOP section 1: days used in the past 28."""
+
+    alcohol: Days28 = 0
+    opiates: Days28 = 0
+    crack: Days28 = 0
+    cocaine: Days28 = 0
+    amphetamines: Days28 = 0
+    cannabis: Days28 = 0
+    other: Days28 = 0
+
+
+class TopInjecting(Payload):
+    """TOP section 2: injecting risk behaviour."""
+
+    days_injected: Days28 = 0
+    shared_equipment: bool = False
+
+
+class TopCrime(Payload):
+    """TOP section 3: offending in the past 28 days."""
+
+    shoplifting_days: Days28 = 0
+    selling_drugs_days: Days28 = 0
+    other_theft: bool = False
+    assault_or_violence: bool = False
+
+
+class TopHealthAndSocialFunctioning(Payload):
+    """TOP section 4: self-rated 0-20 scores and days in work, college or unstable housing."""
+
+    psychological_health: Score20
+    physical_health: Score20
+    quality_of_life: Score20
+    days_paid_work: Days28 = 0
+    days_education: Days28 = 0
+    acute_housing_problem: bool = False
+    at_risk_of_eviction: bool = False
+
+
+class TreatmentOutcomesProfile(Payload):
+    stage: Annotated[str, Field(pattern="^(start|review|exit|post_exit)$")]
+    substance_use: TopSubstanceUse
+    injecting: TopInjecting
+    crime: TopCrime
+    health_and_social_functioning: TopHealthAndSocialFunctioning
+
+
+class CarePlanAgreed(Payload):
+    goals: list[ShortText] = Field(min_length=1, max_length=10)
+    review_on: date
+
+
+class ClinicalNoteAdded(Payload):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class Discharged(Payload):
+    reason: DischargeReason
+
+
+@dataclass(frozen=True)
+class FactType:
+    """One entry of the catalogue: a named kind of fact, its category and schema."""
+
+    name: str
+    category: DataCategory
+    schema: type[Payload]
+    description: str
+
+    @property
+    def fields(self) -> list[str]:
+        return list(self.schema.model_fields)
+
+    def validate(self, data: Any) -> dict[str, Any]:
+        """Returns the payload in canonical JSON form, or raises InvalidPayload."""
+        try:
+            model = self.schema.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidPayload(self.name, exc) from None
+        return model.model_dump(mode="json")
+
+
+class InvalidPayload(ValueError):
+    """A fact's payload does not match its type's schema."""
+
+    def __init__(self, fact_type: str, error: ValidationError) -> None:
+        self.fact_type = fact_type
+        self.errors = [
+            {
+                "field": ".".join(str(part) for part in ("data", *err["loc"])),
+                "message": err["msg"],
+            }
+            for err in error.errors()
+        ]
+        super().__init__(f"invalid payload for {fact_type}: {self.errors}")
+
+
+class UnknownFactType(KeyError):
+    """No fact type of that name is in the catalogue."""
+
+
+C = DataCategory
+_ENTRIES = [
+    FactType("referral_received", C.REFERRAL, ReferralReceived,
+             "A referral into treatment: where it came from and for which substances."),
+    FactType("assessment_completed", C.TREATMENT, AssessmentCompleted,
+             "A triage, comprehensive or review assessment was completed."),
+    FactType("treatment_episode_started", C.TREATMENT, TreatmentEpisodeStarted,
+             "A treatment episode began, with its modality."),
+    FactType("treatment_episode_ended", C.TREATMENT, TreatmentEpisodeEnded,
+             "A treatment episode ended, with its discharge reason."),
+    FactType("intervention_recorded", C.TREATMENT, InterventionRecorded,
+             "A psychosocial, group, peer mentoring or recovery support intervention."),
+    FactType("prescription_changed", C.PRESCRIBING, PrescriptionChanged,
+             "An opioid substitution or relapse-prevention prescription changed."),
+    FactType("appointment_attended", C.TREATMENT, AppointmentAttended,
+             "The client attended an appointment."),
+    FactType("appointment_missed", C.TREATMENT, AppointmentMissed,
+             "The client did not attend an appointment."),
+    FactType("criminal_justice_status", C.CRIMINAL_JUSTICE, CriminalJusticeStatus,
+             "A criminal-justice order (e.g. DRR, ATR) started, changed or ended."),
+    FactType("domestic_abuse_risk_recorded", C.DOMESTIC_ABUSE, DomesticAbuseRisk,
+             "Risk indicator: the client is a victim or perpetrator of domestic abuse."),
+    FactType("domestic_abuse_incident_recorded", C.DOMESTIC_ABUSE, DomesticAbuseIncident,
+             "A domestic abuse incident involving the client."),
+    FactType("mental_health_concern_recorded", C.MENTAL_HEALTH, MentalHealthConcern,
+             "Risk indicator: a mental health concern."),
+    FactType("self_harm_risk_recorded", C.MENTAL_HEALTH, SelfHarmRisk,
+             "Risk indicator: risk of self-harm."),
+    FactType("overdose_risk_recorded", C.TREATMENT, OverdoseRisk,
+             "Risk indicator: risk of overdose."),
+    FactType("household_updated", C.SAFEGUARDING_CHILDREN, HouseholdUpdated,
+             "Children in the household, parental responsibility, pregnancy."),
+    FactType("child_safeguarding_concern_raised", C.SAFEGUARDING_CHILDREN,
+             ChildSafeguardingConcern, "A safeguarding concern about a child."),
+    FactType("child_protection_status_recorded", C.SAFEGUARDING_CHILDREN, ChildProtectionPlan,
+             "Children's social care status: child in need, protection plan, looked after."),
+    FactType("adult_safeguarding_concern_raised", C.SAFEGUARDING_ADULTS,
+             AdultSafeguardingConcern, "A safeguarding concern about an adult (Care Act s.42)."),
+    FactType("housing_status_recorded", C.HOUSING, HousingStatusRecorded,
+             "The client's housing situation."),
+    FactType("employment_status_recorded", C.EMPLOYMENT, EmploymentStatusRecorded,
+             "The client's employment, education or training situation."),
+    FactType("blood_borne_virus_test", C.BLOOD_BORNE_VIRUSES, BloodBorneVirusTest,
+             "A hepatitis B, hepatitis C or HIV test and its result."),
+    FactType("blood_borne_virus_vaccination", C.BLOOD_BORNE_VIRUSES, BloodBorneVirusVaccination,
+             "A hepatitis vaccination dose."),
+    FactType("treatment_outcomes_profile", C.OUTCOMES, TreatmentOutcomesProfile,
+             "A Treatment Outcomes Profile: substance use, injecting, crime, health and "
+             "social functioning."),
+    FactType("care_plan_agreed", C.TREATMENT, CarePlanAgreed,
+             "A care plan was agreed with the client."),
+    FactType("clinical_note_added", C.CLINICAL_NOTES, ClinicalNoteAdded,
+             "A clinical note. Never shared by agreement."),
+    FactType("discharged", C.TREATMENT, Discharged,
+             "The client was discharged from the service."),
+]
+
+CATALOGUE: dict[str, FactType] = {entry.name: entry for entry in _ENTRIES}
+
+
+def fact_type(name: str) -> FactType:
+    """Looks up a fact type by name; raises UnknownFactType."""
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise UnknownFactType(name) from None

@@ -1,0 +1,70 @@
+"""The client: a person the partnership works with, and the facts recorded about them.
+
+A client's registration, facts (and, later, consents and emergency grants) are
+events on the client's own aggregate, so one stream replays the client's whole
+story in order. The aggregate keeps only what its commands need to check;
+readers get the facts from the stream itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.agencies import namespaced_uuid
+
+
+class Client(Aggregate):
+    """A client of the partnership, registered by one agency (the record's controller)."""
+
+    @event("Registered")
+    def __init__(
+        self,
+        id: UUID,  # noqa: A002 - chosen by the application, so the data key can be bound to it
+        controller: str,
+        registered_by: str,
+        sealed_identity: str,
+        nhs_fingerprint: str,
+    ) -> None:
+        self.controller = controller
+        self.registered_by = registered_by
+        self.sealed_identity = sealed_identity
+        self.nhs_fingerprint = nhs_fingerprint
+        self.facts_recorded = 0
+
+    @event("FactRecorded")
+    def record_fact(
+        self,
+        fact_type: str,
+        category: str,
+        data: dict[str, Any],
+        occurred_at: datetime,
+        controller: str,
+        recorded_by: str,
+    ) -> None:
+        """Records one fact. ``controller`` is the agency that recorded it and answers for it."""
+        self.facts_recorded += 1
+
+
+class NhsNumberIndex(Aggregate):
+    """Maps one agency's use of an NHS number (by keyed fingerprint) to its client.
+
+    Created in the same transaction as the client, so an agency cannot register
+    the same person twice: the second registration conflicts on this id.
+    """
+
+    @staticmethod
+    def create_id(agency: str, fingerprint: str, **_: Any) -> UUID:
+        return nhs_index_id(agency, fingerprint)
+
+    @event("Indexed")
+    def __init__(self, agency: str, fingerprint: str, client_id: UUID) -> None:
+        self.agency = agency
+        self.client_id = client_id
+
+
+def nhs_index_id(agency: str, fingerprint: str) -> UUID:
+    return namespaced_uuid(f"nhs/{agency}/{fingerprint}")

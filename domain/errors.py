@@ -1,0 +1,78 @@
+"""What can go wrong in a command, in the partnership's terms.
+
+The API maps each to one HTTP status; the CLI prints the message. None of them
+carries data the caller may not see.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class AccordError(Exception):
+    """Base of the domain's refusals."""
+
+
+class NotFound(AccordError):
+    """Unknown, or not visible to the caller: the two are indistinguishable on purpose."""
+
+
+class ClientNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("client not found")
+
+
+class AgencyNotFound(NotFound):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"agency {slug!r} not found")
+
+
+class PrincipalNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("principal not found")
+
+
+class Forbidden(AccordError):
+    """The caller is known, but their role or agency may not do this."""
+
+
+class Unauthenticated(AccordError):
+    """No valid, unrevoked token."""
+
+
+class Conflict(AccordError):
+    """The command conflicts with what is already recorded."""
+
+
+class AgencyExists(Conflict):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"agency {slug!r} is already registered")
+
+
+class ClientAlreadyRegistered(Conflict):
+    """The registering agency already has a client with this NHS number."""
+
+    def __init__(self, client_id: UUID) -> None:
+        self.client_id = client_id
+        super().__init__(
+            f"this agency has already registered a client with that NHS number: {client_id}"
+        )
+
+
+class ConcurrentWrite(Conflict):
+    """Another write to the same record won twice in a row; nothing was written."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the record was changed by another request at the same time; nothing was written, "
+            "please retry"
+        )
+
+
+class InvalidCommand(AccordError):
+    """A command's arguments break a rule the schema alone cannot express."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")

@@ -1,0 +1,59 @@
+"""Settings, read once from the environment, each with a documented default.
+
+| variable | default | meaning |
+|---|---|---|
+| ``ACCORD_DATABASE_URL`` | ``sqlite:///./accord.db`` | event store and read models |
+| ``ACCORD_DATABASE_SCHEMA`` | (PostgreSQL ``public``) | PostgreSQL schema for all tables |
+| ``ACCORD_KEY_FILE`` | ``./.accord/kek.key`` | key-encryption key for client data keys |
+| ``ACCORD_KAFKA_BOOTSTRAP`` | unset (no Kafka) | Kafka bootstrap servers |
+| ``ACCORD_HOST`` / ``ACCORD_PORT`` | ``127.0.0.1`` / ``8000`` | where ``accord serve`` listens |
+| ``ACCORD_MAX_BODY_BYTES`` | ``65536`` | larger request bodies get 413 |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///./accord.db"
+    database_schema: str | None = None
+    key_file: Path = field(default_factory=lambda: Path(".accord/kek.key"))
+    kafka_bootstrap: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 65536
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        defaults = cls()
+        return cls(
+            database_url=env.get("ACCORD_DATABASE_URL") or defaults.database_url,
+            database_schema=env.get("ACCORD_DATABASE_SCHEMA") or None,
+            key_file=Path(env.get("ACCORD_KEY_FILE") or defaults.key_file),
+            kafka_bootstrap=env.get("ACCORD_KAFKA_BOOTSTRAP") or None,
+            host=env.get("ACCORD_HOST") or defaults.host,
+            port=_int(env, "ACCORD_PORT", defaults.port),
+            max_body_bytes=_int(env, "ACCORD_MAX_BODY_BYTES", defaults.max_body_bytes),
+        )
+
+
+class SettingsError(ValueError):
+    """A setting has a value accord cannot use; the message names it."""
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive")
+    return value
