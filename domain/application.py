@@ -123,17 +123,21 @@ class AccordApplication(Application[UUID]):
     def register_agency(self, slug: str, name: str, kind: AgencyKind, by: Actor) -> Agency:
         if by.role is not Role.ADMIN:
             raise Forbidden("only an admin registers agencies")
-        agency = Agency(slug=slug, name=name, kind=kind, registered_by=by.reference)
+        if self._exists(agency_uuid(slug)):
+            raise AgencyExists(slug)
 
-        def attempt() -> list[Recording[UUID]]:
+        def attempt() -> Agency:
+            # Built afresh on each attempt: a failed save has already taken its pending events.
+            agency = Agency(slug=slug, name=name, kind=kind, registered_by=by.reference)
             partnership = self._partnership()
             partnership.admit(slug)
-            return self.save(partnership, agency)
+            self.save(partnership, agency)
+            return agency
 
         try:
-            self._retrying(attempt)
+            agency = self._retrying(attempt)
         except ConcurrentWrite:
-            if self._exists(agency.id):
+            if self._exists(agency_uuid(slug)):
                 raise AgencyExists(slug) from None
             raise
         return agency

@@ -1,0 +1,41 @@
+# accord: `make run` sets up and starts the demo; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test setup dev lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+setup: $(VENV)/.installed
+dev: $(VENV)/.dev-installed
+
+## Seed the demo partnership (idempotent) and serve the API on http://127.0.0.1:8000
+run: $(VENV)/.installed
+	$(BIN)/accord keys generate
+	$(BIN)/accord demo
+	$(BIN)/accord serve
+
+## Run the whole test suite (SQLite and PostgreSQL)
+test: $(VENV)/.dev-installed
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/append.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache accord.db accord.db-wal accord.db-shm

@@ -1,0 +1,44 @@
+"""The FastAPI application: routers per audience, JSON errors, a body-size limit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routers import admin, catalogue, clients
+from infra.settings import Settings
+from infra.wiring import Accord, build
+
+DESCRIPTION = """
+accord keeps every interaction with a client as an event in one append-only log.
+Authenticate with `Authorization: Bearer <token>` (tokens come from `accord principals add`).
+Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`.
+"""
+
+
+def create_app(accord: Accord | None = None, settings: Settings | None = None) -> FastAPI:
+    """Builds the API. Pass a wired ``Accord`` (tests) or let it build one from settings."""
+    settings = accord.settings if accord else (settings or Settings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        owned = accord is None
+        api.state.accord = accord or build(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                api.state.accord.close()
+
+    api = FastAPI(title="accord", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    if accord is not None:
+        api.state.accord = accord
+    errors.install(api)
+    api.include_router(clients.router)
+    api.include_router(catalogue.router)
+    api.include_router(admin.router)
+    api.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
+    return api

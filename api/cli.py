@@ -1,0 +1,143 @@
+"""The ``accord`` command line: serve the API, seed the demo, manage agencies and principals.
+
+The CLI runs on the server with the database's own credentials, so it acts as the
+local operator (an admin); what it does is recorded under ``operator:cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from uuid import UUID
+
+from domain.agencies import SLUG, AgencyKind, Role
+from domain.application import OPERATOR
+from domain.errors import AccordError
+from infra.keys import KeyFileError, generate_key_file
+from infra.settings import Settings, SettingsError
+from infra.wiring import Accord, build
+
+
+def _slug(value: str) -> str:
+    if not SLUG.match(value):
+        raise argparse.ArgumentTypeError("use lower-case letters, digits and hyphens, e.g. police")
+    return value
+
+
+def _uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a principal id: {value!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="accord", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the HTTP API (uvicorn)")
+    serve.add_argument("--host", help="default ACCORD_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default ACCORD_PORT or 8000")
+
+    demo = commands.add_parser("demo", help="seed the fictional demo partnership (idempotent)")
+    demo.add_argument("--clients", type=int, default=300, help="how many clients (default 300)")
+    demo.add_argument("--seed", type=int, default=2026, help="random seed for the histories")
+
+    keys = commands.add_parser("keys", help="key-encryption key")
+    keys_commands = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    generate = keys_commands.add_parser("generate", help="create ACCORD_KEY_FILE if absent")
+    generate.add_argument("--force", action="store_true",
+                          help="replace an existing key (makes existing identities unreadable)")
+
+    agencies = commands.add_parser("agencies", help="partner agencies")
+    agency_commands = agencies.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_agency = agency_commands.add_parser("add", help="register an agency")
+    add_agency.add_argument("--id", required=True, type=_slug)
+    add_agency.add_argument("--name", required=True)
+    add_agency.add_argument("--kind", required=True, choices=[k.value for k in AgencyKind])
+    agency_commands.add_parser("list", help="list agencies")
+
+    principals = commands.add_parser("principals", help="people and systems acting for agencies")
+    principal_commands = principals.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_principal = principal_commands.add_parser("add", help="enrol a principal; prints its token")
+    add_principal.add_argument("--agency", required=True, type=_slug)
+    add_principal.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add_principal.add_argument("--name", required=True)
+    list_principals = principal_commands.add_parser("list", help="list an agency's principals")
+    list_principals.add_argument("--agency", required=True, type=_slug)
+    revoke = principal_commands.add_parser("revoke", help="revoke a principal's token")
+    revoke.add_argument("principal_id", type=_uuid)
+    revoke.add_argument("--reason", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "keys":
+            created = generate_key_file(settings.key_file, overwrite=args.force)
+            print(f"{'created' if created else 'kept existing'} key file {settings.key_file}")
+            return 0
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port)
+        if args.command == "demo":
+            from api.demo import seed  # imported late: only the demo needs it
+
+            generate_key_file(settings.key_file)
+            return _with_accord(settings, lambda accord: seed(accord, args.clients, args.seed))
+        handler = {"agencies": _agencies, "principals": _principals}[args.command]
+        return _with_accord(settings, lambda accord: handler(accord, args))
+    except (AccordError, SettingsError, KeyFileError) as exc:
+        print(f"accord: {exc}", file=sys.stderr)
+        return 2
+
+
+def _with_accord(settings: Settings, work: Callable[[Accord], int | None]) -> int:
+    accord = build(settings)
+    try:
+        return work(accord) or 0
+    finally:
+        accord.close()
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(settings=settings), host=host or settings.host,
+                port=port or settings.port, log_level="info")
+    return 0
+
+
+def _agencies(accord: Accord, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        agency = accord.app.register_agency(args.id, args.name, AgencyKind(args.kind), OPERATOR)
+        print(f"registered {agency.slug} ({agency.kind.value}): {agency.name}")
+    else:
+        for agency in accord.app.agencies():
+            print(f"{agency.slug:24} {agency.kind.value:20} {agency.name}")
+    return 0
+
+
+def _principals(accord: Accord, args: argparse.Namespace) -> int:
+    app = accord.app
+    if args.action == "add":
+        issued = app.add_principal(args.agency, Role(args.role), args.name, OPERATOR)
+        print(f"principal {issued.principal_id} ({args.role} at {args.agency})")
+        print("token (shown once; only its hash is kept):")
+        print(issued.token)
+    elif args.action == "list":
+        for p in app.principals(args.agency):
+            state = "revoked" if p.revoked else "active"
+            print(f"{p.principal_id}  {p.role.value:13} {state:8} {p.name}")
+    else:
+        app.revoke_principal(args.principal_id, args.reason, OPERATOR)
+        print(f"revoked {args.principal_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Request and response models: the API's contract, as shown at ``/docs``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from domain.agencies import SLUG, AgencyKind, Role
+from domain.identity import Identity
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorField(BaseModel):
+    field: str = Field(description="where the problem is, e.g. `data.substances.0`")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="what went wrong, in plain words")
+    errors: list[ErrorField] | None = Field(None, description="for 422: each invalid field")
+
+
+class AgencyIn(Strict):
+    id: str = Field(pattern=SLUG.pattern, description="a short slug, e.g. `police`")
+    name: str = Field(min_length=1, max_length=200)
+    kind: AgencyKind
+
+
+class AgencyOut(BaseModel):
+    id: str
+    name: str
+    kind: AgencyKind
+
+
+class PrincipalIn(Strict):
+    agency: str = Field(pattern=SLUG.pattern)
+    role: Role
+    name: str = Field(min_length=1, max_length=200)
+
+
+class PrincipalOut(BaseModel):
+    principal_id: UUID
+    agency: str
+    role: Role
+    name: str
+    revoked: bool
+    added_at: datetime
+
+
+class IssuedTokenOut(BaseModel):
+    principal_id: UUID
+    token: str = Field(description="the bearer token; shown once and never stored")
+
+
+class RevokeIn(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ClientIn(Strict):
+    identity: Identity
+
+
+class ClientCreated(BaseModel):
+    client_id: UUID
+    position: int = Field(description="the log position of the registration")
+
+
+class EventIn(Strict):
+    type: str = Field(min_length=1, max_length=64, description="a name from GET /v1/event-types")
+    occurred_at: AwareDatetime = Field(description="when it happened, with a time zone")
+    data: dict[str, Any] = Field(description="the payload, validated against the type's schema")
+
+
+class EventRecorded(BaseModel):
+    position: int = Field(description="the fact's position in the log")
+
+
+class FactOut(BaseModel):
+    sequence: int = Field(description="the fact's place in the client's own stream")
+    type: str
+    category: str
+    occurred_at: datetime
+    recorded_at: datetime
+    controller: str = Field(description="the agency that recorded the fact and answers for it")
+    recorded_by: str
+    data: dict[str, Any]
+
+
+class IdentityOut(BaseModel):
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    nhs_number: str
+    postcode: str
+
+
+class ClientRecordOut(BaseModel):
+    client_id: UUID
+    controller: str
+    registered_at: datetime
+    identity: IdentityOut | None
+    identity_erased: bool
+    facts: list[FactOut]
+
+
+class EventTypeOut(BaseModel):
+    type: str
+    category: str
+    description: str
+    fields: list[str]
+    schema_: dict[str, Any] = Field(alias="schema", description="JSON Schema of the payload")
+
+    model_config = ConfigDict(populate_by_name=True)

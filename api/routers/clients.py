@@ -1,0 +1,67 @@
+"""For practitioners: registering clients, recording facts, reading their own record."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, status
+
+from api.auth import App, require
+from api.models import (
+    ClientCreated,
+    ClientIn,
+    ClientRecordOut,
+    ErrorBody,
+    EventIn,
+    EventRecorded,
+    FactOut,
+    IdentityOut,
+)
+from domain.agencies import Role
+from domain.application import Actor
+
+router = APIRouter(prefix="/v1/clients", tags=["practitioners"])
+
+Practitioner = Annotated[Actor, Depends(require(Role.PRACTITIONER))]
+Recorder = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
+RecordReader = Annotated[
+    Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD))
+]
+_errors: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ClientCreated,
+             responses=_errors)
+def register_client(body: ClientIn, app: App, actor: Practitioner) -> ClientCreated:
+    """Registers a client of the caller's treatment provider. Identity is sealed at once."""
+    client_id, position = app.register_client(body.identity, actor)
+    return ClientCreated(client_id=client_id, position=position)
+
+
+@router.post("/{client_id}/events", status_code=status.HTTP_201_CREATED,
+             response_model=EventRecorded, responses=_errors)
+def record_event(client_id: UUID, body: EventIn, app: App, actor: Recorder) -> EventRecorded:
+    """Records one fact about the client; the payload is validated against its type."""
+    position = app.record_fact(client_id, body.type, body.data, body.occurred_at, actor)
+    return EventRecorded(position=position)
+
+
+@router.get("/{client_id}/record", response_model=ClientRecordOut, responses=_errors)
+def read_record(client_id: UUID, app: App, actor: RecordReader) -> ClientRecordOut:
+    """The caller agency's own record: identity (if it registered the client) and its facts."""
+    record = app.client_record(client_id, actor)
+    identity = IdentityOut(**record.identity.model_dump()) if record.identity else None
+    return ClientRecordOut(
+        client_id=record.client_id, controller=record.controller,
+        registered_at=record.registered_at, identity=identity,
+        identity_erased=record.identity_erased,
+        facts=[
+            FactOut(sequence=f.sequence, type=f.fact_type, category=f.category,
+                    occurred_at=f.occurred_at, recorded_at=f.recorded_at,
+                    controller=f.controller, recorded_by=f.recorded_by, data=f.data)
+            for f in record.facts
+        ],
+    )

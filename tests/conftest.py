@@ -1,0 +1,131 @@
+"""Shared fixtures: a wired accord on SQLite and on PostgreSQL, and a small partnership.
+
+Every API test runs against both databases. PostgreSQL is the one on 127.0.0.1:5432
+(database ``test``, trust auth); each test gets its own schema, dropped afterwards.
+Under ``CI=true`` an unreachable PostgreSQL fails the run; elsewhere those cases skip
+with a message.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from domain.agencies import AgencyKind, Role
+from domain.application import OPERATOR
+from infra.keys import generate_key_file
+from infra.settings import Settings
+from infra.wiring import Accord, build
+
+PG_URL = os.environ.get("ACCORD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def postgres_available() -> str | None:
+    """None if PostgreSQL answers, else why not."""
+    try:
+        with psycopg.connect(PG_URL.replace("+psycopg", ""), connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+def require_postgres() -> None:
+    problem = postgres_available()
+    if problem is not None:
+        message = f"PostgreSQL at {PG_URL} is unreachable: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: a missing service is a failure)")
+        pytest.skip(message)
+
+
+def drop_schema(schema: str) -> None:
+    with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
+    key_file = tmp_path / "kek.key"
+    generate_key_file(key_file)
+    if backend == "sqlite":
+        yield Settings(database_url=f"sqlite:///{tmp_path / 'accord.db'}", key_file=key_file)
+        return
+    require_postgres()
+    schema = f"accord_test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield Settings(database_url=PG_URL, database_schema=schema, key_file=key_file)
+    finally:
+        drop_schema(schema)
+
+
+@pytest.fixture
+def accord(settings: Settings) -> Iterator[Accord]:
+    wired = build(settings)
+    try:
+        yield wired
+    finally:
+        wired.close()
+
+
+@dataclass
+class Partnership:
+    """Agencies and one token per (agency, role) for tests."""
+
+    accord: Accord
+    tokens: dict[tuple[str, Role], str] = field(default_factory=dict)
+
+    def token(self, agency: str, role: Role) -> str:
+        return self.tokens[(agency, role)]
+
+    def headers(self, agency: str, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(agency, role)}"}
+
+
+#: Two treatment providers (after a re-procurement there can be several) and the partners.
+AGENCIES = {
+    "tp": AgencyKind.TREATMENT_PROVIDER,
+    "tp2": AgencyKind.TREATMENT_PROVIDER,
+    "police": AgencyKind.POLICE,
+    "childrens": AgencyKind.CHILDRENS_SERVICES,
+    "commissioner": AgencyKind.COMMISSIONER,
+}
+
+
+@pytest.fixture
+def partnership(accord: Accord) -> Partnership:
+    app = accord.app
+    result = Partnership(accord)
+    for slug, kind in AGENCIES.items():
+        app.register_agency(slug, slug.title(), kind, OPERATOR)
+        for role in Role:
+            result.tokens[(slug, role)] = app.add_principal(slug, role, f"{slug} {role}", OPERATOR).token
+    return result
+
+
+@pytest.fixture
+def client(accord: Accord) -> Iterator[TestClient]:
+    with TestClient(create_app(accord)) as test_client:
+        yield test_client
+
+
+VALID_IDENTITY = {
+    "given_name": "Ann",
+    "family_name": "Example",
+    "date_of_birth": "1985-04-12",
+    "nhs_number": "943 476 5919",
+    "postcode": "NR1 3QU",
+}
