@@ -123,7 +123,7 @@ def _print_tokens(tokens: list[DemoToken], path: Path) -> None:
 def demo_nhs_number(rng: random.Random) -> str:
     while True:
         candidate = "999" + "".join(str(rng.randrange(10)) for _ in range(6))
-        total = sum(int(d) * w for d, w in zip(candidate, range(10, 1, -1)))
+        total = sum(int(d) * w for d, w in zip(candidate, range(10, 1, -1), strict=True))
         check = (11 - total % 11) % 11
         if check != 10 and nhs_number_is_valid(candidate + str(check)):
             return candidate + str(check)
@@ -141,12 +141,17 @@ def _seed_clients(app: AccordApplication, count: int, rng: random.Random) -> Non
             given_name=rng.choice(GIVEN), family_name=rng.choice(FAMILY),
             date_of_birth=date(rng.randint(1960, 2004), rng.randint(1, 12), rng.randint(1, 28)),
             nhs_number=nhs,
-            postcode=f"{rng.choice(POSTCODE_AREAS)} {rng.randint(1, 9)}{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}"
-                     f"{rng.choice('ABDEFGHJLNPQRSTUWXYZ')}",
+            postcode=_postcode(rng),
         )
         client_id, _ = app.register_client(identity, worker)
         for type_name, occurred_at, data in history(rng):
             app.record_fact(client_id, type_name, data, occurred_at, worker)
+
+
+def _postcode(rng: random.Random) -> str:
+    letters = "ABDEFGHJLNPQRSTUWXYZ"
+    inward = f"{rng.randint(1, 9)}{rng.choice(letters)}{rng.choice(letters)}"
+    return f"{rng.choice(POSTCODE_AREAS)} {inward}"
 
 
 def _practitioner_token(app: AccordApplication) -> str:
@@ -226,7 +231,8 @@ def history(rng: random.Random) -> list[tuple[str, datetime, dict[str, Any]]]:
                                         "reduction and next steps."}, 2)
     add("treatment_outcomes_profile", _top(rng, "review", primary), 14)
     if disengaging:
-        add("treatment_episode_ended", {"modality": modality, "discharge_reason": "dropped_out"}, 21)
+        add("treatment_episode_ended",
+            {"modality": modality, "discharge_reason": "dropped_out"}, 21)
         add("discharged", {"reason": "dropped_out"})
     elif rng.random() < 0.3:
         add("treatment_episode_ended", {"modality": modality,

@@ -20,7 +20,15 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
-from domain.agencies import PARTNERSHIP_ID, Agency, AgencyKind, Partnership, Principal, Role, agency_uuid
+from domain.agencies import (
+    PARTNERSHIP_ID,
+    Agency,
+    AgencyKind,
+    Partnership,
+    Principal,
+    Role,
+    agency_uuid,
+)
 from domain.catalogue import CATALOGUE, FactType, fact_type
 from domain.clients import Client, NhsNumberIndex, nhs_index_id
 from domain.errors import (
@@ -37,10 +45,11 @@ from domain.errors import (
 from domain.identity import Identity, IdentityErased, IdentityVault
 
 T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
 
 #: How far ahead of the server clock an occurred_at may be (clock skew between partners).
 FUTURE_TOLERANCE = timedelta(minutes=5)
-TOKEN_PREFIX = "acc"
+TOKEN_PREFIX = "acc"  # noqa: S105 - a prefix, not a secret
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ class AccordApplication(Application[UUID]):
     """The partnership's event log and the commands that append to it."""
 
     name = "accord"
-    env = {  # noqa: RUF012 - the library's own convention
+    env = {
         "AGGREGATE_CACHE_MAXSIZE": "5000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
@@ -146,11 +155,9 @@ class AccordApplication(Application[UUID]):
         return [self.agency(slug) for slug in self._partnership().agencies]
 
     def agency(self, slug: str) -> Agency:
-        try:
-            agency = self.repository.get(agency_uuid(slug))
-        except AggregateNotFoundError:
-            raise AgencyNotFound(slug) from None
-        assert isinstance(agency, Agency)
+        agency = self._get(agency_uuid(slug), Agency)
+        if agency is None:
+            raise AgencyNotFound(slug)
         return agency
 
     def add_principal(self, agency: str, role: Role, name: str, by: Actor) -> IssuedToken:
@@ -276,7 +283,9 @@ class AccordApplication(Application[UUID]):
             _as_fact(e) for e in self._client_events(client_id)
             if isinstance(e, Client.FactRecorded) and e.controller == by.agency
         ]
-        return ClientRecord(client_id, client.controller, client.created_on, identity, erased, facts)
+        return ClientRecord(
+            client_id, client.controller, client.created_on, identity, erased, facts
+        )
 
     def event_types(self) -> Iterable[FactType]:
         return CATALOGUE.values()
@@ -302,29 +311,26 @@ class AccordApplication(Application[UUID]):
         except IntegrityError:
             raise ConcurrentWrite() from None
 
-    def _partnership(self) -> Partnership:
+    def _get(self, aggregate_id: UUID, cls: type[A]) -> A | None:
+        """The aggregate if it exists and is of the expected class, else None."""
         try:
-            partnership = self.repository.get(PARTNERSHIP_ID)
+            aggregate: Any = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
-            return Partnership()
-        assert isinstance(partnership, Partnership)
-        return partnership
+            return None
+        return aggregate if isinstance(aggregate, cls) else None
+
+    def _partnership(self) -> Partnership:
+        return self._get(PARTNERSHIP_ID, Partnership) or Partnership()
 
     def _principal(self, principal_id: UUID) -> Principal:
-        try:
-            principal = self.repository.get(principal_id)
-        except AggregateNotFoundError:
-            raise PrincipalNotFound() from None
-        if not isinstance(principal, Principal):
+        principal = self._get(principal_id, Principal)
+        if principal is None:
             raise PrincipalNotFound()
         return principal
 
     def _client(self, client_id: UUID) -> Client:
-        try:
-            client = self.repository.get(client_id)
-        except AggregateNotFoundError:
-            raise ClientNotFound() from None
-        if not isinstance(client, Client):
+        client = self._get(client_id, Client)
+        if client is None:
             raise ClientNotFound()
         return client
 
@@ -338,12 +344,8 @@ class AccordApplication(Application[UUID]):
         return self.events.get(client_id)  # type: ignore[return-value]
 
     def _indexed_client(self, agency: str, fingerprint: str) -> UUID | None:
-        try:
-            index = self.repository.get(nhs_index_id(agency, fingerprint))
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(index, NhsNumberIndex)
-        return index.client_id
+        index = self._get(nhs_index_id(agency, fingerprint), NhsNumberIndex)
+        return index.client_id if index else None
 
     def _exists(self, aggregate_id: UUID) -> bool:
         return bool(self.recorder.select_events(aggregate_id, limit=1))
@@ -366,7 +368,7 @@ def _check_occurred_at(value: datetime) -> datetime:
     return value
 
 
-def _as_fact(e: Any) -> RecordedFact:
+def _as_fact(e: Client.FactRecorded) -> RecordedFact:
     return RecordedFact(
         sequence=e.originator_version, fact_type=e.fact_type, category=e.category,
         occurred_at=e.occurred_at, recorded_at=e.timestamp, controller=e.controller,

@@ -23,7 +23,7 @@ class Client(Aggregate):
     @event("Registered")
     def __init__(
         self,
-        id: UUID,  # noqa: A002 - chosen by the application, so the data key can be bound to it
+        id: UUID,
         controller: str,
         registered_by: str,
         sealed_identity: str,
@@ -35,7 +35,15 @@ class Client(Aggregate):
         self.nhs_fingerprint = nhs_fingerprint
         self.facts_recorded = 0
 
-    @event("FactRecorded")
+    class FactRecorded(Aggregate.Event):
+        fact_type: str
+        category: str
+        data: dict[str, Any]
+        occurred_at: datetime
+        controller: str
+        recorded_by: str
+
+    @event(FactRecorded)
     def record_fact(
         self,
         fact_type: str,

@@ -23,7 +23,8 @@ def nhs_number_is_valid(value: str) -> bool:
     """The NHS number's modulus-11 check: ten digits, the last a check digit."""
     if len(value) != 10 or not value.isdigit():
         return False
-    total = sum(int(digit) * weight for digit, weight in zip(value[:9], range(10, 1, -1)))
+    weights = range(10, 1, -1)
+    total = sum(int(digit) * weight for digit, weight in zip(value[:9], weights, strict=True))
     check = 11 - total % 11
     if check == 11:
         check = 0

@@ -26,13 +26,17 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     """The eventsourcing environment derived from ``ACCORD_DATABASE_URL``."""
     try:
         url = make_url(settings.database_url)
-    except Exception:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
-        raise SettingsError(f"ACCORD_DATABASE_URL is not a database URL: {settings.database_url!r}") from None
+    except Exception:
+        raise SettingsError(
+            f"ACCORD_DATABASE_URL is not a database URL: {settings.database_url!r}"
+        ) from None
     backend = url.get_backend_name()
     if backend == "sqlite":
         path = url.database or ""
         if not path or path == ":memory:" or "mode=memory" in path:
-            raise SettingsError("ACCORD_DATABASE_URL must name an SQLite file (in-memory is not supported)")
+            raise SettingsError(
+                "ACCORD_DATABASE_URL must name an SQLite file (in-memory is not supported)"
+            )
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path,
                 "SQLITE_LOCK_TIMEOUT": "30"}
     if backend == "postgresql":
