@@ -51,10 +51,15 @@ class Agency(Aggregate):
         self.kind = AgencyKind(kind)
         self.registered_by = registered_by
         self.principal_ids: list[UUID] = []
+        self.agreement_ids: list[UUID] = []
 
     @event("PrincipalEnrolled")
     def enrol(self, principal_id: UUID) -> None:
         self.principal_ids.append(principal_id)
+
+    @event("PartyToAgreement")
+    def join_agreement(self, agreement_id: UUID) -> None:
+        self.agreement_ids.append(agreement_id)
 
 
 class Principal(Aggregate):

@@ -12,7 +12,7 @@ import hmac
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -29,20 +29,31 @@ from domain.agencies import (
     Role,
     agency_uuid,
 )
+from domain.agreements import Agreement, AgreementTerms
 from domain.catalogue import CATALOGUE, FactType, fact_type
 from domain.clients import Client, NhsNumberIndex, nhs_index_id
 from domain.errors import (
     AgencyExists,
     AgencyNotFound,
+    AgreementNotFound,
+    AgreementRevoked,
     ClientAlreadyRegistered,
     ClientNotFound,
     ConcurrentWrite,
+    Conflict,
+    ConsentNotFound,
     Forbidden,
     InvalidCommand,
     PrincipalNotFound,
     Unauthenticated,
 )
-from domain.identity import Identity, IdentityErased, IdentityVault
+from domain.identity import (
+    Identity,
+    IdentityErased,
+    IdentityVault,
+    name_match_key,
+    nhs_match_key,
+)
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
@@ -97,6 +108,12 @@ class ClientRecord:
 
 
 @dataclass(frozen=True)
+class ConsentRecord:
+    given: Client.ConsentGiven
+    withdrawn: Client.ConsentWithdrawn | None
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     principal_id: UUID
     token: str
@@ -126,6 +143,8 @@ class AccordApplication(Application[UUID]):
         super().__init__(env)
         self.vault = vault
         self.write_listeners: list[Callable[[int], None]] = []
+        #: Whether an agency has a basis to see a client (answered by the agency views).
+        self.sees_client: Callable[[str, UUID], bool] = lambda _agency, _client: False
 
     # -- agencies and principals -------------------------------------------------
 
@@ -222,7 +241,7 @@ class AccordApplication(Application[UUID]):
         """Registers a client of the caller's agency; returns (client id, log position)."""
         if by.role is not Role.PRACTITIONER or by.agency_kind is not AgencyKind.TREATMENT_PROVIDER:
             raise Forbidden("only a practitioner of a treatment provider registers clients")
-        fingerprint = self.vault.fingerprint(identity.nhs_number)
+        fingerprint = self.vault.fingerprint(nhs_match_key(identity.nhs_number))
         existing = self._indexed_client(by.agency, fingerprint)
         if existing is not None:
             raise ClientAlreadyRegistered(existing)
@@ -231,6 +250,9 @@ class AccordApplication(Application[UUID]):
         client = Client(
             id=client_id, controller=by.agency, registered_by=by.reference,
             sealed_identity=sealed, nhs_fingerprint=fingerprint,
+            name_fingerprint=self.vault.fingerprint(
+                name_match_key(identity.family_name, identity.date_of_birth)
+            ),
         )
         index = NhsNumberIndex(agency=by.agency, fingerprint=fingerprint, client_id=client_id)
         try:
@@ -271,14 +293,15 @@ class AccordApplication(Application[UUID]):
         if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD):
             raise Forbidden("this role does not read client records")
         client = self._client(client_id)
-        if client.controller != by.agency:
+        if by.agency not in client.controllers:
             raise ClientNotFound()
         identity: Identity | None = None
         erased = False
-        try:
-            identity = self.vault.open(client_id, client.sealed_identity)
-        except IdentityErased:
-            erased = True
+        if by.agency == client.controller:
+            try:
+                identity = self.vault.open(client_id, client.sealed_identity)
+            except IdentityErased:
+                erased = True
         facts = [
             _as_fact(e) for e in self._client_events(client_id)
             if isinstance(e, Client.FactRecorded) and e.controller == by.agency
@@ -286,6 +309,185 @@ class AccordApplication(Application[UUID]):
         return ClientRecord(
             client_id, client.controller, client.created_on, identity, erased, facts
         )
+
+    # -- data-sharing agreements -------------------------------------------------------
+
+    def propose_agreement(self, terms: AgreementTerms, by: Actor) -> Agreement:
+        """The controller's IG lead proposes; nothing is shared until both parties approve."""
+        self._require_ig_lead(by)
+        if terms.recipient == by.agency:
+            raise InvalidCommand("recipient", "an agency does not need an agreement with itself")
+        self.agency(terms.recipient)
+
+        def attempt() -> Agreement:
+            agreement = Agreement(controller=by.agency, terms=terms.model_dump(mode="json"),
+                                  proposed_by=by.reference)
+            controller, recipient = self.agency(by.agency), self.agency(terms.recipient)
+            controller.join_agreement(agreement.id)
+            recipient.join_agreement(agreement.id)
+            self.save(agreement, controller, recipient)
+            return agreement
+
+        return self._retrying(attempt)
+
+    def approve_agreement(self, agreement_id: UUID, by: Actor) -> Agreement:
+        """An IG lead of either party approves the latest terms; with both, they come into force."""
+        self._require_ig_lead(by)
+
+        def attempt() -> Agreement:
+            agreement = self._agreement_of_party(agreement_id, by)
+            if agreement.revoked:
+                raise AgreementRevoked()
+            if by.agency not in agreement.approvals:
+                agreement.approve(agency=by.agency, version=agreement.latest,
+                                  approved_by=by.reference)
+            if set(agreement.approvals) == set(agreement.parties) and \
+                    agreement.in_force != agreement.latest:
+                agreement.come_into_force(version=agreement.latest)
+            self.save(agreement)
+            return agreement
+
+        return self._retrying(attempt)
+
+    def amend_agreement(self, agreement_id: UUID, terms: AgreementTerms, by: Actor) -> Agreement:
+        """The controller's IG lead proposes new terms as the next version."""
+        self._require_ig_lead(by)
+
+        def attempt() -> Agreement:
+            agreement = self._agreement_of_party(agreement_id, by)
+            if agreement.controller != by.agency:
+                raise Forbidden("only the controller's IG lead amends an agreement")
+            if agreement.revoked:
+                raise AgreementRevoked()
+            if terms.recipient != agreement.recipient:
+                raise InvalidCommand("recipient", "an amendment cannot change the recipient")
+            agreement.amend(terms=terms.model_dump(mode="json"), proposed_by=by.reference)
+            self.save(agreement)
+            return agreement
+
+        return self._retrying(attempt)
+
+    def revoke_agreement(self, agreement_id: UUID, reason: str, by: Actor) -> Agreement:
+        self._require_ig_lead(by)
+
+        def attempt() -> Agreement:
+            agreement = self._agreement_of_party(agreement_id, by)
+            if not agreement.revoked:
+                agreement.revoke(agency=by.agency, reason=reason, revoked_by=by.reference)
+                self.save(agreement)
+            return agreement
+
+        return self._retrying(attempt)
+
+    def agreements_of(self, agency: str) -> list[Agreement]:
+        return [
+            a for a in (self._get(i, Agreement) for i in self.agency(agency).agreement_ids) if a
+        ]
+
+    def agreement(self, agreement_id: UUID, by: Actor) -> Agreement:
+        return self._agreement_of_party(agreement_id, by)
+
+    def _agreement_of_party(self, agreement_id: UUID, by: Actor) -> Agreement:
+        agreement = self._get(agreement_id, Agreement)
+        if agreement is None or by.agency not in agreement.parties:
+            raise AgreementNotFound()
+        return agreement
+
+    @staticmethod
+    def _require_ig_lead(by: Actor) -> None:
+        if by.role is not Role.IG_LEAD:
+            raise Forbidden("only an IG lead acts on data-sharing agreements")
+
+    # -- client consent -----------------------------------------------------------------
+
+    def give_consent(
+        self,
+        client_id: UUID,
+        *,
+        recipient_agency: str | None,
+        recipient_kind: AgencyKind | None,
+        categories: list[str],
+        purposes: list[str],
+        data_from: date | None,
+        data_to: date | None,
+        expires_at: datetime | None,
+        obtained: str,
+        by: Actor,
+    ) -> tuple[UUID, int]:
+        """Records the client's consent to share the caller agency's data; returns its id."""
+        self._require_practitioner(by)
+        if (recipient_agency is None) == (recipient_kind is None):
+            raise InvalidCommand("recipient", "name either one recipient agency or an agency kind")
+        if recipient_agency is not None:
+            self.agency(recipient_agency)
+        if data_from and data_to and data_to < data_from:
+            raise InvalidCommand("data_to", "must not be before data_from")
+        if expires_at is not None:
+            expires_at = _check_aware("expires_at", expires_at)
+        consent_id = uuid4()
+
+        def attempt() -> int:
+            client = self._client(client_id)
+            if by.agency not in client.controllers:
+                raise ClientNotFound()
+            client.give_consent(
+                consent_id=consent_id, controller=by.agency, recipient_agency=recipient_agency,
+                recipient_kind=recipient_kind.value if recipient_kind else None,
+                categories=sorted(set(categories)), purposes=sorted(set(purposes)),
+                data_from=data_from, data_to=data_to, expires_at=expires_at,
+                obtained=obtained, recorded_by=by.reference,
+            )
+            return self._position(self.save(client))
+
+        return consent_id, self._retrying(attempt)
+
+    def withdraw_consent(self, client_id: UUID, consent_id: UUID, reason: str, by: Actor) -> int:
+        """Withdrawal takes effect at its log position: views lose the facts it covered."""
+        self._require_practitioner(by)
+
+        def attempt() -> int:
+            client = self._client(client_id)
+            if by.agency not in client.controllers:
+                raise ClientNotFound()
+            consent = client.consents.get(consent_id)
+            if consent is None:
+                raise ConsentNotFound()
+            if consent.withdrawn:
+                raise Conflict("this consent has already been withdrawn")
+            client.withdraw_consent(consent_id=consent_id, reason=reason,
+                                    recorded_by=by.reference)
+            return self._position(self.save(client))
+
+        return self._retrying(attempt)
+
+    def consents(self, client_id: UUID, by: Actor) -> list[ConsentRecord]:
+        """Every consent the client gave to any agency, with its withdrawal if any."""
+        client = self._client(client_id)
+        if by.agency not in client.controllers:
+            raise ClientNotFound()
+        records: dict[UUID, ConsentRecord] = {}
+        for e in self._client_events(client_id):
+            if isinstance(e, Client.ConsentGiven):
+                records[e.consent_id] = ConsentRecord(given=e, withdrawn=None)
+            elif isinstance(e, Client.ConsentWithdrawn):
+                records[e.consent_id] = ConsentRecord(records[e.consent_id].given, e)
+        return list(records.values())
+
+    @staticmethod
+    def _require_practitioner(by: Actor) -> None:
+        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
+            raise Forbidden("only practitioners and safeguarding staff record consent")
+
+    # -- matching -------------------------------------------------------------------------
+
+    def match_keys(self, nhs_number: str | None, family_name: str | None,
+                   date_of_birth: date | None) -> str:
+        """The keyed fingerprint a match looks up; never the plain identifiers."""
+        if nhs_number is not None:
+            return self.vault.fingerprint(nhs_match_key(nhs_number))
+        if family_name is None or date_of_birth is None:
+            raise InvalidCommand("body", "give nhs_number, or family_name and date_of_birth")
+        return self.vault.fingerprint(name_match_key(family_name, date_of_birth))
 
     def event_types(self) -> Iterable[FactType]:
         return CATALOGUE.values()
@@ -335,8 +537,10 @@ class AccordApplication(Application[UUID]):
         return client
 
     def _client_writable_by(self, client_id: UUID, by: Actor) -> Client:
+        """The client, if the caller's agency holds its own record of them or has a basis
+        to see them; otherwise ClientNotFound, as for an unknown client."""
         client = self._client(client_id)
-        if client.controller != by.agency:
+        if by.agency not in client.controllers and not self.sees_client(by.agency, client_id):
             raise ClientNotFound()
         return client
 
@@ -359,10 +563,14 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _check_occurred_at(value: datetime) -> datetime:
+def _check_aware(field: str, value: datetime) -> datetime:
     if value.tzinfo is None:
-        raise InvalidCommand("occurred_at", "must include a time zone (e.g. 2026-01-31T09:00:00Z)")
-    value = value.astimezone(UTC)
+        raise InvalidCommand(field, "must include a time zone (e.g. 2026-01-31T09:00:00Z)")
+    return value.astimezone(UTC)
+
+
+def _check_occurred_at(value: datetime) -> datetime:
+    value = _check_aware("occurred_at", value)
     if value > datetime.now(UTC) + FUTURE_TOLERANCE:
         raise InvalidCommand("occurred_at", "is in the future")
     return value

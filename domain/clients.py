@@ -8,7 +8,8 @@ readers get the facts from the stream itself.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -28,12 +29,16 @@ class Client(Aggregate):
         registered_by: str,
         sealed_identity: str,
         nhs_fingerprint: str,
+        name_fingerprint: str,
     ) -> None:
         self.controller = controller
         self.registered_by = registered_by
         self.sealed_identity = sealed_identity
         self.nhs_fingerprint = nhs_fingerprint
+        self.name_fingerprint = name_fingerprint
         self.facts_recorded = 0
+        self.controllers: set[str] = {controller}
+        self.consents: dict[UUID, Consent] = {}
 
     class FactRecorded(Aggregate.Event):
         fact_type: str
@@ -55,6 +60,58 @@ class Client(Aggregate):
     ) -> None:
         """Records one fact. ``controller`` is the agency that recorded it and answers for it."""
         self.facts_recorded += 1
+        self.controllers.add(controller)
+
+    class ConsentGiven(Aggregate.Event):
+        consent_id: UUID
+        controller: str
+        recipient_agency: str | None
+        recipient_kind: str | None
+        categories: list[str]
+        purposes: list[str]
+        data_from: date | None
+        data_to: date | None
+        expires_at: datetime | None
+        obtained: str
+        recorded_by: str
+
+    @event(ConsentGiven)
+    def give_consent(
+        self,
+        consent_id: UUID,
+        controller: str,
+        recipient_agency: str | None,
+        recipient_kind: str | None,
+        categories: list[str],
+        purposes: list[str],
+        data_from: date | None,
+        data_to: date | None,
+        expires_at: datetime | None,
+        obtained: str,
+        recorded_by: str,
+    ) -> None:
+        """The client agrees that ``controller``'s data in these categories may go to the
+        recipient (one agency, or every agency of a kind) for these purposes."""
+        self.consents[consent_id] = Consent(consent_id, controller, withdrawn=False)
+
+    class ConsentWithdrawn(Aggregate.Event):
+        consent_id: UUID
+        reason: str
+        recorded_by: str
+
+    @event(ConsentWithdrawn)
+    def withdraw_consent(self, consent_id: UUID, reason: str, recorded_by: str) -> None:
+        self.consents[consent_id] = Consent(consent_id, self.consents[consent_id].controller,
+                                            withdrawn=True)
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What the aggregate needs to check commands; the full terms live in the events."""
+
+    consent_id: UUID
+    controller: str
+    withdrawn: bool
 
 
 class NhsNumberIndex(Aggregate):

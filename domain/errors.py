@@ -27,6 +27,16 @@ class AgencyNotFound(NotFound):
         super().__init__(f"agency {slug!r} not found")
 
 
+class AgreementNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("agreement not found")
+
+
+class ConsentNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("consent not found")
+
+
 class PrincipalNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("principal not found")
@@ -57,6 +67,11 @@ class ClientAlreadyRegistered(Conflict):
         super().__init__(
             f"this agency has already registered a client with that NHS number: {client_id}"
         )
+
+
+class AgreementRevoked(Conflict):
+    def __init__(self) -> None:
+        super().__init__("this agreement has been revoked; propose a new one")
 
 
 class ConcurrentWrite(Conflict):

@@ -75,6 +75,14 @@ class Identity(BaseModel):
         return value
 
 
+def nhs_match_key(nhs_number: str) -> str:
+    return f"nhs:{normalise_nhs_number(nhs_number)}"
+
+
+def name_match_key(family_name: str, date_of_birth: date) -> str:
+    return f"name:{' '.join(family_name.casefold().split())}|{date_of_birth.isoformat()}"
+
+
 class IdentityErased(Exception):
     """The client's data key was destroyed: the identity can no longer be read."""
 
@@ -90,8 +98,8 @@ class IdentityVault(Protocol):
         """Returns the identity, or raises IdentityErased."""
         ...
 
-    def fingerprint(self, nhs_number: str) -> str:
-        """A keyed hash of the NHS number, the same for every agency."""
+    def fingerprint(self, value: str) -> str:
+        """A keyed hash for matching (NHS number, or name and date of birth)."""
         ...
 
     def shred(self, client_id: UUID) -> None:

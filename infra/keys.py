@@ -75,7 +75,7 @@ class FieldVault:
     def __init__(self, engine: Engine, master_key: bytes) -> None:
         self._engine = engine
         self._wrapping = AESGCM(_derive(master_key, b"accord/v1/key-wrapping"))
-        self._matching_key = _derive(master_key, b"accord/v1/nhs-number-matching")
+        self._matching_key = _derive(master_key, b"accord/v1/matching")
         self.kek_id = hashlib.sha256(_derive(master_key, b"accord/v1/kek-id")).hexdigest()[:16]
 
     def seal(self, client_id: UUID, identity: Identity) -> str:
@@ -112,8 +112,8 @@ class FieldVault:
             raise ValueError(f"sealed identity of {client_id} fails authentication") from None
         return Identity.model_validate_json(plain)
 
-    def fingerprint(self, nhs_number: str) -> str:
-        return hmac.new(self._matching_key, nhs_number.encode(), hashlib.sha256).hexdigest()
+    def fingerprint(self, value: str) -> str:
+        return hmac.new(self._matching_key, value.encode(), hashlib.sha256).hexdigest()
 
     def shred(self, client_id: UUID) -> None:
         with self._engine.begin() as conn:

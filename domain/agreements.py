@@ -1,0 +1,143 @@
+"""Data-sharing agreements (DSAs): the register of who may share what with whom, and why.
+
+An agreement is proposed by the controller's IG lead and comes into force only when
+an IG lead of each party has approved the same version of its terms. Either party's
+IG lead may revoke it, with a reason. An amendment proposes new terms as the next
+version: the terms in force stay in force until both parties approve the amendment,
+and every earlier version stays on the record in the agreement's own stream.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Self
+
+from eventsourcing.domain import Aggregate, event
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.catalogue import CATALOGUE
+from domain.categories import (
+    CRIMINAL_OFFENCE_CATEGORIES,
+    HEALTH_CATEGORIES,
+    NEVER_SHARED_BY_AGREEMENT,
+    DataCategory,
+)
+from domain.vocabulary import Article6, Article9, Article10, LegalDuty, Purpose
+
+IDENTITY_FIELDS = ("given_name", "family_name", "date_of_birth", "nhs_number", "postcode")
+
+
+def shareable_fields(category: DataCategory) -> set[str]:
+    """Every payload field a fact of this category can carry."""
+    if category is DataCategory.IDENTITY:
+        return set(IDENTITY_FIELDS)
+    return {f for t in CATALOGUE.values() if t.category is category for f in t.fields}
+
+
+class LawfulBasis(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    article_6: Article6
+    article_9: Article9 | None = Field(None, description="required for health data")
+    article_10: Article10 | None = Field(None, description="required for criminal offence data")
+    legal_duty: LegalDuty | None = Field(
+        None, description="a statutory duty: sharing then goes ahead without consent"
+    )
+
+
+class AgreementTerms(BaseModel):
+    """One version of an agreement's terms, checked against UK GDPR's requirements."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipient: str = Field(description="the agency that receives the data")
+    title: str = Field(min_length=1, max_length=200)
+    purposes: list[Purpose] = Field(min_length=1)
+    categories: dict[DataCategory, list[str]] = Field(
+        min_length=1, description="each category shared, with the payload fields shared for it"
+    )
+    lawful_basis: LawfulBasis
+    consent_required: bool
+    valid_from: date
+    valid_to: date | None = None
+    review_on: date
+    retention_days: int = Field(ge=1, le=36500)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for category, fields in self.categories.items():
+            if category in NEVER_SHARED_BY_AGREEMENT:
+                raise ValueError(f"{category.value} are never shared by agreement")
+            if not fields:
+                raise ValueError(f"name the fields shared for {category.value}")
+            unknown = set(fields) - shareable_fields(category)
+            if unknown:
+                raise ValueError(f"{category.value} has no fields {sorted(unknown)}")
+        basis = self.lawful_basis
+        if basis.article_9 is None and HEALTH_CATEGORIES & set(self.categories):
+            raise ValueError("health data needs an Art. 9 condition (lawful_basis.article_9)")
+        if basis.article_10 is None and CRIMINAL_OFFENCE_CATEGORIES & set(self.categories):
+            raise ValueError(
+                "criminal offence data needs an Art. 10 condition (lawful_basis.article_10)"
+            )
+        if basis.legal_duty is not None and self.consent_required:
+            raise ValueError("a legal duty shares without consent: consent_required must be false")
+        if basis.article_6 is Article6.CONSENT and not self.consent_required:
+            raise ValueError("an agreement based on consent must require consent")
+        if self.valid_to is not None and self.valid_to <= self.valid_from:
+            raise ValueError("valid_to must be after valid_from")
+        return self
+
+
+class Agreement(Aggregate):
+    """A data-sharing agreement between a controller and a recipient agency."""
+
+    @event("Proposed")
+    def __init__(self, controller: str, terms: dict[str, Any], proposed_by: str) -> None:
+        self.controller = controller
+        self.recipient = str(terms["recipient"])
+        self.versions: list[dict[str, Any]] = [terms]
+        self.in_force: int | None = None  # index into versions
+        self.approvals: dict[str, str] = {}  # agency -> principal, for the latest version
+        self.revoked = False
+        self.revoked_reason: str | None = None
+
+    @property
+    def latest(self) -> int:
+        return len(self.versions)
+
+    @property
+    def status(self) -> str:
+        if self.revoked:
+            return "revoked"
+        if self.in_force is None:
+            return "proposed"
+        if self.in_force < self.latest:
+            return "active, amendment proposed"
+        return "active"
+
+    def terms(self, version: int | None = None) -> AgreementTerms:
+        return AgreementTerms.model_validate(self.versions[(version or self.latest) - 1])
+
+    @property
+    def parties(self) -> tuple[str, str]:
+        return (self.controller, self.recipient)
+
+    @event("Approved")
+    def approve(self, agency: str, version: int, approved_by: str) -> None:
+        self.approvals[agency] = approved_by
+
+    @event("CameIntoForce")
+    def come_into_force(self, version: int) -> None:
+        self.in_force = version
+
+    @event("Amended")
+    def amend(self, terms: dict[str, Any], proposed_by: str) -> None:
+        self.versions.append(terms)
+        self.approvals = {}
+
+    @event("Revoked")
+    def revoke(self, agency: str, reason: str, revoked_by: str) -> None:
+        self.revoked = True
+        self.revoked_reason = reason
+
