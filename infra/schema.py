@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -15,4 +15,83 @@ client_keys = Table(
     Column("kek_id", String(16), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("shredded_at", DateTime(timezone=True), nullable=True),
+)
+
+# -- the agency views (projections.views) ----------------------------------------------
+
+#: Every fact in the log, unmasked: the projector's own working copy, never served as is.
+facts = Table(
+    "accord_facts",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("client_id", String(32), nullable=False, index=True),
+    Column("fact_type", String(64), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("controller", String(64), nullable=False, index=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+#: What each agency may see: one row per (fact, purpose, basis), with the window in which
+#: the basis holds. Queries read only the caller's own rows.
+view_rows = Table(
+    "accord_view_rows",
+    metadata,
+    Column("agency", String(64), primary_key=True),
+    Column("client_id", String(32), primary_key=True),
+    Column("purpose", String(32), primary_key=True),
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("basis_key", String(120), primary_key=True),
+    Column("basis", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("fact_type", String(64), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("controller", String(64), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("fields", Text, nullable=True),
+    Column("data", Text, nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=True),
+    Column("not_after", DateTime(timezone=True), nullable=True),
+)
+Index("accord_view_rows_by_controller", view_rows.c.agency, view_rows.c.controller)
+
+#: The policy state the views were built with, so a restarted projector resumes exactly.
+policy_agencies = Table(
+    "accord_policy_agencies",
+    metadata,
+    Column("slug", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+)
+policy_agreements = Table(
+    "accord_policy_agreements",
+    metadata,
+    Column("agreement_id", String(32), primary_key=True),
+    Column("state", Text, nullable=False),
+)
+policy_consents = Table(
+    "accord_policy_consents",
+    metadata,
+    Column("consent_id", String(32), primary_key=True),
+    Column("client_id", String(32), nullable=False, index=True),
+    Column("scope", Text, nullable=False),
+)
+
+#: Keyed fingerprints for matching (NHS number; family name and date of birth).
+client_matching = Table(
+    "accord_client_matching",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("client_id", String(32), primary_key=True),
+)
+
+#: How far each projection has processed the log (eventsourcing's tracking contract:
+#: written in the same transaction as the projection's rows).
+tracking = Table(
+    "accord_tracking",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
 )

@@ -1,0 +1,299 @@
+"""Who may see what: the pure policy decision and its explanations.
+
+``decide(viewer, purpose, fact, state, at)`` answers whether one agency may see one fact
+for one purpose, given the agreements and consents at one log position, at one moment.
+It is a pure function: live projections and point-in-time replays call the same code
+with the same state, so a replay can always explain what a view showed.
+
+The rules (DESIGN.md, "Who may see what"):
+1. The controller (the agency that recorded the fact) sees its own record.
+2. Otherwise an agreement in force between controller and viewer must cover the fact's
+   category and the stated purpose, and be in date.
+3. Where the agreement requires consent, the client must have an active consent given
+   for the controller's data, covering the viewer (agency or agency kind), category and
+   purpose, with the fact inside the consent's data period.
+4. Where the agreement's basis is a legal duty, sharing goes ahead without consent.
+6. Everything else is denied, with the reasons.
+(Rule 5, emergency access, comes with the audit capability.)
+
+``grants`` enumerates every basis on which a fact could be shown, each with the window
+of time in which it holds; the projections store these, and a view at time ``t`` is the
+grants whose window contains ``t``, which is exactly what ``decide(..., at=t)`` permits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from domain.agencies import AgencyKind
+from domain.agreements import AgreementTerms
+from domain.categories import DataCategory
+from domain.vocabulary import Purpose
+
+#: The purpose under which a controller's own rows are stored: any purpose.
+ANY_PURPOSE = "*"
+
+
+class BasisKind(StrEnum):
+    CONTROLLER = "controller"
+    AGREEMENT = "agreement"
+    AGREEMENT_AND_CONSENT = "agreement_and_consent"
+    LEGAL_DUTY = "legal_duty"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    agency: str
+    kind: AgencyKind
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What the policy needs to know about one fact in the log."""
+
+    client_id: UUID
+    position: int
+    category: DataCategory
+    controller: str
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class AgreementInForce:
+    agreement_id: UUID
+    controller: str
+    recipient: str
+    version: int
+    terms: AgreementTerms
+
+
+@dataclass(frozen=True)
+class ConsentScope:
+    consent_id: UUID
+    client_id: UUID
+    controller: str
+    recipient_agency: str | None
+    recipient_kind: str | None
+    categories: frozenset[str]
+    purposes: frozenset[str]
+    data_from: date | None
+    data_to: date | None
+    expires_at: datetime | None
+    withdrawn: bool = False
+
+    def covers_recipient(self, viewer: Viewer) -> bool:
+        if self.recipient_agency is not None:
+            return self.recipient_agency == viewer.agency
+        return self.recipient_kind == viewer.kind.value
+
+    def covers_data_of(self, fact: Fact) -> bool:
+        day = fact.occurred_at.date()
+        return (self.data_from is None or day >= self.data_from) and (
+            self.data_to is None or day <= self.data_to
+        )
+
+
+@dataclass(frozen=True)
+class Basis:
+    """Why a fact is shown: which rule, which agreement, which consent, which duty."""
+
+    kind: BasisKind
+    agreement_id: UUID | None = None
+    agreement_version: int | None = None
+    consent_id: UUID | None = None
+    legal_duty: str | None = None
+    lawful_basis: Mapping[str, str | None] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "agreement_id": str(self.agreement_id) if self.agreement_id else None,
+            "agreement_version": self.agreement_version,
+            "consent_id": str(self.consent_id) if self.consent_id else None,
+            "legal_duty": self.legal_duty,
+            "lawful_basis": dict(self.lawful_basis) if self.lawful_basis else None,
+        }
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One basis on which a viewer may see a fact for a purpose, and when it holds."""
+
+    purpose: str
+    basis: Basis
+    fields: tuple[str, ...] | None  # None: every field (the controller's own record)
+    not_before: datetime | None
+    not_after: datetime | None
+    reason: str
+
+    def holds_at(self, at: datetime) -> bool:
+        return (self.not_before is None or at >= self.not_before) and (
+            self.not_after is None or at < self.not_after
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    permit: bool
+    basis: Basis | None
+    fields: tuple[str, ...] | None
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class PolicyState:
+    """Agreements in force, consents and agency kinds at one log position."""
+
+    position: int = 0
+    agency_kinds: dict[str, AgencyKind] = field(default_factory=dict)
+    agreements: dict[UUID, AgreementInForce] = field(default_factory=dict)
+    consents: dict[UUID, dict[UUID, ConsentScope]] = field(default_factory=dict)
+
+    def agreements_from(self, controller: str) -> Iterator[AgreementInForce]:
+        return (a for a in self.agreements.values() if a.controller == controller)
+
+    def agreements_between(self, controller: str, recipient: str) -> list[AgreementInForce]:
+        return [a for a in self.agreements_from(controller) if a.recipient == recipient]
+
+    def consents_of(self, client_id: UUID) -> Iterable[ConsentScope]:
+        return self.consents.get(client_id, {}).values()
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def mask(data: Mapping[str, Any], fields: Iterable[str] | None) -> dict[str, Any]:
+    """Only the shared fields of a payload; every field for the controller."""
+    if fields is None:
+        return dict(data)
+    return {name: data[name] for name in fields if name in data}
+
+
+def grants(viewer: Viewer, fact: Fact, state: PolicyState) -> list[Grant]:
+    """Every basis on which ``viewer`` may see ``fact``, for every purpose, with its window."""
+    if viewer.agency == fact.controller:
+        return [_controller_grant(fact)]
+    result: list[Grant] = []
+    for agreement in state.agreements_between(fact.controller, viewer.agency):
+        for purpose in agreement.terms.purposes:
+            granted, _ = _evaluate(agreement, viewer, purpose.value, fact, state)
+            result.extend(granted)
+    return result
+
+
+def decide(
+    viewer: Viewer,
+    purpose: Purpose | str,
+    fact: Fact,
+    state: PolicyState,
+    at: datetime | None = None,
+) -> Decision:
+    """Whether ``viewer`` may see ``fact`` for ``purpose`` at time ``at``, and why."""
+    at = at or datetime.now(UTC)
+    purpose = str(purpose)
+    if viewer.agency == fact.controller:
+        grant = _controller_grant(fact)
+        return Decision(True, grant.basis, None, (grant.reason,))
+    agreements = state.agreements_between(fact.controller, viewer.agency)
+    if not agreements:
+        return Decision(False, None, None, (
+            f"rule 2: no data-sharing agreement in force from {fact.controller} "
+            f"to {viewer.agency}",
+        ))
+    reasons: list[str] = []
+    for agreement in agreements:
+        granted, refused = _evaluate(agreement, viewer, purpose, fact, state)
+        reasons.extend(refused)
+        for grant in granted:
+            if grant.holds_at(at):
+                return Decision(True, grant.basis, grant.fields, (*reasons, grant.reason))
+            reasons.append(_outside_window(grant, at))
+    return Decision(False, None, None, (*reasons, "rule 6: denied by default"))
+
+
+def _controller_grant(fact: Fact) -> Grant:
+    return Grant(
+        purpose=ANY_PURPOSE, basis=Basis(BasisKind.CONTROLLER), fields=None,
+        not_before=None, not_after=None,
+        reason=f"rule 1: {fact.controller} recorded this fact and controls it",
+    )
+
+
+def _evaluate(
+    agreement: AgreementInForce, viewer: Viewer, purpose: str, fact: Fact, state: PolicyState
+) -> tuple[list[Grant], list[str]]:
+    """The grants one agreement gives for one purpose, or why it gives none."""
+    terms = agreement.terms
+    name = f"agreement {agreement.agreement_id} v{agreement.version} ({terms.title})"
+    if fact.category not in terms.categories:
+        return [], [f"rule 2: {name} does not share {fact.category.value}"]
+    if purpose not in {p.value for p in terms.purposes}:
+        return [], [f"rule 2: {name} does not name the purpose {purpose}"]
+    fields = tuple(terms.categories[fact.category])
+    lawful = {
+        "article_6": terms.lawful_basis.article_6.value,
+        "article_9": terms.lawful_basis.article_9.value if terms.lawful_basis.article_9 else None,
+        "article_10": (
+            terms.lawful_basis.article_10.value if terms.lawful_basis.article_10 else None
+        ),
+    }
+    starts = day_start(terms.valid_from)
+    ends = day_start(terms.valid_to + timedelta(days=1)) if terms.valid_to else None
+    if not terms.consent_required:
+        duty = terms.lawful_basis.legal_duty
+        if duty is not None:
+            basis = Basis(BasisKind.LEGAL_DUTY, agreement.agreement_id, agreement.version,
+                          legal_duty=duty.value, lawful_basis=lawful)
+            reason = f"rule 4: {name}: legal duty ({duty.value}); shared without consent"
+        else:
+            basis = Basis(BasisKind.AGREEMENT, agreement.agreement_id, agreement.version,
+                          lawful_basis=lawful)
+            reason = f"rule 2: {name} shares {fact.category.value} for {purpose}"
+        return [Grant(purpose, basis, fields, starts, ends, reason)], []
+    granted: list[Grant] = []
+    refused: list[str] = []
+    for consent in state.consents_of(fact.client_id):
+        problem = _consent_problem(consent, viewer, purpose, fact)
+        if problem:
+            refused.append(f"rule 3: consent {consent.consent_id} {problem}")
+            continue
+        until = ends
+        if consent.expires_at is not None:
+            until = consent.expires_at if until is None else min(until, consent.expires_at)
+        basis = Basis(BasisKind.AGREEMENT_AND_CONSENT, agreement.agreement_id,
+                      agreement.version, consent_id=consent.consent_id, lawful_basis=lawful)
+        reason = (f"rule 3: {name} shares {fact.category.value} for {purpose} "
+                  f"with the client's consent {consent.consent_id}")
+        granted.append(Grant(purpose, basis, fields, starts, until, reason))
+    if not granted:
+        refused.append(f"rule 3: {name} requires consent, and no active consent covers "
+                       f"{viewer.agency}, {fact.category.value} and {purpose}")
+    return granted, refused
+
+
+def _consent_problem(consent: ConsentScope, viewer: Viewer, purpose: str, fact: Fact) -> str:
+    if consent.withdrawn:
+        return "was withdrawn"
+    if consent.controller != fact.controller:
+        return f"covers {consent.controller}'s data, not {fact.controller}'s"
+    if not consent.covers_recipient(viewer):
+        return f"does not cover {viewer.agency}"
+    if fact.category.value not in consent.categories:
+        return f"does not cover {fact.category.value}"
+    if purpose not in consent.purposes:
+        return f"does not cover the purpose {purpose}"
+    if not consent.covers_data_of(fact):
+        return "does not cover data from that date"
+    return ""
+
+
+def _outside_window(grant: Grant, at: datetime) -> str:
+    if grant.not_before is not None and at < grant.not_before:
+        return f"{grant.reason}, but not before {grant.not_before.isoformat()}"
+    return f"{grant.reason}, but it lapsed at {grant.not_after.isoformat() if grant.not_after else ''}"

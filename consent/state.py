@@ -1,0 +1,116 @@
+"""How the policy state moves along the log, one domain event at a time.
+
+``evolve`` applies an event to a ``PolicyState`` and says what it means for the views:
+a new fact to project, a client whose consents changed, or an agreement that came into
+force or was revoked. Live projections and replays both step through the log with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from consent.policy import AgreementInForce, ConsentScope, Fact, PolicyState
+from domain.agencies import Agency, AgencyKind
+from domain.agreements import Agreement, AgreementTerms
+from domain.categories import DataCategory
+from domain.clients import Client
+
+
+@dataclass(frozen=True)
+class NewFact:
+    fact: Fact
+    fact_type: str
+    data: dict[str, Any]
+    recorded_at: Any
+    recorded_by: str
+
+
+@dataclass(frozen=True)
+class ClientPolicyChanged:
+    client_id: UUID
+
+
+@dataclass(frozen=True)
+class AgreementChanged:
+    controller: str
+    recipient: str
+
+
+Effect = NewFact | ClientPolicyChanged | AgreementChanged | None
+
+
+@dataclass
+class AgreementDraft:
+    """Every version of an agreement's terms, so that the version that comes into force
+    can be looked up; kept for agreements not yet (or no longer) in force too."""
+
+    controller: str
+    recipient: str
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    in_force: int | None = None
+    revoked: bool = False
+
+
+@dataclass
+class LogState(PolicyState):
+    """A ``PolicyState`` that also keeps agreement drafts, to follow the log."""
+
+    drafts: dict[UUID, AgreementDraft] = field(default_factory=dict)
+
+
+def evolve(state: LogState, event: Any, position: int) -> Effect:
+    state.position = position
+    if isinstance(event, Client.FactRecorded):
+        return NewFact(
+            Fact(event.originator_id, position, DataCategory(event.category), event.controller,
+                 event.occurred_at),
+            event.fact_type, event.data, event.timestamp, event.recorded_by,
+        )
+    if isinstance(event, Client.Registered):
+        return NewFact(
+            Fact(event.originator_id, position, DataCategory.IDENTITY, event.controller,
+                 event.timestamp),
+            "client_registered", {}, event.timestamp, event.registered_by,
+        )
+    if isinstance(event, Client.ConsentGiven):
+        state.consents.setdefault(event.originator_id, {})[event.consent_id] = ConsentScope(
+            consent_id=event.consent_id, client_id=event.originator_id,
+            controller=event.controller, recipient_agency=event.recipient_agency,
+            recipient_kind=event.recipient_kind, categories=frozenset(event.categories),
+            purposes=frozenset(event.purposes), data_from=event.data_from,
+            data_to=event.data_to, expires_at=event.expires_at,
+        )
+        return ClientPolicyChanged(event.originator_id)
+    if isinstance(event, Client.ConsentWithdrawn):
+        scopes = state.consents.setdefault(event.originator_id, {})
+        old = scopes.get(event.consent_id)
+        if old is not None:
+            scopes[event.consent_id] = ConsentScope(**{**old.__dict__, "withdrawn": True})
+        return ClientPolicyChanged(event.originator_id)
+    if isinstance(event, Agency.Registered):
+        state.agency_kinds[event.slug] = AgencyKind(event.kind)
+        return None
+    if isinstance(event, Agreement.Proposed):
+        state.drafts[event.originator_id] = AgreementDraft(
+            event.controller, str(event.terms["recipient"]), [event.terms]
+        )
+        return None
+    if isinstance(event, Agreement.Amended):
+        state.drafts[event.originator_id].versions.append(event.terms)
+        return None
+    if isinstance(event, Agreement.CameIntoForce):
+        draft = state.drafts[event.originator_id]
+        draft.in_force = event.version
+        state.agreements[event.originator_id] = AgreementInForce(
+            event.originator_id, draft.controller, draft.recipient, event.version,
+            AgreementTerms.model_validate(draft.versions[event.version - 1]),
+        )
+        return AgreementChanged(draft.controller, draft.recipient)
+    if isinstance(event, Agreement.Revoked):
+        draft = state.drafts[event.originator_id]
+        draft.revoked = True
+        if state.agreements.pop(event.originator_id, None) is not None:
+            return AgreementChanged(draft.controller, draft.recipient)
+    return None

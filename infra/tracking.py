@@ -1,0 +1,62 @@
+"""The tracking recorder for read models, on SQLAlchemy.
+
+It keeps eventsourcing's ``TrackingRecorder`` contract: a projection records the log
+position it has processed in the same transaction as its rows, so after a crash it
+resumes exactly where its last commit left it, losing nothing and repeating nothing.
+``wait`` lets a reader ask for its own writes (read-your-writes) without polling hard.
+"""
+
+from __future__ import annotations
+
+import threading
+from time import monotonic
+
+from eventsourcing.persistence import Tracking, TrackingRecorder
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from infra.schema import tracking
+
+
+class SqlTrackingRecorder(TrackingRecorder):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._advanced = threading.Condition()
+
+    def insert_tracking(self, tracking_: Tracking) -> None:
+        with self.engine.begin() as conn:
+            self.record(conn, tracking_.application_name, tracking_.notification_id)
+
+    def record(self, conn: Connection, name: str, position: int) -> None:
+        """Records ``position`` for ``name`` inside the caller's transaction."""
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(tracking).values(name=name, position=position)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=[tracking.c.name], set_={"position": position},
+        ))
+
+    def committed(self) -> None:
+        """Wakes readers waiting in ``wait`` (called after a commit in this process)."""
+        with self._advanced:
+            self._advanced.notify_all()
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        with self.engine.connect() as conn:
+            return self.position(conn, application_name)
+
+    @staticmethod
+    def position(conn: Connection, name: str) -> int | None:
+        value = conn.execute(select(tracking.c.position).where(tracking.c.name == name)).scalar()
+        return int(value) if value is not None else None
+
+    def wait(self, application_name: str, notification_id: int | None, timeout: float = 1.0,
+             interrupt: threading.Event | None = None) -> None:
+        """Blocks until ``notification_id`` is processed; TimeoutError after ``timeout``."""
+        deadline = monotonic() + timeout
+        while not self.has_tracking_id(application_name, notification_id):
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{application_name} has not reached {notification_id}")
+            with self._advanced:
+                # Another process may be the writer, so wake up now and then regardless.
+                self._advanced.wait(min(remaining, 0.05))

@@ -1,0 +1,423 @@
+"""Per-agency views: materialised rows of each agency's permitted, masked facts.
+
+The projector follows the notification log. For each fact it writes, for every agency
+with a possible basis, the masked fact with its basis and the window of time in which
+that basis holds. Consent given or withdrawn re-projects the client; an agreement
+coming into force or being revoked re-projects the (recipient, controller) pair. The
+rows, the policy state they were computed from and the tracked log position are
+written in one transaction, so a crash neither loses nor repeats work, and a view
+dropped and rebuilt from the log equals the incrementally built one.
+
+Queries read only the caller's own rows: a bug in a query cannot reach another
+agency's data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from sqlalchemy import Connection, Engine, and_, delete, exists, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from consent.policy import (
+    ANY_PURPOSE,
+    AgreementInForce,
+    Basis,
+    BasisKind,
+    ConsentScope,
+    Fact,
+    Grant,
+    Viewer,
+    grants,
+    mask,
+)
+from consent.state import (
+    AgreementChanged,
+    AgreementDraft,
+    ClientPolicyChanged,
+    LogState,
+    NewFact,
+    evolve,
+)
+from domain.agencies import Agency, AgencyKind
+from domain.agreements import Agreement, AgreementTerms
+from domain.application import AccordApplication
+from domain.categories import DataCategory
+from domain.clients import Client
+from infra.progress import progress
+from infra.schema import (
+    client_matching,
+    facts,
+    policy_agencies,
+    policy_agreements,
+    policy_consents,
+    tracking,
+    view_rows,
+)
+from infra.tracking import SqlTrackingRecorder
+
+BASIS_RANK = {
+    BasisKind.CONTROLLER.value: 0,
+    BasisKind.LEGAL_DUTY.value: 1,
+    BasisKind.AGREEMENT.value: 2,
+    BasisKind.AGREEMENT_AND_CONSENT.value: 3,
+}
+
+
+@dataclass(frozen=True)
+class ViewItem:
+    position: int
+    fact_type: str
+    category: str
+    controller: str
+    occurred_at: datetime
+    recorded_at: datetime
+    fields: tuple[str, ...] | None
+    data: dict[str, Any]
+    purpose: str
+    basis: dict[str, Any]
+    reason: str
+
+
+class AgencyViews:
+    """The projector and the queries of the per-agency views."""
+
+    name = "agency_views"
+
+    def __init__(self, app: AccordApplication, engine: Engine, batch_size: int = 2000) -> None:
+        self.app = app
+        self.engine = engine
+        self.batch_size = batch_size
+        self.tracking = SqlTrackingRecorder(engine)
+        self._lock = threading.Lock()
+        self._state: LogState | None = None
+
+    # -- following the log ----------------------------------------------------------------
+
+    def position(self) -> int:
+        return self.tracking.max_tracking_id(self.name) or 0
+
+    def catch_up(self, *, show_progress: bool = False) -> int:
+        """Processes everything appended so far; returns how many notifications."""
+        with self._lock:
+            head = self.app.recorder.max_notification_id() or 0
+            position = self.position()
+            if position >= head:
+                return 0
+            batches = self._batches(position, head)
+            if show_progress:
+                batches = progress(batches, "projecting agency views",
+                                   total=-(-(head - position) // self.batch_size))
+            processed = 0
+            for batch in batches:
+                self._process(batch)
+                processed += len(batch)
+            return processed
+
+    def rebuild(self, *, show_progress: bool = False) -> int:
+        """Drops every view row and the policy state, and replays the whole log."""
+        with self._lock, self.engine.begin() as conn:
+            for table in (view_rows, facts, policy_agencies, policy_agreements, policy_consents,
+                          client_matching):
+                conn.execute(delete(table))
+            conn.execute(delete(tracking).where(tracking.c.name == self.name))
+            self._state = None
+        return self.catch_up(show_progress=show_progress)
+
+    def _batches(self, position: int, head: int) -> Iterable[Sequence[Notification]]:
+        while position < head:
+            batch = self.app.recorder.select_notifications(
+                start=position, limit=self.batch_size, stop=head, inclusive_of_start=False
+            )
+            if not batch:
+                return
+            yield batch
+            position = batch[-1].id
+
+    def _process(self, batch: Sequence[Notification]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                state = self._state or self._load_state(conn)
+                writer = _Writer(conn)
+                for notification in batch:
+                    event = self.app.mapper.to_domain_event(notification)
+                    self._apply(writer, state, event, notification.id)
+                writer.flush()
+                self.tracking.record(conn, self.name, batch[-1].id)
+            self._state = state
+        except BaseException:
+            self._state = None  # the in-memory state may be ahead of the rolled-back rows
+            raise
+        self.tracking.committed()
+
+    def _apply(self, writer: _Writer, state: LogState, event: Any, position: int) -> None:
+        effect = evolve(state, event, position)
+        self._persist_policy(writer, state, event)
+        if isinstance(effect, NewFact):
+            writer.facts.append(_fact_row(effect))
+            if isinstance(event, Client.Registered):
+                for fingerprint in {event.nhs_fingerprint, event.name_fingerprint}:
+                    writer.matching.append({"fingerprint": fingerprint,
+                                            "client_id": event.originator_id.hex})
+            for viewer in _viewers(effect.fact.controller, state):
+                writer.rows.extend(_rows(viewer, effect.fact, effect, state))
+        elif isinstance(effect, ClientPolicyChanged):
+            writer.flush()
+            self._reproject_client(writer, state, effect.client_id)
+        elif isinstance(effect, AgreementChanged):
+            writer.flush()
+            self._reproject_pair(writer, state, effect.controller, effect.recipient)
+
+    def _reproject_client(self, writer: _Writer, state: LogState, client_id: UUID) -> None:
+        conn = writer.conn
+        conn.execute(delete(view_rows).where(
+            view_rows.c.client_id == client_id.hex, view_rows.c.purpose != ANY_PURPOSE
+        ))
+        for row in conn.execute(select(facts).where(facts.c.client_id == client_id.hex)):
+            fact, new_fact = _fact_from_row(row)
+            for viewer in _viewers(fact.controller, state):
+                if viewer.agency != fact.controller:
+                    writer.rows.extend(_rows(viewer, fact, new_fact, state))
+        writer.flush()
+
+    def _reproject_pair(self, writer: _Writer, state: LogState, controller: str,
+                        recipient: str) -> None:
+        conn = writer.conn
+        conn.execute(delete(view_rows).where(
+            view_rows.c.agency == recipient, view_rows.c.controller == controller
+        ))
+        kind = state.agency_kinds.get(recipient)
+        if kind is None or recipient == controller:
+            return
+        viewer = Viewer(recipient, kind)
+        result = conn.execution_options(yield_per=2000).execute(
+            select(facts).where(facts.c.controller == controller).order_by(facts.c.position)
+        )
+        pending: list[dict[str, Any]] = []
+        for row in result:
+            fact, new_fact = _fact_from_row(row)
+            pending.extend(_rows(viewer, fact, new_fact, state))
+        writer.rows.extend(pending)
+        writer.flush()
+
+    @staticmethod
+    def _persist_policy(writer: _Writer, state: LogState, event: Any) -> None:
+        if isinstance(event, Agency.Registered):
+            writer.upsert(policy_agencies, "slug", {"slug": event.slug,
+                                                    "kind": AgencyKind(event.kind).value})
+        elif isinstance(event, Agreement.Event) and event.originator_id in state.drafts:
+            draft = state.drafts[event.originator_id]
+            writer.upsert(policy_agreements, "agreement_id", {
+                "agreement_id": event.originator_id.hex,
+                "state": json.dumps(draft.__dict__, default=str),
+            })
+        elif isinstance(event, Client.ConsentGiven | Client.ConsentWithdrawn):
+            scope = state.consents[event.originator_id][event.consent_id]
+            writer.upsert(policy_consents, "consent_id", {
+                "consent_id": event.consent_id.hex, "client_id": event.originator_id.hex,
+                "scope": json.dumps(_scope_json(scope)),
+            })
+
+    def _load_state(self, conn: Connection) -> LogState:
+        state = LogState(position=SqlTrackingRecorder.position(conn, self.name) or 0)
+        for slug, kind in conn.execute(select(policy_agencies.c.slug, policy_agencies.c.kind)):
+            state.agency_kinds[slug] = AgencyKind(kind)
+        for agreement_id, raw in conn.execute(select(policy_agreements)):
+            draft = AgreementDraft(**json.loads(raw))
+            uid = UUID(hex=agreement_id)
+            state.drafts[uid] = draft
+            if draft.in_force is not None and not draft.revoked:
+                state.agreements[uid] = AgreementInForce(
+                    uid, draft.controller, draft.recipient, draft.in_force,
+                    AgreementTerms.model_validate(draft.versions[draft.in_force - 1]),
+                )
+        for _consent_id, client_id, raw in conn.execute(select(policy_consents)):
+            scope = _scope_from_json(json.loads(raw))
+            state.consents.setdefault(UUID(hex=client_id), {})[scope.consent_id] = scope
+        return state
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def items(self, agency: str, client_id: UUID, purpose: str,
+              at: datetime | None = None) -> list[ViewItem]:
+        """The agency's view of a client for a purpose at ``at`` (now): one item per fact."""
+        at = at or datetime.now(UTC)
+        query = select(view_rows).where(
+            view_rows.c.agency == agency,
+            view_rows.c.client_id == client_id.hex,
+            view_rows.c.purpose.in_((purpose, ANY_PURPOSE)),
+            _holds_at(at),
+        ).order_by(view_rows.c.position)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        best: dict[int, Any] = {}
+        for row in rows:
+            current = best.get(row.position)
+            if current is None or _rank(row) < _rank(current):
+                best[row.position] = row
+        return [_item(row) for row in best.values()]
+
+    def sees_client(self, agency: str, client_id: UUID, at: datetime | None = None) -> bool:
+        """Whether the agency has any basis, for any purpose, to see anything of the client."""
+        at = at or datetime.now(UTC)
+        query = select(exists().where(
+            view_rows.c.agency == agency, view_rows.c.client_id == client_id.hex, _holds_at(at)
+        ))
+        with self.engine.connect() as conn:
+            return bool(conn.execute(query).scalar())
+
+    def matching_clients(self, fingerprint: str) -> list[UUID]:
+        query = select(client_matching.c.client_id).where(
+            client_matching.c.fingerprint == fingerprint
+        )
+        with self.engine.connect() as conn:
+            return [UUID(hex=c) for c in conn.execute(query).scalars()]
+
+    def all_rows(self) -> list[tuple[Any, ...]]:
+        """Every view row, ordered: for comparing a rebuild with the incremental view."""
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(select(view_rows).order_by(
+                view_rows.c.agency, view_rows.c.client_id, view_rows.c.purpose,
+                view_rows.c.position, view_rows.c.basis_key))]
+
+
+class _Writer:
+    """Collects inserts for one transaction and writes them in bulk."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.facts: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
+        self.matching: list[dict[str, Any]] = []
+
+    def flush(self) -> None:
+        for table, pending in ((facts, self.facts), (view_rows, self.rows),
+                               (client_matching, self.matching)):
+            if pending:
+                self.conn.execute(insert(table), pending)
+                pending.clear()
+
+    def upsert(self, table: Any, key: str, values: dict[str, Any]) -> None:
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).values(**values)
+        self.conn.execute(statement.on_conflict_do_update(
+            index_elements=[table.c[key]], set_={k: v for k, v in values.items() if k != key},
+        ))
+
+
+def _viewers(controller: str, state: LogState) -> list[Viewer]:
+    viewers = {controller}
+    viewers.update(a.recipient for a in state.agreements_from(controller))
+    return [Viewer(slug, state.agency_kinds[slug]) for slug in sorted(viewers)
+            if slug in state.agency_kinds]
+
+
+def _rows(viewer: Viewer, fact: Fact, new_fact: NewFact, state: LogState) -> list[dict[str, Any]]:
+    result = []
+    for grant in grants(viewer, fact, state):
+        result.append(_view_row(viewer.agency, fact, new_fact, grant))
+    return result
+
+
+def _view_row(agency: str, fact: Fact, new_fact: NewFact, grant: Grant) -> dict[str, Any]:
+    basis = grant.basis
+    return {
+        "agency": agency,
+        "client_id": fact.client_id.hex,
+        "purpose": grant.purpose,
+        "position": fact.position,
+        "basis_key": _basis_key(basis),
+        "basis": json.dumps(basis.as_json(), separators=(",", ":")),
+        "reason": grant.reason,
+        "fact_type": new_fact.fact_type,
+        "category": fact.category.value,
+        "controller": fact.controller,
+        "occurred_at": fact.occurred_at,
+        "recorded_at": new_fact.recorded_at,
+        "fields": None if grant.fields is None else json.dumps(list(grant.fields)),
+        "data": json.dumps(mask(new_fact.data, grant.fields), separators=(",", ":")),
+        "not_before": grant.not_before,
+        "not_after": grant.not_after,
+    }
+
+
+def _basis_key(basis: Basis) -> str:
+    return f"{basis.kind.value}:{basis.agreement_id or ''}:{basis.consent_id or ''}"
+
+
+def _fact_row(new_fact: NewFact) -> dict[str, Any]:
+    fact = new_fact.fact
+    return {
+        "position": fact.position, "client_id": fact.client_id.hex,
+        "fact_type": new_fact.fact_type, "category": fact.category.value,
+        "controller": fact.controller, "occurred_at": fact.occurred_at,
+        "recorded_at": new_fact.recorded_at, "recorded_by": new_fact.recorded_by,
+        "data": json.dumps(new_fact.data, separators=(",", ":")),
+    }
+
+
+def _fact_from_row(row: Any) -> tuple[Fact, NewFact]:
+    fact = Fact(UUID(hex=row.client_id), row.position, DataCategory(row.category),
+                row.controller, _aware(row.occurred_at))
+    return fact, NewFact(fact, row.fact_type, json.loads(row.data), _aware(row.recorded_at),
+                         row.recorded_by)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _holds_at(at: datetime) -> Any:
+    at = at.astimezone(UTC)
+    return and_(
+        or_(view_rows.c.not_before.is_(None), view_rows.c.not_before <= at),
+        or_(view_rows.c.not_after.is_(None), view_rows.c.not_after > at),
+    )
+
+
+def _rank(row: Any) -> tuple[int, str]:
+    return (BASIS_RANK.get(json.loads(row.basis)["kind"], 9), row.basis_key)
+
+
+def _item(row: Any) -> ViewItem:
+    return ViewItem(
+        position=row.position, fact_type=row.fact_type, category=row.category,
+        controller=row.controller, occurred_at=_aware(row.occurred_at),
+        recorded_at=_aware(row.recorded_at),
+        fields=None if row.fields is None else tuple(json.loads(row.fields)),
+        data=json.loads(row.data), purpose=row.purpose, basis=json.loads(row.basis),
+        reason=row.reason,
+    )
+
+
+def _scope_json(scope: ConsentScope) -> dict[str, Any]:
+    return {
+        "consent_id": scope.consent_id.hex, "client_id": scope.client_id.hex,
+        "controller": scope.controller, "recipient_agency": scope.recipient_agency,
+        "recipient_kind": scope.recipient_kind, "categories": sorted(scope.categories),
+        "purposes": sorted(scope.purposes),
+        "data_from": scope.data_from.isoformat() if scope.data_from else None,
+        "data_to": scope.data_to.isoformat() if scope.data_to else None,
+        "expires_at": scope.expires_at.isoformat() if scope.expires_at else None,
+        "withdrawn": scope.withdrawn,
+    }
+
+
+def _scope_from_json(raw: dict[str, Any]) -> ConsentScope:
+    return ConsentScope(
+        consent_id=UUID(hex=raw["consent_id"]), client_id=UUID(hex=raw["client_id"]),
+        controller=raw["controller"], recipient_agency=raw["recipient_agency"],
+        recipient_kind=raw["recipient_kind"], categories=frozenset(raw["categories"]),
+        purposes=frozenset(raw["purposes"]),
+        data_from=date.fromisoformat(raw["data_from"]) if raw["data_from"] else None,
+        data_to=date.fromisoformat(raw["data_to"]) if raw["data_to"] else None,
+        expires_at=datetime.fromisoformat(raw["expires_at"]) if raw["expires_at"] else None,
+        withdrawn=raw["withdrawn"],
+    )
