@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import admin, catalogue, clients
+from api.routers import admin, agreements, catalogue, clients, consents, views
 from infra.settings import Settings
 from infra.wiring import Accord, build
+from projections.live import attach
 
 DESCRIPTION = """
 accord keeps every interaction with a client as an event in one append-only log.
@@ -27,17 +28,20 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         owned = accord is None
         api.state.accord = accord or build(settings)
+        api.state.projections = attach(api.state.accord, run_in_process=settings.run_projections)
         try:
             yield
         finally:
+            api.state.projections.stop()
             if owned:
                 api.state.accord.close()
 
     api = FastAPI(title="accord", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    if accord is not None:
-        api.state.accord = accord
     errors.install(api)
+    api.include_router(views.router)  # before clients: /v1/clients/match is not a client id
     api.include_router(clients.router)
+    api.include_router(consents.router)
+    api.include_router(agreements.router)
     api.include_router(catalogue.router)
     api.include_router(admin.router)
     api.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)

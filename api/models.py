@@ -9,7 +9,10 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from domain.agencies import SLUG, AgencyKind, Role
+from domain.agreements import AgreementTerms
+from domain.categories import DataCategory
 from domain.identity import Identity
+from domain.vocabulary import ConsentObtained, Purpose
 
 
 class Strict(BaseModel):
@@ -117,3 +120,95 @@ class EventTypeOut(BaseModel):
     schema_: dict[str, Any] = Field(alias="schema", description="JSON Schema of the payload")
 
     model_config = ConfigDict(populate_by_name=True)
+
+
+# -- agreements, consent, views (consent-scoped sharing) ----------------------------------
+
+
+class AgreementOut(BaseModel):
+    agreement_id: UUID
+    controller: str
+    recipient: str
+    status: str = Field(description="proposed, active, 'active, amendment proposed' or revoked")
+    version: int = Field(description="the latest version of the terms")
+    version_in_force: int | None
+    approvals: dict[str, str] = Field(description="agency -> approving principal, latest version")
+    terms: AgreementTerms = Field(description="the latest version of the terms")
+    terms_in_force: AgreementTerms | None
+    revoked_reason: str | None
+
+
+class ConsentIn(Strict):
+    recipient_agency: str | None = Field(None, pattern=SLUG.pattern)
+    recipient_kind: AgencyKind | None = None
+    categories: list[DataCategory] = Field(min_length=1)
+    purposes: list[Purpose] = Field(min_length=1)
+    data_from: date | None = Field(None, description="earliest date of data covered")
+    data_to: date | None = Field(None, description="latest date of data covered")
+    expires_at: AwareDatetime | None = None
+    obtained: ConsentObtained
+
+
+class ConsentCreated(BaseModel):
+    consent_id: UUID
+    position: int
+
+
+class WithdrawIn(Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class PositionOut(BaseModel):
+    position: int
+
+
+class ConsentOut(BaseModel):
+    consent_id: UUID
+    controller: str
+    recipient_agency: str | None
+    recipient_kind: str | None
+    categories: list[str]
+    purposes: list[str]
+    data_from: date | None
+    data_to: date | None
+    expires_at: datetime | None
+    obtained: str
+    recorded_by: str
+    given_at: datetime
+    withdrawn_at: datetime | None
+    withdrawal_reason: str | None
+    active: bool
+
+
+class ViewFactOut(BaseModel):
+    position: int
+    type: str
+    category: str
+    controller: str
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any] = Field(description="only the fields the basis shares")
+    basis: dict[str, Any] = Field(description="the rule, agreement, consent or duty")
+    reason: str
+
+
+class ClientViewOut(BaseModel):
+    client_id: UUID
+    agency: str
+    purpose: Purpose
+    position: int = Field(description="the log position this view is current to")
+    identity: dict[str, Any] | None = Field(
+        None, description="only the identity fields an agreement shares"
+    )
+    facts: list[ViewFactOut]
+
+
+class MatchIn(Strict):
+    purpose: Purpose
+    nhs_number: str | None = None
+    family_name: str | None = Field(None, min_length=1, max_length=100)
+    date_of_birth: date | None = None
+
+
+class MatchOut(BaseModel):
+    client_id: UUID

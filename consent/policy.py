@@ -153,6 +153,7 @@ class PolicyState:
     agency_kinds: dict[str, AgencyKind] = field(default_factory=dict)
     agreements: dict[UUID, AgreementInForce] = field(default_factory=dict)
     consents: dict[UUID, dict[UUID, ConsentScope]] = field(default_factory=dict)
+    erased: set[UUID] = field(default_factory=set)
 
     def agreements_from(self, controller: str) -> Iterator[AgreementInForce]:
         return (a for a in self.agreements.values() if a.controller == controller)
@@ -179,6 +180,8 @@ def grants(viewer: Viewer, fact: Fact, state: PolicyState) -> list[Grant]:
     """Every basis on which ``viewer`` may see ``fact``, for every purpose, with its window."""
     if viewer.agency == fact.controller:
         return [_controller_grant(fact)]
+    if fact.client_id in state.erased:
+        return []
     result: list[Grant] = []
     for agreement in state.agreements_between(fact.controller, viewer.agency):
         for purpose in agreement.terms.purposes:
@@ -200,6 +203,8 @@ def decide(
     if viewer.agency == fact.controller:
         grant = _controller_grant(fact)
         return Decision(True, grant.basis, None, (grant.reason,))
+    if fact.client_id in state.erased:
+        return Decision(False, None, None, ("the client has been erased",))
     agreements = state.agreements_between(fact.controller, viewer.agency)
     if not agreements:
         return Decision(False, None, None, (
@@ -296,4 +301,5 @@ def _consent_problem(consent: ConsentScope, viewer: Viewer, purpose: str, fact: 
 def _outside_window(grant: Grant, at: datetime) -> str:
     if grant.not_before is not None and at < grant.not_before:
         return f"{grant.reason}, but not before {grant.not_before.isoformat()}"
-    return f"{grant.reason}, but it lapsed at {grant.not_after.isoformat() if grant.not_after else ''}"
+    lapsed = grant.not_after.isoformat() if grant.not_after else "an unknown time"
+    return f"{grant.reason}, but it lapsed at {lapsed}"

@@ -89,6 +89,9 @@ def evolve(state: LogState, event: Any, position: int) -> Effect:
         if old is not None:
             scopes[event.consent_id] = ConsentScope(**{**old.__dict__, "withdrawn": True})
         return ClientPolicyChanged(event.originator_id)
+    if isinstance(event, Client.Erased):
+        state.erased.add(event.originator_id)
+        return ClientPolicyChanged(event.originator_id)
     if isinstance(event, Agency.Registered):
         state.agency_kinds[event.slug] = AgencyKind(event.kind)
         return None

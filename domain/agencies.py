@@ -44,7 +44,13 @@ class Agency(Aggregate):
     def create_id(slug: str, **_: Any) -> UUID:
         return agency_uuid(slug)
 
-    @event("Registered")
+    class Registered(Aggregate.Created):
+        slug: str
+        name: str
+        kind: AgencyKind
+        registered_by: str
+
+    @event(Registered)
     def __init__(self, slug: str, name: str, kind: AgencyKind, registered_by: str) -> None:
         self.slug = slug
         self.name = name

@@ -92,7 +92,12 @@ class AgreementTerms(BaseModel):
 class Agreement(Aggregate):
     """A data-sharing agreement between a controller and a recipient agency."""
 
-    @event("Proposed")
+    class Proposed(Aggregate.Created):
+        controller: str
+        terms: dict[str, Any]
+        proposed_by: str
+
+    @event(Proposed)
     def __init__(self, controller: str, terms: dict[str, Any], proposed_by: str) -> None:
         self.controller = controller
         self.recipient = str(terms["recipient"])
@@ -127,16 +132,28 @@ class Agreement(Aggregate):
     def approve(self, agency: str, version: int, approved_by: str) -> None:
         self.approvals[agency] = approved_by
 
-    @event("CameIntoForce")
+    class CameIntoForce(Aggregate.Event):
+        version: int
+
+    @event(CameIntoForce)
     def come_into_force(self, version: int) -> None:
         self.in_force = version
 
-    @event("Amended")
+    class Amended(Aggregate.Event):
+        terms: dict[str, Any]
+        proposed_by: str
+
+    @event(Amended)
     def amend(self, terms: dict[str, Any], proposed_by: str) -> None:
         self.versions.append(terms)
         self.approvals = {}
 
-    @event("Revoked")
+    class Revoked(Aggregate.Event):
+        agency: str
+        reason: str
+        revoked_by: str
+
+    @event(Revoked)
     def revoke(self, agency: str, reason: str, revoked_by: str) -> None:
         self.revoked = True
         self.revoked_reason = reason

@@ -310,6 +310,25 @@ class AccordApplication(Application[UUID]):
             client_id, client.controller, client.created_on, identity, erased, facts
         )
 
+    def erase_client(self, client_id: UUID, reason: str, by: Actor) -> int:
+        """Erasure (crypto-shredding): destroys the client's data key, then records it.
+
+        The log stays append-only and verifiable; every view and replay shows the
+        identity as erased, and partners get the same 404 as for an unknown client."""
+        if by.role is not Role.IG_LEAD:
+            raise Forbidden("only the controller's IG lead erases a client")
+        client = self._client(client_id)
+        if client.controller != by.agency or client.erased:
+            raise ClientNotFound()
+        self.vault.shred(client_id)
+
+        def attempt() -> int:
+            fresh = self._client(client_id)
+            fresh.erase(reason=reason, erased_by=by.reference)
+            return self._position(self.save(fresh))
+
+        return self._retrying(attempt)
+
     # -- data-sharing agreements -------------------------------------------------------
 
     def propose_agreement(self, terms: AgreementTerms, by: Actor) -> Agreement:
@@ -488,6 +507,11 @@ class AccordApplication(Application[UUID]):
         if family_name is None or date_of_birth is None:
             raise InvalidCommand("body", "give nhs_number, or family_name and date_of_birth")
         return self.vault.fingerprint(name_match_key(family_name, date_of_birth))
+
+    def identity_of(self, client_id: UUID) -> Identity:
+        """The decrypted identity, for callers that have already established a basis;
+        raises IdentityErased once the client's data key is destroyed."""
+        return self.vault.open(client_id, self._client(client_id).sealed_identity)
 
     def event_types(self) -> Iterable[FactType]:
         return CATALOGUE.values()

@@ -21,7 +21,14 @@ from domain.agencies import namespaced_uuid
 class Client(Aggregate):
     """A client of the partnership, registered by one agency (the record's controller)."""
 
-    @event("Registered")
+    class Registered(Aggregate.Created):
+        controller: str
+        registered_by: str
+        sealed_identity: str
+        nhs_fingerprint: str
+        name_fingerprint: str
+
+    @event(Registered)
     def __init__(
         self,
         id: UUID,
@@ -39,6 +46,7 @@ class Client(Aggregate):
         self.facts_recorded = 0
         self.controllers: set[str] = {controller}
         self.consents: dict[UUID, Consent] = {}
+        self.erased = False
 
     class FactRecorded(Aggregate.Event):
         fact_type: str
@@ -103,6 +111,16 @@ class Client(Aggregate):
     def withdraw_consent(self, consent_id: UUID, reason: str, recorded_by: str) -> None:
         self.consents[consent_id] = Consent(consent_id, self.consents[consent_id].controller,
                                             withdrawn=True)
+
+
+    class Erased(Aggregate.Event):
+        reason: str
+        erased_by: str
+
+    @event(Erased)
+    def erase(self, reason: str, erased_by: str) -> None:
+        """The identity's data key has been destroyed; partners no longer see the client."""
+        self.erased = True
 
 
 @dataclass(frozen=True)

@@ -59,3 +59,11 @@ class LegalDuty(StrEnum):
     CHILDREN_ACT_S47 = "Children Act 1989 s.47 (child at risk of significant harm)"
     CHILDREN_ACT_S17 = "Children Act 1989 s.17 / Working Together (child in need)"
     CARE_ACT_S42 = "Care Act 2014 s.42 (adult safeguarding enquiry)"
+
+
+class ConsentObtained(StrEnum):
+    """How the client's consent was obtained and recorded."""
+
+    WRITTEN = "written"
+    VERBAL = "verbal"
+    ELECTRONIC = "electronic"

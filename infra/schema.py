@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -77,6 +87,11 @@ policy_consents = Table(
     Column("consent_id", String(32), primary_key=True),
     Column("client_id", String(32), nullable=False, index=True),
     Column("scope", Text, nullable=False),
+)
+policy_erasures = Table(
+    "accord_policy_erasures",
+    metadata,
+    Column("client_id", String(32), primary_key=True),
 )
 
 #: Keyed fingerprints for matching (NHS number; family name and date of birth).

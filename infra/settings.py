@@ -8,6 +8,7 @@
 | ``ACCORD_KAFKA_BOOTSTRAP`` | unset (no Kafka) | Kafka bootstrap servers |
 | ``ACCORD_HOST`` / ``ACCORD_PORT`` | ``127.0.0.1`` / ``8000`` | where ``accord serve`` listens |
 | ``ACCORD_MAX_BODY_BYTES`` | ``65536`` | larger request bodies get 413 |
+| ``ACCORD_PROJECTIONS`` | ``in-process`` | ``worker`` when ``accord worker`` runs them |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 65536
+    run_projections: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -39,6 +41,7 @@ class Settings:
             host=env.get("ACCORD_HOST") or defaults.host,
             port=_int(env, "ACCORD_PORT", defaults.port),
             max_body_bytes=_int(env, "ACCORD_MAX_BODY_BYTES", defaults.max_body_bytes),
+            run_projections=(env.get("ACCORD_PROJECTIONS") or "in-process") != "worker",
         )
 
 

@@ -58,6 +58,7 @@ from infra.schema import (
     policy_agencies,
     policy_agreements,
     policy_consents,
+    policy_erasures,
     tracking,
     view_rows,
 )
@@ -125,7 +126,7 @@ class AgencyViews:
         """Drops every view row and the policy state, and replays the whole log."""
         with self._lock, self.engine.begin() as conn:
             for table in (view_rows, facts, policy_agencies, policy_agreements, policy_consents,
-                          client_matching):
+                          policy_erasures, client_matching):
                 conn.execute(delete(table))
             conn.execute(delete(tracking).where(tracking.c.name == self.name))
             self._state = None
@@ -170,6 +171,10 @@ class AgencyViews:
                 writer.rows.extend(_rows(viewer, effect.fact, effect, state))
         elif isinstance(effect, ClientPolicyChanged):
             writer.flush()
+            if isinstance(event, Client.Erased):
+                writer.upsert(policy_erasures, "client_id", {"client_id": event.originator_id.hex})
+                writer.conn.execute(delete(client_matching).where(
+                    client_matching.c.client_id == event.originator_id.hex))
             self._reproject_client(writer, state, effect.client_id)
         elif isinstance(effect, AgreementChanged):
             writer.flush()
@@ -238,6 +243,8 @@ class AgencyViews:
                     uid, draft.controller, draft.recipient, draft.in_force,
                     AgreementTerms.model_validate(draft.versions[draft.in_force - 1]),
                 )
+        state.erased.update(UUID(hex=c) for c in conn.execute(
+            select(policy_erasures.c.client_id)).scalars())
         for _consent_id, client_id, raw in conn.execute(select(policy_consents)):
             scope = _scope_from_json(json.loads(raw))
             state.consents.setdefault(UUID(hex=client_id), {})[scope.consent_id] = scope
@@ -307,9 +314,12 @@ class _Writer:
     def upsert(self, table: Any, key: str, values: dict[str, Any]) -> None:
         dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
         statement = dialect.insert(table).values(**values)
-        self.conn.execute(statement.on_conflict_do_update(
-            index_elements=[table.c[key]], set_={k: v for k, v in values.items() if k != key},
-        ))
+        others = {k: v for k, v in values.items() if k != key}
+        if others:
+            statement = statement.on_conflict_do_update(index_elements=[table.c[key]], set_=others)
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=[table.c[key]])
+        self.conn.execute(statement)
 
 
 def _viewers(controller: str, state: LogState) -> list[Viewer]:

@@ -1,0 +1,57 @@
+"""For practitioners: recording and withdrawing the client's consent to share."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, status
+
+from api.auth import App, require
+from api.models import ConsentCreated, ConsentIn, ConsentOut, ErrorBody, PositionOut, WithdrawIn
+from domain.agencies import Role
+from domain.application import Actor, ConsentRecord
+
+router = APIRouter(prefix="/v1/clients/{client_id}/consents", tags=["practitioners"])
+Recorder = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
+Reader = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD))]
+_errors: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ConsentCreated,
+             responses=_errors)
+def give(client_id: UUID, body: ConsentIn, app: App, actor: Recorder) -> ConsentCreated:
+    """Records consent to share the caller agency's data about the client."""
+    consent_id, position = app.give_consent(
+        client_id, recipient_agency=body.recipient_agency, recipient_kind=body.recipient_kind,
+        categories=[c.value for c in body.categories], purposes=[p.value for p in body.purposes],
+        data_from=body.data_from, data_to=body.data_to, expires_at=body.expires_at,
+        obtained=body.obtained.value, by=actor,
+    )
+    return ConsentCreated(consent_id=consent_id, position=position)
+
+
+@router.post("/{consent_id}/withdraw", response_model=PositionOut, responses=_errors)
+def withdraw(client_id: UUID, consent_id: UUID, body: WithdrawIn, app: App,
+             actor: Recorder) -> PositionOut:
+    """Withdrawal takes effect at its log position: partners' views lose what it covered."""
+    return PositionOut(position=app.withdraw_consent(client_id, consent_id, body.reason, actor))
+
+
+@router.get("", response_model=list[ConsentOut], responses=_errors)
+def list_consents(client_id: UUID, app: App, actor: Reader) -> list[ConsentOut]:
+    return [_out(r) for r in app.consents(client_id, actor)]
+
+
+def _out(record: ConsentRecord) -> ConsentOut:
+    g, w = record.given, record.withdrawn
+    return ConsentOut(
+        consent_id=g.consent_id, controller=g.controller, recipient_agency=g.recipient_agency,
+        recipient_kind=g.recipient_kind, categories=g.categories, purposes=g.purposes,
+        data_from=g.data_from, data_to=g.data_to, expires_at=g.expires_at, obtained=g.obtained,
+        recorded_by=g.recorded_by, given_at=g.timestamp,
+        withdrawn_at=w.timestamp if w else None, withdrawal_reason=w.reason if w else None,
+        active=w is None,
+    )

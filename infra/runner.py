@@ -1,0 +1,56 @@
+"""Runs projections: in a background thread of the API process on the embedded default,
+or as ``accord worker`` in its own process in production.
+
+The library's SQLite recorder has no ``subscribe()``, so a runner polls the log from
+each projection's tracked position; in-process it is also nudged after every local
+write, so a view follows its writes within milliseconds rather than a poll interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+log = logging.getLogger("accord.projections")
+
+
+class CatchesUp(Protocol):
+    name: str
+
+    def catch_up(self) -> int: ...
+
+
+class ProjectionRunner:
+    def __init__(self, projections: Sequence[CatchesUp], poll_interval: float = 0.5) -> None:
+        self.projections = list(projections)
+        self.poll_interval = poll_interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="accord-projections", daemon=True)
+        self._thread.start()
+
+    def nudge(self, _position: int | None = None) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def run(self) -> None:
+        """Catches every projection up until stopped; a failing batch is retried later."""
+        while not self._stop.is_set():
+            self._wake.clear()
+            for projection in self.projections:
+                try:
+                    projection.catch_up()
+                except Exception:
+                    log.exception("projection %s failed; retrying", projection.name)
+                    self._stop.wait(1.0)
+            self._wake.wait(self.poll_interval)
