@@ -7,7 +7,9 @@ local operator (an admin); what it does is recorded under ``operator:cli``.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from uuid import UUID
 
@@ -15,8 +17,10 @@ from domain.agencies import SLUG, AgencyKind, Role
 from domain.application import OPERATOR
 from domain.errors import AccordError
 from infra.keys import KeyFileError, generate_key_file
+from infra.runner import ProjectionRunner
 from infra.settings import Settings, SettingsError
 from infra.wiring import Accord, build
+from projections.views import AgencyViews
 
 
 def _slug(value: str) -> str:
@@ -49,6 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     generate = keys_commands.add_parser("generate", help="create ACCORD_KEY_FILE if absent")
     generate.add_argument("--force", action="store_true",
                           help="replace an existing key (makes existing identities unreadable)")
+
+    projections = commands.add_parser("projections", help="read models built from the log")
+    projection_commands = projections.add_subparsers(dest="action", required=True,
+                                                     metavar="ACTION")
+    projection_commands.add_parser("rebuild", help="drop the agency views and replay the log")
+    projection_commands.add_parser("catch-up", help="process what was appended since")
+
+    worker = commands.add_parser(
+        "worker", help="run the projections in this process (with ACCORD_PROJECTIONS=worker)"
+    )
+    worker.add_argument("--poll", type=float, default=0.2, help="seconds between polls")
+    worker.add_argument("--once", action="store_true", help="catch up once, then exit")
 
     agencies = commands.add_parser("agencies", help="partner agencies")
     agency_commands = agencies.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -87,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             generate_key_file(settings.key_file)
             return _with_accord(settings, lambda accord: seed(accord, args.clients, args.seed))
-        handler = {"agencies": _agencies, "principals": _principals}[args.command]
+        handler = {"agencies": _agencies, "principals": _principals,
+                   "projections": _projections, "worker": _worker}[args.command]
         return _with_accord(settings, lambda accord: handler(accord, args))
     except (AccordError, SettingsError, KeyFileError) as exc:
         print(f"accord: {exc}", file=sys.stderr)
@@ -109,6 +126,35 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
     uvicorn.run(create_app(settings=settings), host=host or settings.host,
                 port=port or settings.port, log_level="info")
+    return 0
+
+
+def _projections(accord: Accord, args: argparse.Namespace) -> int:
+    views = AgencyViews(accord.app, accord.engine)
+    started = time.perf_counter()
+    if args.action == "rebuild":
+        processed = views.rebuild(show_progress=True)
+    else:
+        processed = views.catch_up(show_progress=True)
+    elapsed = time.perf_counter() - started
+    rate = processed / elapsed if elapsed else 0.0
+    print(f"{args.action}: {processed} events in {elapsed:.1f}s ({rate:,.0f}/s); "
+          f"agency views at position {views.position()}")
+    return 0
+
+
+def _worker(accord: Accord, args: argparse.Namespace) -> int:
+    """Follows the log until interrupted (SIGINT/SIGTERM), committing each batch."""
+    views = AgencyViews(accord.app, accord.engine)
+    runner = ProjectionRunner([views], poll_interval=args.poll)
+    if args.once:
+        views.catch_up(show_progress=True)
+        return 0
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runner.stop_soon())
+    print(f"worker: following the log from position {views.position()}", flush=True)
+    runner.run()
+    print(f"worker: stopped at position {views.position()}")
     return 0
 
 

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from domain.agencies import AgencyKind, Role
+from domain.agreements import IDENTITY_FIELDS, AgreementTerms
 from domain.application import OPERATOR, AccordApplication, Actor
 from domain.identity import Identity, nhs_number_is_valid
+from domain.vocabulary import Article6, Article9, Article10, LegalDuty
 from infra.progress import progress
 from infra.wiring import Accord
+from projections.views import AgencyViews
 
 AGENCIES: list[tuple[str, str, AgencyKind]] = [
     ("riverside-recovery", "Riverside Recovery Service", AgencyKind.TREATMENT_PROVIDER),
@@ -85,7 +88,8 @@ def seed(accord: Accord, clients: int = 300, seed_value: int = 2026) -> int:
                 app.register_agency(slug, name, kind, OPERATOR)
         tokens = _enrol(app)
         _save_tokens(path, tokens)
-        _seed_clients(app, clients, random.Random(seed_value))
+        _seed_agreements(app)
+        _seed_clients(accord, clients, random.Random(seed_value))
         print(f"seeded {len(AGENCIES)} agencies and {clients} clients")
     _print_tokens(tokens, path)
     return 0
@@ -129,9 +133,118 @@ def demo_nhs_number(rng: random.Random) -> str:
             return candidate + str(check)
 
 
-def _seed_clients(app: AccordApplication, count: int, rng: random.Random) -> None:
+def _ig_lead(app: AccordApplication, agency: str) -> Actor:
+    return app.authenticate(
+        app.add_principal(agency, Role.IG_LEAD, "Demo IG lead (agreement register)", OPERATOR).token
+    )
+
+
+TP = AGENCIES[0][0]
+IDENTITY = {"identity": ["given_name", "family_name", "date_of_birth"]}
+ENGAGEMENT = {"treatment": ["appointment", "modality", "discharge_reason", "substances"]}
+
+
+def demo_agreements() -> list[tuple[str, dict[str, Any]]]:
+    """(controller, terms) for the demo's register of data-sharing agreements."""
+    common = {"valid_from": "2024-04-01", "valid_to": "2028-03-31", "review_on": "2027-03-31",
+              "retention_days": 2190}
+    health_public_task = {"article_6": Article6.PUBLIC_TASK.value,
+                          "article_9": Article9.SUBSTANTIAL_PUBLIC_INTEREST.value}
+    return [
+        (TP, {**common, "recipient": "northshire-police",
+              "title": "Drug intervention: treatment engagement for offender management",
+              "purposes": ["offender_management"],
+              "categories": {**IDENTITY, **ENGAGEMENT,
+                             "criminal_justice": ["order", "status", "ends_on"]},
+              "lawful_basis": {**health_public_task,
+                               "article_10": Article10.STATUTORY_PURPOSES.value},
+              "consent_required": True}),
+        (TP, {**common, "recipient": "northshire-probation",
+              "title": "DRR/ATR: treatment progress to the responsible officer",
+              "purposes": ["offender_management"],
+              "categories": {**IDENTITY, **ENGAGEMENT,
+                             "criminal_justice": ["order", "status", "ends_on"],
+                             "outcomes": ["stage", "substance_use", "crime"]},
+              "lawful_basis": {**health_public_task,
+                               "article_10": Article10.STATUTORY_PURPOSES.value},
+              "consent_required": True}),
+        (TP, {**common, "recipient": "northshire-childrens",
+              "title": "Safeguarding children: parents in treatment",
+              "purposes": ["safeguarding_children"],
+              "categories": {"identity": list(IDENTITY_FIELDS), **ENGAGEMENT,
+                             "safeguarding_children": ["children_in_household",
+                                                       "parental_responsibility", "pregnant",
+                                                       "due_date", "concern", "summary",
+                                                       "children_affected"],
+                             "domestic_abuse": ["role", "risk_level", "children_present"]},
+              "lawful_basis": {"article_6": Article6.LEGAL_OBLIGATION.value,
+                               "article_9": Article9.SUBSTANTIAL_PUBLIC_INTEREST.value,
+                               "legal_duty": LegalDuty.CHILDREN_ACT_S47.value},
+              "consent_required": False}),
+        (TP, {**common, "recipient": "northshire-mh-trust",
+              "title": "Dual diagnosis: joint care coordination",
+              "purposes": ["care_coordination", "direct_care"],
+              "categories": {**IDENTITY, **ENGAGEMENT,
+                             "mental_health": ["concern", "risk_level",
+                                               "in_mental_health_service", "recent_attempt"],
+                             "prescribing": ["medication", "change", "daily_dose_mg",
+                                             "supervised_consumption"]},
+              "lawful_basis": {"article_6": Article6.PUBLIC_TASK.value,
+                               "article_9": Article9.HEALTH_OR_SOCIAL_CARE.value},
+              "consent_required": True}),
+        (TP, {**common, "recipient": "northshire-adult-care",
+              "title": "Adult safeguarding: Care Act s.42 enquiries",
+              "purposes": ["safeguarding_adults"],
+              "categories": {"identity": list(IDENTITY_FIELDS), **ENGAGEMENT,
+                             "safeguarding_adults": ["concern", "summary",
+                                                     "section_42_enquiry"]},
+              "lawful_basis": {"article_6": Article6.LEGAL_OBLIGATION.value,
+                               "article_9": Article9.SOCIAL_PROTECTION.value,
+                               "legal_duty": LegalDuty.CARE_ACT_S42.value},
+              "consent_required": False}),
+        (TP, {**common, "recipient": "northshire-housing",
+              "title": "Housing support for people in recovery",
+              "purposes": ["care_coordination"],
+              "categories": {**IDENTITY, "housing": ["status"]},
+              "lawful_basis": {"article_6": Article6.CONSENT.value},
+              "consent_required": True}),
+        (TP, {**common, "recipient": "northshire-commissioning",
+              "title": "Outcomes monitoring (no identifiers)",
+              "purposes": ["commissioning"],
+              "categories": {"outcomes": ["stage", "substance_use", "injecting", "crime",
+                                          "health_and_social_functioning"],
+                             "treatment": ["modality", "discharge_reason"]},
+              "lawful_basis": {"article_6": Article6.PUBLIC_TASK.value,
+                               "article_9": Article9.PUBLIC_HEALTH.value},
+              "consent_required": False}),
+        ("northshire-police", {**common, "recipient": "northshire-childrens",
+                               "title": "Domestic abuse notifications where children live",
+                               "purposes": ["safeguarding_children"],
+                               "categories": {"domestic_abuse": ["role", "children_present"]},
+                               "lawful_basis": {
+                                   "article_6": Article6.LEGAL_OBLIGATION.value,
+                                   "legal_duty": LegalDuty.CHILDREN_ACT_S47.value},
+                               "consent_required": False}),
+    ]
+
+
+def _seed_agreements(app: AccordApplication) -> None:
+    leads: dict[str, Actor] = {}
+    for controller, raw in demo_agreements():
+        terms = AgreementTerms.model_validate(raw)
+        for agency in (controller, terms.recipient):
+            if agency not in leads:
+                leads[agency] = _ig_lead(app, agency)
+        agreement = app.propose_agreement(terms, leads[controller])
+        app.approve_agreement(agreement.id, leads[controller])
+        app.approve_agreement(agreement.id, leads[terms.recipient])
+
+
+def _seed_clients(accord: Accord, count: int, rng: random.Random) -> None:
+    app = accord.app
     worker = app.authenticate(_practitioner_token(app))
     used: set[str] = set()
+    consented: list[tuple[Any, bool]] = []
     for _ in progress(range(count), "seeding clients", total=count):
         nhs = demo_nhs_number(rng)
         while nhs in used:
@@ -144,8 +257,68 @@ def _seed_clients(app: AccordApplication, count: int, rng: random.Random) -> Non
             postcode=_postcode(rng),
         )
         client_id, _ = app.register_client(identity, worker)
-        for type_name, occurred_at, data in history(rng):
+        journey = history(rng)
+        for type_name, occurred_at, data in journey:
             app.record_fact(client_id, type_name, data, occurred_at, worker)
+        has_children = any(t == "household_updated" for t, _, _ in journey)
+        _seed_consents(app, client_id, rng, journey, worker)
+        consented.append((client_id, has_children))
+    _seed_partner_facts(accord, consented, rng)
+
+
+def _seed_consents(app: AccordApplication, client_id: Any, rng: random.Random,
+                   journey: list[tuple[str, datetime, dict[str, Any]]], worker: Actor) -> None:
+    """Most clients consent to offender management sharing if on an order, and to
+    dual-diagnosis care coordination if the mental health trust is involved."""
+    types = {t for t, _, _ in journey}
+    grants: list[tuple[str | None, AgencyKind | None, list[str], list[str]]] = []
+    if "criminal_justice_status" in types and rng.random() < 0.85:
+        grants.append((None, AgencyKind.POLICE, ["identity", "treatment", "criminal_justice"],
+                       ["offender_management"]))
+        grants.append(("northshire-probation", None,
+                       ["identity", "treatment", "criminal_justice", "outcomes"],
+                       ["offender_management"]))
+    if "mental_health_concern_recorded" in types and rng.random() < 0.8:
+        grants.append(("northshire-mh-trust", None,
+                       ["identity", "treatment", "mental_health", "prescribing"],
+                       ["care_coordination", "direct_care"]))
+    if rng.random() < 0.3:
+        grants.append(("northshire-housing", None, ["identity", "housing"],
+                       ["care_coordination"]))
+    for agency, kind, categories, purposes in grants:
+        consent_id, _ = app.give_consent(
+            client_id, recipient_agency=agency, recipient_kind=kind, categories=categories,
+            purposes=purposes, data_from=None, data_to=None, expires_at=None,
+            obtained=rng.choice(["written", "electronic"]), by=worker,
+        )
+        if rng.random() < 0.05:
+            app.withdraw_consent(client_id, consent_id, "client asked to stop sharing", worker)
+
+
+def _seed_partner_facts(accord: Accord, clients: list[tuple[Any, bool]],
+                        rng: random.Random) -> None:
+    """Partners contribute what they hold, where they have a basis to see the client."""
+    app = accord.app
+    views = AgencyViews(app, accord.engine)
+    app.sees_client = views.sees_client
+    views.catch_up(show_progress=True)
+    police = app.authenticate(app.add_principal("northshire-police", Role.PRACTITIONER,
+                                                "Demo police data feed", OPERATOR).token)
+    childrens = app.authenticate(app.add_principal("northshire-childrens", Role.SAFEGUARDING,
+                                                   "Demo children's services feed",
+                                                   OPERATOR).token)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for client_id, has_children in progress(clients, "partner records", total=len(clients)):
+        if views.sees_client("northshire-police", client_id) and rng.random() < 0.25:
+            app.record_fact(client_id, "domestic_abuse_incident_recorded",
+                            {"role": rng.choice(["victim", "perpetrator"]),
+                             "children_present": has_children and rng.random() < 0.5},
+                            now - timedelta(days=rng.randint(1, 90)), police)
+        if has_children and rng.random() < 0.3:
+            app.record_fact(client_id, "child_protection_status_recorded",
+                            {"status": rng.choice(["child_in_need", "child_protection_plan"]),
+                             "children": rng.randint(1, 3)},
+                            now - timedelta(days=rng.randint(1, 60)), childrens)
 
 
 def _postcode(rng: random.Random) -> str:

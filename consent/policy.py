@@ -23,7 +23,7 @@ grants whose window contains ``t``, which is exactly what ``decide(..., at=t)`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -70,6 +70,54 @@ class AgreementInForce:
     recipient: str
     version: int
     terms: AgreementTerms
+    # Derived once from the terms: decisions are made per fact, many thousands a second.
+    label: str = field(init=False, compare=False)
+    lawful: tuple[tuple[str, str | None], ...] = field(init=False, compare=False)
+    purposes: frozenset[str] = field(init=False, compare=False)
+    starts: datetime = field(init=False, compare=False)
+    ends: datetime | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        terms, basis = self.terms, self.terms.lawful_basis
+        derived = {
+            "label": f"agreement {self.agreement_id} v{self.version} ({terms.title})",
+            "lawful": (
+                ("article_6", basis.article_6.value),
+                ("article_9", basis.article_9.value if basis.article_9 else None),
+                ("article_10", basis.article_10.value if basis.article_10 else None),
+            ),
+            "purposes": frozenset(p.value for p in terms.purposes),
+            "starts": day_start(terms.valid_from),
+            "ends": day_start(terms.valid_to + timedelta(days=1)) if terms.valid_to else None,
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
+
+
+class AgreementRegister(dict[UUID, AgreementInForce]):
+    """The agreements in force, indexed by controller (rebuilt after any change)."""
+
+    _by_controller: dict[str, list[AgreementInForce]] | None = None
+
+    def __setitem__(self, key: UUID, value: AgreementInForce) -> None:
+        self._by_controller = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: UUID) -> None:
+        self._by_controller = None
+        super().__delitem__(key)
+
+    def pop(self, key: UUID, *default: Any) -> Any:
+        self._by_controller = None
+        return super().pop(key, *default)
+
+    def from_controller(self, controller: str) -> list[AgreementInForce]:
+        if self._by_controller is None:
+            index: dict[str, list[AgreementInForce]] = {}
+            for agreement in self.values():
+                index.setdefault(agreement.controller, []).append(agreement)
+            self._by_controller = index
+        return self._by_controller.get(controller, [])
 
 
 @dataclass(frozen=True)
@@ -107,7 +155,7 @@ class Basis:
     agreement_version: int | None = None
     consent_id: UUID | None = None
     legal_duty: str | None = None
-    lawful_basis: Mapping[str, str | None] | None = None
+    lawful_basis: tuple[tuple[str, str | None], ...] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -151,12 +199,17 @@ class PolicyState:
 
     position: int = 0
     agency_kinds: dict[str, AgencyKind] = field(default_factory=dict)
-    agreements: dict[UUID, AgreementInForce] = field(default_factory=dict)
+    agreements: dict[UUID, AgreementInForce] = field(default_factory=AgreementRegister)
     consents: dict[UUID, dict[UUID, ConsentScope]] = field(default_factory=dict)
     erased: set[UUID] = field(default_factory=set)
 
-    def agreements_from(self, controller: str) -> Iterator[AgreementInForce]:
-        return (a for a in self.agreements.values() if a.controller == controller)
+    def __post_init__(self) -> None:
+        if not isinstance(self.agreements, AgreementRegister):
+            self.agreements = AgreementRegister(self.agreements)
+
+    def agreements_from(self, controller: str) -> list[AgreementInForce]:
+        assert isinstance(self.agreements, AgreementRegister)
+        return self.agreements.from_controller(controller)
 
     def agreements_between(self, controller: str, recipient: str) -> list[AgreementInForce]:
         return [a for a in self.agreements_from(controller) if a.recipient == recipient]
@@ -176,16 +229,25 @@ def mask(data: Mapping[str, Any], fields: Iterable[str] | None) -> dict[str, Any
     return {name: data[name] for name in fields if name in data}
 
 
-def grants(viewer: Viewer, fact: Fact, state: PolicyState) -> list[Grant]:
-    """Every basis on which ``viewer`` may see ``fact``, for every purpose, with its window."""
+def grants(
+    viewer: Viewer, fact: Fact, state: PolicyState, *, consent_based_only: bool = False
+) -> list[Grant]:
+    """Every basis on which ``viewer`` may see ``fact``, for every purpose, with its window.
+
+    ``consent_based_only`` limits them to agreements that require consent: the only
+    grants a change of the client's consents can alter."""
     if viewer.agency == fact.controller:
-        return [_controller_grant(fact)]
+        return [] if consent_based_only else [_controller_grant(fact)]
     if fact.client_id in state.erased:
         return []
     result: list[Grant] = []
     for agreement in state.agreements_between(fact.controller, viewer.agency):
+        if fact.category not in agreement.terms.categories:
+            continue
+        if consent_based_only and not agreement.terms.consent_required:
+            continue
         for purpose in agreement.terms.purposes:
-            granted, _ = _evaluate(agreement, viewer, purpose.value, fact, state)
+            granted, _ = _evaluate(agreement, viewer, purpose.value, fact, state, explain=False)
             result.extend(granted)
     return result
 
@@ -231,25 +293,19 @@ def _controller_grant(fact: Fact) -> Grant:
 
 
 def _evaluate(
-    agreement: AgreementInForce, viewer: Viewer, purpose: str, fact: Fact, state: PolicyState
+    agreement: AgreementInForce, viewer: Viewer, purpose: str, fact: Fact, state: PolicyState,
+    *, explain: bool = True,
 ) -> tuple[list[Grant], list[str]]:
-    """The grants one agreement gives for one purpose, or why it gives none."""
+    """The grants one agreement gives for one purpose, or (if ``explain``) why it gives none."""
     terms = agreement.terms
-    name = f"agreement {agreement.agreement_id} v{agreement.version} ({terms.title})"
+    name = agreement.label
     if fact.category not in terms.categories:
         return [], [f"rule 2: {name} does not share {fact.category.value}"]
-    if purpose not in {p.value for p in terms.purposes}:
+    if purpose not in agreement.purposes:
         return [], [f"rule 2: {name} does not name the purpose {purpose}"]
     fields = tuple(terms.categories[fact.category])
-    lawful = {
-        "article_6": terms.lawful_basis.article_6.value,
-        "article_9": terms.lawful_basis.article_9.value if terms.lawful_basis.article_9 else None,
-        "article_10": (
-            terms.lawful_basis.article_10.value if terms.lawful_basis.article_10 else None
-        ),
-    }
-    starts = day_start(terms.valid_from)
-    ends = day_start(terms.valid_to + timedelta(days=1)) if terms.valid_to else None
+    lawful = agreement.lawful
+    starts, ends = agreement.starts, agreement.ends
     if not terms.consent_required:
         duty = terms.lawful_basis.legal_duty
         if duty is not None:
@@ -266,7 +322,8 @@ def _evaluate(
     for consent in state.consents_of(fact.client_id):
         problem = _consent_problem(consent, viewer, purpose, fact)
         if problem:
-            refused.append(f"rule 3: consent {consent.consent_id} {problem}")
+            if explain:
+                refused.append(f"rule 3: consent {consent.consent_id} {problem}")
             continue
         until = ends
         if consent.expires_at is not None:
@@ -276,7 +333,7 @@ def _evaluate(
         reason = (f"rule 3: {name} shares {fact.category.value} for {purpose} "
                   f"with the client's consent {consent.consent_id}")
         granted.append(Grant(purpose, basis, fields, starts, until, reason))
-    if not granted:
+    if not granted and explain:
         refused.append(f"rule 3: {name} requires consent, and no active consent covers "
                        f"{viewer.agency}, {fact.category.value} and {purpose}")
     return granted, refused

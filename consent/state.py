@@ -29,7 +29,10 @@ class NewFact:
 
 @dataclass(frozen=True)
 class ClientPolicyChanged:
+    """The client's consents (for one controller's data) changed, or the client was erased."""
+
     client_id: UUID
+    controller: str | None = None  # None: every controller
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,14 @@ def evolve(state: LogState, event: Any, position: int) -> Effect:
             purposes=frozenset(event.purposes), data_from=event.data_from,
             data_to=event.data_to, expires_at=event.expires_at,
         )
-        return ClientPolicyChanged(event.originator_id)
+        return ClientPolicyChanged(event.originator_id, event.controller)
     if isinstance(event, Client.ConsentWithdrawn):
         scopes = state.consents.setdefault(event.originator_id, {})
         old = scopes.get(event.consent_id)
-        if old is not None:
-            scopes[event.consent_id] = ConsentScope(**{**old.__dict__, "withdrawn": True})
-        return ClientPolicyChanged(event.originator_id)
+        if old is None:
+            return None
+        scopes[event.consent_id] = ConsentScope(**{**old.__dict__, "withdrawn": True})
+        return ClientPolicyChanged(event.originator_id, old.controller)
     if isinstance(event, Client.Erased):
         state.erased.add(event.originator_id)
         return ClientPolicyChanged(event.originator_id)

@@ -37,6 +37,11 @@ class ProjectionRunner:
     def nudge(self, _position: int | None = None) -> None:
         self._wake.set()
 
+    def stop_soon(self) -> None:
+        """Asks the loop to finish after the current batch (safe from a signal handler)."""
+        self._stop.set()
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

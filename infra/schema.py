@@ -67,6 +67,7 @@ view_rows = Table(
     Column("not_after", DateTime(timezone=True), nullable=True),
 )
 Index("accord_view_rows_by_controller", view_rows.c.agency, view_rows.c.controller)
+Index("accord_view_rows_by_client", view_rows.c.client_id, view_rows.c.controller)
 
 #: The policy state the views were built with, so a restarted projector resumes exactly.
 policy_agencies = Table(

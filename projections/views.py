@@ -14,6 +14,7 @@ agency's data.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from sqlalchemy import Connection, Engine, and_, delete, exists, insert, or_, select
+from sqlalchemy import Connection, DateTime, Engine, and_, delete, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consent.policy import (
@@ -175,21 +176,36 @@ class AgencyViews:
                 writer.upsert(policy_erasures, "client_id", {"client_id": event.originator_id.hex})
                 writer.conn.execute(delete(client_matching).where(
                     client_matching.c.client_id == event.originator_id.hex))
-            self._reproject_client(writer, state, effect.client_id)
+            self._reproject_client(writer, state, effect.client_id, effect.controller)
         elif isinstance(effect, AgreementChanged):
             writer.flush()
             self._reproject_pair(writer, state, effect.controller, effect.recipient)
 
-    def _reproject_client(self, writer: _Writer, state: LogState, client_id: UUID) -> None:
+    def _reproject_client(self, writer: _Writer, state: LogState, client_id: UUID,
+                          controller: str | None) -> None:
+        """Recomputes what partners see of one client's facts.
+
+        A change of consent (``controller`` given) can only alter consent-based rows of
+        that controller's facts; an erasure (``controller`` None) alters every partner row.
+        """
         conn = writer.conn
-        conn.execute(delete(view_rows).where(
+        rows = delete(view_rows).where(
             view_rows.c.client_id == client_id.hex, view_rows.c.purpose != ANY_PURPOSE
-        ))
-        for row in conn.execute(select(facts).where(facts.c.client_id == client_id.hex)):
+        )
+        client_facts = select(facts).where(facts.c.client_id == client_id.hex)
+        consent_based_only = controller is not None
+        if controller is not None:
+            rows = rows.where(
+                view_rows.c.controller == controller,
+                view_rows.c.basis_key.startswith(f"{BasisKind.AGREEMENT_AND_CONSENT.value}:"),
+            )
+            client_facts = client_facts.where(facts.c.controller == controller)
+        conn.execute(rows)
+        for row in conn.execute(client_facts):
             fact, new_fact = _fact_from_row(row)
-            for viewer in _viewers(fact.controller, state):
+            for viewer in _viewers(fact.controller, state, consent_based_only):
                 if viewer.agency != fact.controller:
-                    writer.rows.extend(_rows(viewer, fact, new_fact, state))
+                    writer.rows.extend(_rows(viewer, fact, new_fact, state, consent_based_only))
         writer.flush()
 
     def _reproject_pair(self, writer: _Writer, state: LogState, controller: str,
@@ -308,7 +324,7 @@ class _Writer:
         for table, pending in ((facts, self.facts), (view_rows, self.rows),
                                (client_matching, self.matching)):
             if pending:
-                self.conn.execute(insert(table), pending)
+                _bulk_insert(self.conn, table, pending)
                 pending.clear()
 
     def upsert(self, table: Any, key: str, values: dict[str, Any]) -> None:
@@ -322,18 +338,49 @@ class _Writer:
         self.conn.execute(statement)
 
 
-def _viewers(controller: str, state: LogState) -> list[Viewer]:
-    viewers = {controller}
-    viewers.update(a.recipient for a in state.agreements_from(controller))
+def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Inserts many rows through the driver's executemany.
+
+    This is the projector's hot path: SQLAlchemy's per-row parameter processing cost
+    more than the insert itself. On SQLite, datetimes are written in exactly the form
+    SQLAlchemy's DateTime type writes and reads (UTC, no offset)."""
+    names = [c.name for c in table.columns]
+    if conn.dialect.name == "sqlite":
+        placeholders = ", ".join(f":{n}" for n in names)
+        datetimes = [c.name for c in table.columns if isinstance(c.type, DateTime)]
+        formatted: dict[datetime, str] = {}  # a fact's times recur in each of its rows
+        for row in rows:
+            for name in datetimes:
+                value = row[name]
+                if value is not None:
+                    text = formatted.get(value)
+                    if text is None:
+                        text = formatted[value] = value.astimezone(UTC).strftime(_SQLITE_DATETIME)
+                    row[name] = text
+    else:
+        placeholders = ", ".join(f"%({n})s" for n in names)
+    statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608 - names come from the schema
+    conn.exec_driver_sql(statement, rows)
+
+
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _viewers(controller: str, state: LogState, consent_based_only: bool = False) -> list[Viewer]:
+    """The controller and every recipient of an agreement from it (that requires consent)."""
+    viewers = set() if consent_based_only else {controller}
+    viewers.update(a.recipient for a in state.agreements_from(controller)
+                   if a.terms.consent_required or not consent_based_only)
     return [Viewer(slug, state.agency_kinds[slug]) for slug in sorted(viewers)
             if slug in state.agency_kinds]
 
 
-def _rows(viewer: Viewer, fact: Fact, new_fact: NewFact, state: LogState) -> list[dict[str, Any]]:
-    result = []
-    for grant in grants(viewer, fact, state):
-        result.append(_view_row(viewer.agency, fact, new_fact, grant))
-    return result
+def _rows(viewer: Viewer, fact: Fact, new_fact: NewFact, state: LogState,
+          consent_based_only: bool = False) -> list[dict[str, Any]]:
+    return [
+        _view_row(viewer.agency, fact, new_fact, grant)
+        for grant in grants(viewer, fact, state, consent_based_only=consent_based_only)
+    ]
 
 
 def _view_row(agency: str, fact: Fact, new_fact: NewFact, grant: Grant) -> dict[str, Any]:
@@ -344,7 +391,7 @@ def _view_row(agency: str, fact: Fact, new_fact: NewFact, grant: Grant) -> dict[
         "purpose": grant.purpose,
         "position": fact.position,
         "basis_key": _basis_key(basis),
-        "basis": json.dumps(basis.as_json(), separators=(",", ":")),
+        "basis": _basis_json(basis),
         "reason": grant.reason,
         "fact_type": new_fact.fact_type,
         "category": fact.category.value,
@@ -356,6 +403,11 @@ def _view_row(agency: str, fact: Fact, new_fact: NewFact, grant: Grant) -> dict[
         "not_before": grant.not_before,
         "not_after": grant.not_after,
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _basis_json(basis: Basis) -> str:
+    return json.dumps(basis.as_json(), separators=(",", ":"))
 
 
 def _basis_key(basis: Basis) -> str:
