@@ -258,10 +258,12 @@ def _seed_clients(accord: Accord, count: int, rng: random.Random) -> None:
         )
         client_id, _ = app.register_client(identity, worker)
         journey = history(rng)
-        for type_name, occurred_at, data in journey:
+        # Consent is asked for at assessment, as services do: after the first two facts.
+        for index, (type_name, occurred_at, data) in enumerate(journey):
+            if index == 2:
+                _seed_consents(app, client_id, rng, journey, worker)
             app.record_fact(client_id, type_name, data, occurred_at, worker)
         has_children = any(t == "household_updated" for t, _, _ in journey)
-        _seed_consents(app, client_id, rng, journey, worker)
         consented.append((client_id, has_children))
     _seed_partner_facts(accord, consented, rng)
 

@@ -23,6 +23,7 @@ grants whose window contains ``t``, which is exactly what ``decide(..., at=t)`` 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -76,6 +77,10 @@ class AgreementInForce:
     purposes: frozenset[str] = field(init=False, compare=False)
     starts: datetime = field(init=False, compare=False)
     ends: datetime | None = field(init=False, compare=False)
+    #: Grants that depend only on the category (no consent needed), computed once each.
+    static_grants: dict[DataCategory, tuple[Grant, ...]] = field(
+        init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         terms, basis = self.terms, self.terms.lawful_basis
@@ -89,6 +94,7 @@ class AgreementInForce:
             "purposes": frozenset(p.value for p in terms.purposes),
             "starts": day_start(terms.valid_from),
             "ends": day_start(terms.valid_to + timedelta(days=1)) if terms.valid_to else None,
+            "static_grants": {},
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
@@ -98,18 +104,35 @@ class AgreementRegister(dict[UUID, AgreementInForce]):
     """The agreements in force, indexed by controller (rebuilt after any change)."""
 
     _by_controller: dict[str, list[AgreementInForce]] | None = None
+    _by_pair: dict[tuple[str, str], list[AgreementInForce]] | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: What callers derive from the register; emptied whenever it changes.
+        self.derived: dict[Any, Any] = {}
+
+    def _changed(self) -> None:
+        self._by_controller = self._by_pair = None
+        self.derived = {}
 
     def __setitem__(self, key: UUID, value: AgreementInForce) -> None:
-        self._by_controller = None
+        self._changed()
         super().__setitem__(key, value)
 
     def __delitem__(self, key: UUID) -> None:
-        self._by_controller = None
+        self._changed()
         super().__delitem__(key)
 
     def pop(self, key: UUID, *default: Any) -> Any:
-        self._by_controller = None
+        self._changed()
         return super().pop(key, *default)
+
+    def between(self, controller: str, recipient: str) -> list[AgreementInForce]:
+        if self._by_pair is None:
+            pairs: dict[tuple[str, str], list[AgreementInForce]] = {}
+            for agreement in self.values():
+                pairs.setdefault((agreement.controller, agreement.recipient), []).append(agreement)
+            self._by_pair = pairs
+        return self._by_pair.get((controller, recipient), [])
 
     def from_controller(self, controller: str) -> list[AgreementInForce]:
         if self._by_controller is None:
@@ -212,7 +235,8 @@ class PolicyState:
         return self.agreements.from_controller(controller)
 
     def agreements_between(self, controller: str, recipient: str) -> list[AgreementInForce]:
-        return [a for a in self.agreements_from(controller) if a.recipient == recipient]
+        assert isinstance(self.agreements, AgreementRegister)
+        return self.agreements.between(controller, recipient)
 
     def consents_of(self, client_id: UUID) -> Iterable[ConsentScope]:
         return self.consents.get(client_id, {}).values()
@@ -244,12 +268,27 @@ def grants(
     for agreement in state.agreements_between(fact.controller, viewer.agency):
         if fact.category not in agreement.terms.categories:
             continue
-        if consent_based_only and not agreement.terms.consent_required:
+        if not agreement.terms.consent_required:
+            if not consent_based_only:
+                result.extend(_static_grants(agreement, viewer, fact))
             continue
         for purpose in agreement.terms.purposes:
             granted, _ = _evaluate(agreement, viewer, purpose.value, fact, state, explain=False)
             result.extend(granted)
     return result
+
+
+def _static_grants(agreement: AgreementInForce, viewer: Viewer, fact: Fact) -> tuple[Grant, ...]:
+    """An agreement without consent grants the same for every fact of a category."""
+    cached = agreement.static_grants.get(fact.category)
+    if cached is None:
+        cached = tuple(
+            grant for purpose in agreement.terms.purposes
+            for grant in _evaluate(agreement, viewer, purpose.value, fact, PolicyState(),
+                                   explain=False)[0]
+        )
+        agreement.static_grants[fact.category] = cached
+    return cached
 
 
 def decide(
@@ -285,10 +324,15 @@ def decide(
 
 
 def _controller_grant(fact: Fact) -> Grant:
+    return _controller_grant_of(fact.controller)
+
+
+@functools.lru_cache(maxsize=256)
+def _controller_grant_of(controller: str) -> Grant:
     return Grant(
         purpose=ANY_PURPOSE, basis=Basis(BasisKind.CONTROLLER), fields=None,
         not_before=None, not_after=None,
-        reason=f"rule 1: {fact.controller} recorded this fact and controls it",
+        reason=f"rule 1: {controller} recorded this fact and controls it",
     )
 
 

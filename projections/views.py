@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from consent.policy import (
     ANY_PURPOSE,
     AgreementInForce,
+    AgreementRegister,
     Basis,
     BasisKind,
     ConsentScope,
@@ -168,7 +169,7 @@ class AgencyViews:
                 for fingerprint in {event.nhs_fingerprint, event.name_fingerprint}:
                     writer.matching.append({"fingerprint": fingerprint,
                                             "client_id": event.originator_id.hex})
-            for viewer in _viewers(effect.fact.controller, state):
+            for viewer in _viewers(effect.fact.controller, state, category=effect.fact.category):
                 writer.rows.extend(_rows(viewer, effect.fact, effect, state))
         elif isinstance(effect, ClientPolicyChanged):
             writer.flush()
@@ -203,7 +204,7 @@ class AgencyViews:
         conn.execute(rows)
         for row in conn.execute(client_facts):
             fact, new_fact = _fact_from_row(row)
-            for viewer in _viewers(fact.controller, state, consent_based_only):
+            for viewer in _viewers(fact.controller, state, consent_based_only, fact.category):
                 if viewer.agency != fact.controller:
                     writer.rows.extend(_rows(viewer, fact, new_fact, state, consent_based_only))
         writer.flush()
@@ -366,24 +367,40 @@ def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def _viewers(controller: str, state: LogState, consent_based_only: bool = False) -> list[Viewer]:
-    """The controller and every recipient of an agreement from it (that requires consent)."""
-    viewers = set() if consent_based_only else {controller}
-    viewers.update(a.recipient for a in state.agreements_from(controller)
-                   if a.terms.consent_required or not consent_based_only)
-    return [Viewer(slug, state.agency_kinds[slug]) for slug in sorted(viewers)
-            if slug in state.agency_kinds]
+def _viewers(controller: str, state: LogState, consent_based_only: bool = False,
+             category: DataCategory | None = None) -> list[Viewer]:
+    """The controller and every recipient of an agreement from it that could share the
+    category (of those that require consent, if ``consent_based_only``)."""
+    register = state.agreements
+    assert isinstance(register, AgreementRegister)
+    key = ("viewers", controller, consent_based_only, category, len(state.agency_kinds))
+    viewers: list[Viewer] | None = register.derived.get(key)
+    if viewers is None:
+        slugs = set() if consent_based_only else {controller}
+        slugs.update(a.recipient for a in state.agreements_from(controller)
+                     if (a.terms.consent_required or not consent_based_only)
+                     and (category is None or category in a.terms.categories))
+        viewers = register.derived[key] = [Viewer(slug, state.agency_kinds[slug])
+                                           for slug in sorted(slugs)
+                                           if slug in state.agency_kinds]
+    return viewers
 
 
 def _rows(viewer: Viewer, fact: Fact, new_fact: NewFact, state: LogState,
           consent_based_only: bool = False) -> list[dict[str, Any]]:
-    return [
-        _view_row(viewer.agency, fact, new_fact, grant)
-        for grant in grants(viewer, fact, state, consent_based_only=consent_based_only)
-    ]
+    masked: dict[tuple[str, ...] | None, str] = {}  # rows of one fact share masks
+    rows = []
+    for grant in grants(viewer, fact, state, consent_based_only=consent_based_only):
+        data = masked.get(grant.fields)
+        if data is None:
+            data = masked[grant.fields] = json.dumps(mask(new_fact.data, grant.fields),
+                                                     separators=(",", ":"))
+        rows.append(_view_row(viewer.agency, fact, new_fact, grant, data))
+    return rows
 
 
-def _view_row(agency: str, fact: Fact, new_fact: NewFact, grant: Grant) -> dict[str, Any]:
+def _view_row(agency: str, fact: Fact, new_fact: NewFact, grant: Grant,
+              data: str) -> dict[str, Any]:
     basis = grant.basis
     return {
         "agency": agency,
@@ -398,11 +415,16 @@ def _view_row(agency: str, fact: Fact, new_fact: NewFact, grant: Grant) -> dict[
         "controller": fact.controller,
         "occurred_at": fact.occurred_at,
         "recorded_at": new_fact.recorded_at,
-        "fields": None if grant.fields is None else json.dumps(list(grant.fields)),
-        "data": json.dumps(mask(new_fact.data, grant.fields), separators=(",", ":")),
+        "fields": _fields_json(grant.fields),
+        "data": data,
         "not_before": grant.not_before,
         "not_after": grant.not_after,
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _fields_json(fields: tuple[str, ...] | None) -> str | None:
+    return None if fields is None else json.dumps(list(fields))
 
 
 @functools.lru_cache(maxsize=4096)
