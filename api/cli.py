@@ -13,6 +13,9 @@ import time
 from collections.abc import Callable, Sequence
 from uuid import UUID
 
+from eventsourcing.persistence import PersistenceError
+from sqlalchemy.exc import SQLAlchemyError
+
 from domain.agencies import SLUG, AgencyKind, Role
 from domain.application import OPERATOR
 from domain.errors import AccordError
@@ -108,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _with_accord(settings, lambda accord: handler(accord, args))
     except (AccordError, SettingsError, KeyFileError) as exc:
         print(f"accord: {exc}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, PersistenceError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"accord: cannot use the database: {first_line}", file=sys.stderr)
         return 2
 
 

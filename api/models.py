@@ -16,7 +16,7 @@ from domain.vocabulary import ConsentObtained, Purpose
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class ErrorField(BaseModel):

@@ -258,6 +258,7 @@ class AccordApplication(Application[UUID]):
         try:
             recordings = self.save(client, index)
         except IntegrityError:
+            self.vault.shred(client_id)  # the losing registration's key protects nothing
             raise ClientAlreadyRegistered(
                 self._indexed_client(by.agency, fingerprint) or client_id
             ) from None
@@ -590,7 +591,10 @@ def _hash(secret: str) -> str:
 def _check_aware(field: str, value: datetime) -> datetime:
     if value.tzinfo is None:
         raise InvalidCommand(field, "must include a time zone (e.g. 2026-01-31T09:00:00Z)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidCommand(field, "is outside the calendar once converted to UTC") from None
 
 
 def _check_occurred_at(value: datetime) -> datetime:

@@ -21,7 +21,7 @@ _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$")
 
 def nhs_number_is_valid(value: str) -> bool:
     """The NHS number's modulus-11 check: ten digits, the last a check digit."""
-    if len(value) != 10 or not value.isdigit():
+    if len(value) != 10 or not (value.isascii() and value.isdigit()):
         return False
     weights = range(10, 1, -1)
     total = sum(int(digit) * weight for digit, weight in zip(value[:9], weights, strict=True))

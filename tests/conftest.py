@@ -112,7 +112,8 @@ def partnership(accord: Accord) -> Partnership:
     for slug, kind in AGENCIES.items():
         app.register_agency(slug, slug.title(), kind, OPERATOR)
         for role in Role:
-            result.tokens[(slug, role)] = app.add_principal(slug, role, f"{slug} {role}", OPERATOR).token
+            issued = app.add_principal(slug, role, f"{slug} {role}", OPERATOR)
+            result.tokens[(slug, role)] = issued.token
     return result
 
 

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api.auth import App, require
 from api.models import ClientViewOut, ErrorBody, MatchIn, MatchOut, ViewFactOut
+from consent.policy import BasisKind
 from domain.agencies import Role
 from domain.application import Actor
 from domain.categories import DataCategory
 from domain.errors import ClientNotFound, Conflict, Forbidden
 from domain.identity import IdentityErased
 from domain.vocabulary import Purpose
-from projections.views import AgencyViews
+from projections.views import AgencyViews, ViewItem
 
 router = APIRouter(prefix="/v1/clients", tags=["partners"])
 Viewer = Annotated[
@@ -37,6 +38,20 @@ def agency_views(request: Request) -> AgencyViews:
 Views = Annotated[AgencyViews, Depends(agency_views)]
 
 
+def _check_commissioner(actor: Actor, purpose: Purpose) -> None:
+    if actor.role is Role.COMMISSIONER and purpose is not Purpose.COMMISSIONING:
+        raise Forbidden("the commissioner role reads only for the purpose commissioning")
+
+
+def _items(views: AgencyViews, actor: Actor, client_id: UUID, purpose: Purpose) -> list[ViewItem]:
+    """The view's items for this principal. A commissioner-role principal sees only what
+    agreements share for commissioning, never its own agency's full records."""
+    items = views.items(actor.agency, client_id, purpose.value)
+    if actor.role is Role.COMMISSIONER:
+        items = [i for i in items if i.basis["kind"] != BasisKind.CONTROLLER.value]
+    return items
+
+
 @router.get("/{client_id}/view", response_model=ClientViewOut, responses=_errors)
 def view(
     client_id: UUID,
@@ -53,10 +68,11 @@ def view(
         # On a time-out the answer still says which position it is current to.
         with contextlib.suppress(TimeoutError):
             views.tracking.wait(views.name, min_position, timeout=MAX_WAIT_SECONDS)
+    _check_commissioner(actor, purpose)
     position = views.position()
     if not views.sees_client(actor.agency, client_id):
         raise ClientNotFound()
-    items = views.items(actor.agency, client_id, purpose.value)
+    items = _items(views, actor, client_id, purpose)
     if not items:
         raise Forbidden(f"no agreement under which {actor.agency} sees this client names the "
                         f"purpose {purpose.value}")
@@ -86,9 +102,10 @@ def match(body: MatchIn, app: App, views: Views, actor: Viewer) -> MatchOut:
     """Finds the client for an NHS number (or family name and date of birth), only if the
     caller's agency has a basis to see something of that client for the stated purpose."""
     fingerprint = app.match_keys(body.nhs_number, body.family_name, body.date_of_birth)
+    _check_commissioner(actor, body.purpose)
     visible = [
         client_id for client_id in views.matching_clients(fingerprint)
-        if views.items(actor.agency, client_id, body.purpose.value)
+        if _items(views, actor, client_id, body.purpose)
     ]
     if not visible:
         raise ClientNotFound()

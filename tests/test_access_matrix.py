@@ -1,0 +1,380 @@
+"""Who may call what: every endpoint x every role x whose resource, as one table.
+
+The endpoints are enumerated from the app itself, so a new route without an entry in
+``MATRIX`` fails ``test_every_route_has_a_matrix_entry``. Each cell states the status a
+caller gets:
+
+* ``own``:        a caller from treatment provider ``tp`` on ``tp``'s client, agreement,
+                  principal or agency;
+* ``other``:      a caller from ``tp`` on the same kind of resource of ``tp2``, the other
+                  treatment provider;
+* ``police``:     a caller from ``police`` on ``tp``'s resource;
+* ``commission``: a caller from the ``commissioner`` agency on ``tp``'s resource.
+
+No data-sharing agreement is in force, so no partner has a basis to see a client: a
+client of another agency must be indistinguishable from an unknown one (404).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import fastapi.routing
+import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from domain.agencies import Role
+from domain.agreements import AgreementTerms
+from domain.application import OPERATOR, Actor
+from infra.settings import Settings
+from infra.wiring import Accord
+from tests.conftest import VALID_IDENTITY, Partnership
+
+COLUMNS = ("own", "other", "police", "commission")
+CALLER = {"own": "tp", "other": "tp", "police": "police", "commission": "commissioner"}
+#: Whose resource each column's caller acts on.
+OWNER = {"own": "tp", "other": "tp2", "police": "tp", "commission": "tp"}
+ROLES = (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD, Role.ADMIN, Role.COMMISSIONER)
+P, S, I, A, C = ROLES  # noqa: E741 - the roles' initials read best in the table
+
+Row = tuple[int, int, int, int]  # statuses for (own, other, police, commission)
+ALL = {P, S, I, A, C}
+
+
+def rows(spec: dict[frozenset[Role], Row]) -> dict[Role, Row]:
+    """Expands {roles: statuses} into one row per role, checking every role is given once."""
+    table: dict[Role, Row] = {}
+    for roles, statuses in spec.items():
+        for role in roles:
+            assert role not in table, role
+            table[role] = statuses
+    assert set(table) == ALL
+    return table
+
+
+def only(*roles: Role) -> frozenset[Role]:
+    return frozenset(roles)
+
+
+def rest(*roles: Role) -> frozenset[Role]:
+    return frozenset(ALL - set(roles))
+
+
+DENIED: Row = (403, 403, 403, 403)
+CONTROLLER_ONLY = (404, 404, 404)  # other, police, commission: not their client
+
+MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
+    # The API description is public.
+    ("GET", "/openapi.json"): "public",
+    ("GET", "/docs"): "public",
+    ("GET", "/docs/oauth2-redirect"): "public",
+    ("GET", "/redoc"): "public",
+    # Clients: only a treatment provider's practitioner registers.
+    ("POST", "/v1/clients"): rows({
+        only(P): (201, 201, 403, 403),
+        rest(P): DENIED,
+    }),
+    ("POST", "/v1/clients/{client_id}/events"): rows({
+        only(P, S): (201, *CONTROLLER_ONLY),
+        rest(P, S): DENIED,
+    }),
+    ("GET", "/v1/clients/{client_id}/record"): rows({
+        only(P, S, I): (200, *CONTROLLER_ONLY),
+        rest(P, S, I): DENIED,
+    }),
+    # Consent is recorded by the client's own workers and read by them and their IG lead.
+    ("POST", "/v1/clients/{client_id}/consents"): rows({
+        only(P, S): (201, *CONTROLLER_ONLY),
+        rest(P, S): DENIED,
+    }),
+    ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"): rows({
+        only(P, S): (200, *CONTROLLER_ONLY),
+        rest(P, S): DENIED,
+    }),
+    ("GET", "/v1/clients/{client_id}/consents"): rows({
+        only(P, S, I): (200, *CONTROLLER_ONLY),
+        rest(P, S, I): DENIED,
+    }),
+    # Views and matching: the controller sees its own client; nobody else has a basis here.
+    # The commissioner role reads only for the purpose commissioning (these cells ask for
+    # direct care), before any client is looked up, so its 403 says nothing of the client.
+    ("GET", "/v1/clients/{client_id}/view"): rows({
+        only(P, S): (200, *CONTROLLER_ONLY),
+        rest(P, S): DENIED,
+    }),
+    ("POST", "/v1/clients/match"): rows({
+        only(P, S): (200, *CONTROLLER_ONLY),
+        rest(P, S): DENIED,
+    }),
+    # Agreements: IG leads act on those their agency is party to; parties may read them.
+    ("POST", "/v1/agreements"): rows({
+        only(I): (201, 201, 201, 201),
+        rest(I): DENIED,
+    }),
+    ("POST", "/v1/agreements/{agreement_id}/approve"): rows({
+        only(I): (200, 404, 404, 404),
+        rest(I): DENIED,
+    }),
+    ("POST", "/v1/agreements/{agreement_id}/amend"): rows({
+        only(I): (200, 404, 404, 404),
+        rest(I): DENIED,
+    }),
+    ("POST", "/v1/agreements/{agreement_id}/revoke"): rows({
+        only(I): (200, 404, 404, 404),
+        rest(I): DENIED,
+    }),
+    ("GET", "/v1/agreements"): rows({rest(): (200, 200, 200, 200)}),
+    ("GET", "/v1/agreements/{agreement_id}"): rows({rest(): (200, 404, 404, 404)}),
+    # The catalogue and the directory of agencies are for everyone in the partnership.
+    ("GET", "/v1/event-types"): rows({rest(): (200, 200, 200, 200)}),
+    ("GET", "/v1/agencies"): rows({rest(): (200, 200, 200, 200)}),
+    # Administration: partnership admins only, whichever agency they sit in.
+    ("POST", "/v1/agencies"): rows({only(A): (201, 201, 201, 201), rest(A): DENIED}),
+    ("POST", "/v1/principals"): rows({only(A): (201, 201, 201, 201), rest(A): DENIED}),
+    ("GET", "/v1/agencies/{agency}/principals"): rows({
+        only(A): (200, 200, 200, 200), rest(A): DENIED,
+    }),
+    ("POST", "/v1/principals/{principal_id}/revoke"): rows({
+        only(A): (204, 204, 204, 204), rest(A): DENIED,
+    }),
+}
+
+
+#: Cells where the code is known to disagree with the matrix; each is reported in the
+#: strict-xfail test below, so that fixing the code makes that test fail until removed here.
+KNOWN_BUGS: dict[tuple[str, str, Role, str], str] = {}
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves, including routes of included routers."""
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    found: set[tuple[str, str]] = set()
+    for route in iterate(app.routes) if iterate else app.routes:
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        assert path and methods, f"cannot enumerate route {route!r}"
+        found.update((method, path) for method in methods - {"HEAD"})
+    return found
+
+
+def test_every_route_has_a_matrix_entry(tmp_path: Path) -> None:
+    app = create_app(settings=Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}",
+                                       key_file=tmp_path / "unused.key"))
+    routes = app_routes(app)
+    documented = {(method.upper(), path) for path, item in app.openapi()["paths"].items()
+                  for method in item}
+    assert documented <= routes, "the enumeration missed documented routes"
+    assert routes - set(MATRIX) == set(), "routes without an access-matrix entry"
+    assert set(MATRIX) - routes == set(), "matrix entries for routes that no longer exist"
+
+
+# -- the world the matrix runs in ----------------------------------------------------------
+
+NHS_NUMBERS = ("9434765919", "4010232137")  # the clients of tp and tp2
+
+
+def fresh_nhs_number(seq: int) -> str:
+    """A valid NHS number in the 999 test range, different for each seq."""
+    for filler in "0123456789":
+        body = f"999{seq:05d}{filler}"
+        total = sum(int(d) * w for d, w in zip(body, range(10, 1, -1), strict=True))
+        check = (11 - total % 11) % 11
+        if check != 10:
+            return body + str(check)
+    raise AssertionError("unreachable: one filler in ten gives check digit 10 at most")
+
+
+def terms(recipient: str, title: str = "Housing status for care coordination") -> dict[str, Any]:
+    return {
+        "recipient": recipient, "title": title, "purposes": ["care_coordination"],
+        "categories": {"housing": ["status"]},
+        "lawful_basis": {"article_6": "6(1)(e) public task"}, "consent_required": False,
+        "valid_from": "2026-01-01", "review_on": "2027-01-01", "retention_days": 365,
+    }
+
+
+CONSENT = {"recipient_agency": "police", "categories": ["housing"],
+           "purposes": ["care_coordination"], "obtained": "written"}
+
+
+@dataclass
+class World:
+    accord: Accord
+    partnership: Partnership
+    clients: dict[str, UUID] = field(default_factory=dict)
+    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def actor(self, agency: str, role: Role) -> Actor:
+        return self.accord.app.authenticate(self.partnership.token(agency, role))
+
+    def agreement(self, controller: str) -> UUID:
+        """A fresh agreement proposed by ``controller`` to children's services."""
+        proposed = self.accord.app.propose_agreement(
+            AgreementTerms.model_validate(terms("childrens")),
+            self.actor(controller, Role.IG_LEAD),
+        )
+        return UUID(str(proposed.id))
+
+    def consent(self, owner: str) -> UUID:
+        consent_id, _ = self.accord.app.give_consent(
+            self.clients[owner], recipient_agency="police", recipient_kind=None,
+            categories=["housing"], purposes=["care_coordination"], data_from=None,
+            data_to=None, expires_at=None, obtained="written",
+            by=self.actor(owner, Role.PRACTITIONER),
+        )
+        return consent_id
+
+    def principal(self, owner: str) -> UUID:
+        """A fresh practitioner of ``owner``, for the matrix to revoke."""
+        return self.accord.app.add_principal(owner, Role.PRACTITIONER, "To be revoked",
+                                             OPERATOR).principal_id
+
+
+Request = tuple[str, dict[str, Any] | None]  # url, JSON body
+Build = Callable[[World, str], Request]
+
+
+def _client(world: World, owner: str) -> str:
+    return str(world.clients[owner])
+
+
+REQUESTS: dict[tuple[str, str], Build] = {
+    ("GET", "/openapi.json"): lambda w, o: ("/openapi.json", None),
+    ("GET", "/docs"): lambda w, o: ("/docs", None),
+    ("GET", "/docs/oauth2-redirect"): lambda w, o: ("/docs/oauth2-redirect", None),
+    ("GET", "/redoc"): lambda w, o: ("/redoc", None),
+    ("POST", "/v1/clients"): lambda w, o: (
+        "/v1/clients",
+        {"identity": {**VALID_IDENTITY, "nhs_number": fresh_nhs_number(next(w.counter))}},
+    ),
+    ("POST", "/v1/clients/{client_id}/events"): lambda w, o: (
+        f"/v1/clients/{_client(w, o)}/events",
+        {"type": "housing_status_recorded", "occurred_at": "2026-01-05T09:00:00Z",
+         "data": {"status": "settled"}},
+    ),
+    ("GET", "/v1/clients/{client_id}/record"): lambda w, o: (
+        f"/v1/clients/{_client(w, o)}/record", None),
+    ("POST", "/v1/clients/{client_id}/consents"): lambda w, o: (
+        f"/v1/clients/{_client(w, o)}/consents", CONSENT),
+    ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"): lambda w, o: (
+        f"/v1/clients/{_client(w, o)}/consents/{w.consent(o)}/withdraw",
+        {"reason": "client changed their mind"}),
+    ("GET", "/v1/clients/{client_id}/consents"): lambda w, o: (
+        f"/v1/clients/{_client(w, o)}/consents", None),
+    ("GET", "/v1/clients/{client_id}/view"): lambda w, o: (
+        f"/v1/clients/{_client(w, o)}/view?purpose=direct_care"
+        f"&min_position={w.accord.app.head_position()}", None),
+    ("POST", "/v1/clients/match"): lambda w, o: (
+        "/v1/clients/match",
+        {"purpose": "direct_care", "nhs_number": NHS_NUMBERS[0 if o == "tp" else 1]}),
+    ("POST", "/v1/agreements"): lambda w, o: ("/v1/agreements", terms("childrens")),
+    ("POST", "/v1/agreements/{agreement_id}/approve"): lambda w, o: (
+        f"/v1/agreements/{w.agreement(o)}/approve", None),
+    ("POST", "/v1/agreements/{agreement_id}/amend"): lambda w, o: (
+        f"/v1/agreements/{w.agreement(o)}/amend", terms("childrens", "Amended title")),
+    ("POST", "/v1/agreements/{agreement_id}/revoke"): lambda w, o: (
+        f"/v1/agreements/{w.agreement(o)}/revoke", {"reason": "no longer needed"}),
+    ("GET", "/v1/agreements"): lambda w, o: ("/v1/agreements", None),
+    ("GET", "/v1/agreements/{agreement_id}"): lambda w, o: (
+        f"/v1/agreements/{w.agreement(o)}", None),
+    ("GET", "/v1/event-types"): lambda w, o: ("/v1/event-types", None),
+    ("GET", "/v1/agencies"): lambda w, o: ("/v1/agencies", None),
+    ("POST", "/v1/agencies"): lambda w, o: (
+        "/v1/agencies", {"id": f"agency-{next(w.counter)}", "name": "New partner",
+                         "kind": "housing"}),
+    ("POST", "/v1/principals"): lambda w, o: (
+        "/v1/principals", {"agency": o, "role": "practitioner", "name": "New worker"}),
+    ("GET", "/v1/agencies/{agency}/principals"): lambda w, o: (
+        f"/v1/agencies/{o}/principals", None),
+    ("POST", "/v1/principals/{principal_id}/revoke"): lambda w, o: (
+        f"/v1/principals/{w.principal(o)}/revoke", {"reason": "matrix"}),
+}
+
+
+def test_every_matrix_entry_has_a_request() -> None:
+    assert set(REQUESTS) == set(MATRIX)
+
+
+def build_world(accord: Accord, partnership: Partnership, client: TestClient) -> World:
+    world = World(accord, partnership)
+    for owner, nhs in zip(("tp", "tp2"), NHS_NUMBERS, strict=True):
+        response = client.post(
+            "/v1/clients", json={"identity": {**VALID_IDENTITY, "nhs_number": nhs}},
+            headers=partnership.headers(owner, Role.PRACTITIONER),
+        )
+        assert response.status_code == 201, response.text
+        world.clients[owner] = UUID(response.json()["client_id"])
+    # Let the agency views catch up with the registrations (matching reads them).
+    client.get(f"/v1/clients/{world.clients['tp']}/view?purpose=direct_care"
+               f"&min_position={accord.app.head_position()}",
+               headers=partnership.headers("tp", Role.PRACTITIONER))
+    return world
+
+
+def call(client: TestClient, method: str, url: str, body: dict[str, Any] | None,
+         headers: dict[str, str]) -> httpx.Response:
+    return client.request(method, url, json=body, headers=headers)
+
+
+def check_cells(
+    accord: Accord, partnership: Partnership, client: TestClient,
+    cells: Callable[[tuple[str, str], Role, str], bool],
+) -> None:
+    world = build_world(accord, partnership, client)
+    wrong: list[str] = []
+    leaks: list[str] = []
+    for key, entry in MATRIX.items():
+        method = key[0]
+        for role in ROLES:
+            for i, column in enumerate(COLUMNS):
+                if not cells(key, role, column):
+                    continue
+                url, body = REQUESTS[key](world, OWNER[column])
+                expected = 200 if isinstance(entry, str) else entry[role][i]
+                before = accord.app.head_position()
+                response = call(client, method, url, body,
+                                partnership.headers(CALLER[column], role))
+                if response.status_code != expected:
+                    wrong.append(f"{method} {key[1]} {role.value}@{column}: expected "
+                                 f"{expected}, got {response.status_code} {response.text[:120]}")
+                assert response.status_code < 500, response.text
+                if response.status_code >= 400:
+                    if accord.app.head_position() != before:
+                        wrong.append(f"{method} {key[1]} {role.value}@{column}: refused "
+                                     f"({response.status_code}) yet appended to the log")
+                    if VALID_IDENTITY["family_name"] in response.text:
+                        leaks.append(f"{method} {key[1]} {role.value}@{column}")
+    assert not wrong, "\n".join(map(str, wrong))
+    assert not leaks, "\n".join(leaks)
+
+
+def test_access_matrix(accord: Accord, partnership: Partnership, client: TestClient) -> None:
+    check_cells(accord, partnership, client,
+                lambda key, role, column: (*key, role, column) not in KNOWN_BUGS)
+
+
+def test_anonymous_callers_get_401_everywhere_but_the_docs(
+    accord: Accord, partnership: Partnership, client: TestClient
+) -> None:
+    world = build_world(accord, partnership, client)
+    wrong = []
+    for key, entry in MATRIX.items():
+        expected = 200 if isinstance(entry, str) else 401
+        for headers in ({}, {"Authorization": "Bearer not-a-token"},
+                        {"Authorization": f"Basic {partnership.token('tp', Role.ADMIN)}"}):
+            url, body = REQUESTS[key](world, "tp")
+            before = accord.app.head_position()
+            response = call(client, key[0], url, body, headers)
+            if response.status_code != expected:
+                wrong.append(f"{key[0]} {key[1]} {headers}: {response.status_code}")
+            elif expected == 401 and response.headers.get("www-authenticate") != "Bearer":
+                wrong.append(f"{key[0]} {key[1]}: 401 without WWW-Authenticate: Bearer")
+            if accord.app.head_position() != before:
+                wrong.append(f"{key[0]} {key[1]} {headers}: appended to the log")
+    assert not wrong, "\n".join(map(str, wrong))
