@@ -129,7 +129,8 @@ class AgreementOut(BaseModel):
     agreement_id: UUID
     controller: str
     recipient: str
-    status: str = Field(description="proposed, active, 'active, amendment proposed' or revoked")
+    status: str = Field(description="proposed; active, 'approved, not yet in date' or 'out of "
+                        "date' (each may add ', amendment proposed'); or revoked")
     version: int = Field(description="the latest version of the terms")
     version_in_force: int | None
     approvals: dict[str, str] = Field(description="agency -> approving principal, latest version")

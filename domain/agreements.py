@@ -113,13 +113,24 @@ class Agreement(Aggregate):
 
     @property
     def status(self) -> str:
+        return self.status_on(date.today())
+
+    def status_on(self, day: date) -> str:
+        """Proposed, active (or not yet in date, or out of date), or revoked."""
         if self.revoked:
             return "revoked"
         if self.in_force is None:
             return "proposed"
+        terms = self.terms(self.in_force)
+        if day < terms.valid_from:
+            status = "approved, not yet in date"
+        elif terms.valid_to is not None and day > terms.valid_to:
+            status = "out of date"
+        else:
+            status = "active"
         if self.in_force < self.latest:
-            return "active, amendment proposed"
-        return "active"
+            status += ", amendment proposed"
+        return status
 
     def terms(self, version: int | None = None) -> AgreementTerms:
         return AgreementTerms.model_validate(self.versions[(version or self.latest) - 1])
