@@ -313,14 +313,45 @@ def decide(
             f"to {viewer.agency}",
         ))
     reasons: list[str] = []
+    holding: list[Grant] = []
     for agreement in agreements:
         granted, refused = _evaluate(agreement, viewer, purpose, fact, state)
         reasons.extend(refused)
         for grant in granted:
             if grant.holds_at(at):
-                return Decision(True, grant.basis, grant.fields, (*reasons, grant.reason))
-            reasons.append(_outside_window(grant, at))
+                holding.append(grant)
+            else:
+                reasons.append(_outside_window(grant, at))
+    if holding:
+        chosen = min(holding, key=lambda grant: preference(grant.basis))
+        return Decision(True, chosen.basis, chosen.fields, (*reasons, chosen.reason))
     return Decision(False, None, None, (*reasons, "rule 6: denied by default"))
+
+
+#: Where several bases hold at once, the one shown is the one least dependent on the
+#: client's choices: the controller's own record, then a legal duty, then an agreement
+#: without consent, then consent. The live views and ``decide`` (and so replays) use
+#: this one order, so they always name the same basis and show the same fields.
+BASIS_PREFERENCE = {
+    BasisKind.CONTROLLER.value: 0,
+    BasisKind.LEGAL_DUTY.value: 1,
+    BasisKind.AGREEMENT.value: 2,
+    BasisKind.AGREEMENT_AND_CONSENT.value: 3,
+}
+
+
+def basis_key(basis: Basis) -> str:
+    """A stable text key for a basis: its kind, agreement and consent."""
+    return f"{basis.kind.value}:{basis.agreement_id or ''}:{basis.consent_id or ''}"
+
+
+def preference(basis: Basis) -> tuple[int, str]:
+    """Sort key choosing among bases that hold at once (lowest first)."""
+    return preference_of_key(basis_key(basis))
+
+
+def preference_of_key(key: str) -> tuple[int, str]:
+    return (BASIS_PREFERENCE.get(key.split(":", 1)[0], 9), key)
 
 
 def _controller_grant(fact: Fact) -> Grant:

@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
 from domain.agencies import (
     PARTNERSHIP_ID,
@@ -129,6 +129,19 @@ class PrincipalSummary:
     added_at: datetime
 
 
+class DateAsISO(Transcoding):
+    """Calendar dates (a consent's data period) stored as ISO strings."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
 class AccordApplication(Application[UUID]):
     """The partnership's event log and the commands that append to it."""
 
@@ -145,6 +158,10 @@ class AccordApplication(Application[UUID]):
         self.write_listeners: list[Callable[[int], None]] = []
         #: Whether an agency has a basis to see a client (answered by the agency views).
         self.sees_client: Callable[[str, UUID], bool] = lambda _agency, _client: False
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
 
     # -- agencies and principals -------------------------------------------------
 

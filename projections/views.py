@@ -37,8 +37,10 @@ from consent.policy import (
     Fact,
     Grant,
     Viewer,
+    basis_key,
     grants,
     mask,
+    preference_of_key,
 )
 from consent.state import (
     AgreementChanged,
@@ -65,13 +67,6 @@ from infra.schema import (
     view_rows,
 )
 from infra.tracking import SqlTrackingRecorder
-
-BASIS_RANK = {
-    BasisKind.CONTROLLER.value: 0,
-    BasisKind.LEGAL_DUTY.value: 1,
-    BasisKind.AGREEMENT.value: 2,
-    BasisKind.AGREEMENT_AND_CONSENT.value: 3,
-}
 
 
 @dataclass(frozen=True)
@@ -219,8 +214,11 @@ class AgencyViews:
         if kind is None or recipient == controller:
             return
         viewer = Viewer(recipient, kind)
-        result = conn.execution_options(yield_per=2000).execute(
+        # Options on the statement, not the connection: Connection.execution_options
+        # changes the connection itself, and later inserts must not use a server cursor.
+        result = conn.execute(
             select(facts).where(facts.c.controller == controller).order_by(facts.c.position)
+            .execution_options(yield_per=2000)
         )
         pending: list[dict[str, Any]] = []
         for row in result:
@@ -407,7 +405,7 @@ def _view_row(agency: str, fact: Fact, new_fact: NewFact, grant: Grant,
         "client_id": fact.client_id.hex,
         "purpose": grant.purpose,
         "position": fact.position,
-        "basis_key": _basis_key(basis),
+        "basis_key": basis_key(basis),
         "basis": _basis_json(basis),
         "reason": grant.reason,
         "fact_type": new_fact.fact_type,
@@ -430,10 +428,6 @@ def _fields_json(fields: tuple[str, ...] | None) -> str | None:
 @functools.lru_cache(maxsize=4096)
 def _basis_json(basis: Basis) -> str:
     return json.dumps(basis.as_json(), separators=(",", ":"))
-
-
-def _basis_key(basis: Basis) -> str:
-    return f"{basis.kind.value}:{basis.agreement_id or ''}:{basis.consent_id or ''}"
 
 
 def _fact_row(new_fact: NewFact) -> dict[str, Any]:
@@ -467,7 +461,7 @@ def _holds_at(at: datetime) -> Any:
 
 
 def _rank(row: Any) -> tuple[int, str]:
-    return (BASIS_RANK.get(json.loads(row.basis)["kind"], 9), row.basis_key)
+    return preference_of_key(row.basis_key)
 
 
 def _item(row: Any) -> ViewItem:
