@@ -6,12 +6,12 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from domain.agencies import SLUG, AgencyKind, Role
-from domain.agreements import AgreementTerms
+from domain.agreements import AgreementStatus, AgreementTerms
 from domain.categories import DataCategory
-from domain.identity import Identity
+from domain.identity import Identity, checked_nhs_number
 from domain.vocabulary import ConsentObtained, Purpose
 
 
@@ -129,8 +129,10 @@ class AgreementOut(BaseModel):
     agreement_id: UUID
     controller: str
     recipient: str
-    status: str = Field(description="proposed; active, 'approved, not yet in date' or 'out of "
-                        "date' (each may add ', amendment proposed'); or revoked")
+    status: AgreementStatus = Field(description="approved: in force from its valid_from; "
+                                    "out_of_date: past its valid_to")
+    amendment_proposed: bool = Field(description="newer terms await approval; the terms in "
+                                     "force stay until both parties approve them")
     version: int = Field(description="the latest version of the terms")
     version_in_force: int | None
     approvals: dict[str, str] = Field(description="agency -> approving principal, latest version")
@@ -206,9 +208,15 @@ class ClientViewOut(BaseModel):
 
 class MatchIn(Strict):
     purpose: Purpose
-    nhs_number: str | None = None
+    nhs_number: str | None = Field(None, description="ten digits; spaces or hyphens allowed")
     family_name: str | None = Field(None, min_length=1, max_length=100)
     date_of_birth: date | None = None
+
+    @field_validator("nhs_number")
+    @classmethod
+    def _check_nhs_number(cls, value: str | None) -> str | None:
+        # A malformed number is a typing error to report, not a person to look for.
+        return None if value is None else checked_nhs_number(value)
 
 
 class MatchOut(BaseModel):

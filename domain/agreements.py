@@ -10,6 +10,7 @@ and every earlier version stays on the record in the agreement's own stream.
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from typing import Any, Self
 
 from eventsourcing.domain import Aggregate, event
@@ -89,6 +90,17 @@ class AgreementTerms(BaseModel):
         return self
 
 
+class AgreementStatus(StrEnum):
+    """An agreement's lifecycle: proposed, approved by both parties (in force from its
+    ``valid_from``), active, out of date after its ``valid_to``, or revoked."""
+
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    ACTIVE = "active"
+    OUT_OF_DATE = "out_of_date"
+    REVOKED = "revoked"
+
+
 class Agreement(Aggregate):
     """A data-sharing agreement between a controller and a recipient agency."""
 
@@ -112,25 +124,26 @@ class Agreement(Aggregate):
         return len(self.versions)
 
     @property
-    def status(self) -> str:
+    def status(self) -> AgreementStatus:
         return self.status_on(date.today())
 
-    def status_on(self, day: date) -> str:
-        """Proposed, active (or not yet in date, or out of date), or revoked."""
+    def status_on(self, day: date) -> AgreementStatus:
+        """Where the agreement stands in its lifecycle on ``day``."""
         if self.revoked:
-            return "revoked"
+            return AgreementStatus.REVOKED
         if self.in_force is None:
-            return "proposed"
+            return AgreementStatus.PROPOSED
         terms = self.terms(self.in_force)
         if day < terms.valid_from:
-            status = "approved, not yet in date"
-        elif terms.valid_to is not None and day > terms.valid_to:
-            status = "out of date"
-        else:
-            status = "active"
-        if self.in_force < self.latest:
-            status += ", amendment proposed"
-        return status
+            return AgreementStatus.APPROVED
+        if terms.valid_to is not None and day > terms.valid_to:
+            return AgreementStatus.OUT_OF_DATE
+        return AgreementStatus.ACTIVE
+
+    @property
+    def amendment_proposed(self) -> bool:
+        """Whether newer terms await approval while earlier ones stay in force."""
+        return self.in_force is not None and not self.revoked and self.in_force < self.latest
 
     def terms(self, version: int | None = None) -> AgreementTerms:
         return AgreementTerms.model_validate(self.versions[(version or self.latest) - 1])

@@ -50,10 +50,7 @@ class Identity(BaseModel):
     @field_validator("nhs_number")
     @classmethod
     def _check_nhs_number(cls, value: str) -> str:
-        value = normalise_nhs_number(value)
-        if not nhs_number_is_valid(value):
-            raise ValueError("not a valid NHS number (ten digits with a modulus-11 check digit)")
-        return value
+        return checked_nhs_number(value)
 
     @field_validator("postcode")
     @classmethod
@@ -73,6 +70,14 @@ class Identity(BaseModel):
         if value.year < 1900:
             raise ValueError("date of birth is before 1900")
         return value
+
+
+def checked_nhs_number(value: str) -> str:
+    """The NHS number normalised to ten digits, or ValueError if its check digit fails."""
+    value = normalise_nhs_number(value)
+    if not nhs_number_is_valid(value):
+        raise ValueError("not a valid NHS number (ten digits with a modulus-11 check digit)")
+    return value
 
 
 def nhs_match_key(nhs_number: str) -> str:

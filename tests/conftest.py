@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -130,3 +131,16 @@ VALID_IDENTITY = {
     "nhs_number": "943 476 5919",
     "postcode": "NR1 3QU",
 }
+
+
+def no_server_errors(response: httpx.Response) -> None:
+    response.read()
+    assert response.status_code < 500, f"{response.request.url}: {response.text}"
+    assert "Traceback" not in response.text
+    assert 'File "' not in response.text
+
+
+@pytest.fixture
+def api(client: TestClient) -> TestClient:
+    client.event_hooks["response"].append(no_server_errors)
+    return client

@@ -25,19 +25,6 @@ from tests.conftest import AGENCIES, VALID_IDENTITY, Partnership
 NORMALISED_IDENTITY = {**VALID_IDENTITY, "nhs_number": "9434765919"}
 
 
-def no_server_errors(response: httpx.Response) -> None:
-    response.read()
-    assert response.status_code < 500, f"{response.request.url}: {response.text}"
-    assert "Traceback" not in response.text
-    assert 'File "' not in response.text
-
-
-@pytest.fixture
-def api(client: TestClient) -> TestClient:
-    client.event_hooks["response"].append(no_server_errors)
-    return client
-
-
 def fact(type_name: str = "appointment_attended", data: dict[str, Any] | None = None,
          occurred_at: str = "2026-01-05T09:30:00Z") -> dict[str, Any]:
     return {"type": type_name, "occurred_at": occurred_at,

@@ -23,7 +23,8 @@ _errors: dict[int | str, dict[str, object]] = {
 def agreement_out(agreement: Agreement) -> AgreementOut:
     return AgreementOut(
         agreement_id=agreement.id, controller=agreement.controller,
-        recipient=agreement.recipient, status=agreement.status, version=agreement.latest,
+        recipient=agreement.recipient, status=agreement.status,
+        amendment_proposed=agreement.amendment_proposed, version=agreement.latest,
         version_in_force=agreement.in_force, approvals=dict(agreement.approvals),
         terms=agreement.terms(),
         terms_in_force=agreement.terms(agreement.in_force) if agreement.in_force else None,
