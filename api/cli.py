@@ -23,7 +23,7 @@ from infra.keys import KeyFileError, generate_key_file
 from infra.runner import ProjectionRunner
 from infra.settings import Settings, SettingsError
 from infra.wiring import Accord, build
-from projections.views import AgencyViews
+from projections.live import projections_of
 
 
 def _slug(value: str) -> str:
@@ -137,31 +137,33 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
 
 def _projections(accord: Accord, args: argparse.Namespace) -> int:
-    views = AgencyViews(accord.app, accord.engine)
-    started = time.perf_counter()
-    if args.action == "rebuild":
-        processed = views.rebuild(show_progress=True)
-    else:
-        processed = views.catch_up(show_progress=True)
-    elapsed = time.perf_counter() - started
-    rate = processed / elapsed if elapsed else 0.0
-    print(f"{args.action}: {processed} events in {elapsed:.1f}s ({rate:,.0f}/s); "
-          f"agency views at position {views.position()}")
+    for projection in projections_of(accord):
+        started = time.perf_counter()
+        if args.action == "rebuild":
+            processed = projection.rebuild(show_progress=True)
+        else:
+            processed = projection.catch_up(show_progress=True)
+        elapsed = time.perf_counter() - started
+        rate = processed / elapsed if elapsed else 0.0
+        print(f"{args.action} {projection.name}: {processed} events in {elapsed:.1f}s "
+              f"({rate:,.0f}/s); at position {projection.position()}")
     return 0
 
 
 def _worker(accord: Accord, args: argparse.Namespace) -> int:
     """Follows the log until interrupted (SIGINT/SIGTERM), committing each batch."""
-    views = AgencyViews(accord.app, accord.engine)
-    runner = ProjectionRunner([views], poll_interval=args.poll)
+    every = projections_of(accord)
+    runner = ProjectionRunner(every, poll_interval=args.poll)
     if args.once:
-        views.catch_up(show_progress=True)
+        for projection in every:
+            projection.catch_up(show_progress=True)
         return 0
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop_soon())
-    print(f"worker: following the log from position {views.position()}", flush=True)
+    start = min(p.position() for p in every)
+    print(f"worker: following the log from position {start}", flush=True)
     runner.run()
-    print(f"worker: stopped at position {views.position()}")
+    print(f"worker: stopped at position {min(p.position() for p in every)}")
     return 0
 
 

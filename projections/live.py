@@ -1,31 +1,60 @@
-"""Starts the projections beside the application and connects them to it."""
+"""Every projection of the log, started beside the application and connected to it.
+
+``projections_of`` is the one list of tracked projections: the API process runs them on
+the embedded default, ``accord worker`` runs them in production, and
+``accord projections rebuild|catch-up`` replays them. A new read model is added here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from infra.runner import ProjectionRunner
 from infra.wiring import Accord
 from projections.views import AgencyViews
 
 
+class Projection(Protocol):
+    """A read model that follows the log with its position tracked in its own rows."""
+
+    name: str
+
+    def position(self) -> int: ...
+
+    def catch_up(self, *, show_progress: bool = False) -> int: ...
+
+    def rebuild(self, *, show_progress: bool = False) -> int: ...
+
+
 @dataclass
 class Projections:
     views: AgencyViews
+    all: list[Projection]
     runner: ProjectionRunner | None
 
     def stop(self) -> None:
         if self.runner is not None:
             self.runner.stop()
 
+    def catch_up(self) -> None:
+        for projection in self.all:
+            projection.catch_up()
+
+
+def projections_of(accord: Accord, views: AgencyViews | None = None) -> list[Projection]:
+    """Every tracked projection of the log, in the order they catch up."""
+    return [views or AgencyViews(accord.app, accord.engine)]
+
 
 def attach(accord: Accord, *, run_in_process: bool = True) -> Projections:
     """Connects the views to the application; runs them in this process unless a worker does."""
     views = AgencyViews(accord.app, accord.engine)
     accord.app.sees_client = views.sees_client
+    every = projections_of(accord, views)
     runner = None
     if run_in_process:
-        runner = ProjectionRunner([views])
+        runner = ProjectionRunner(every)
         accord.app.write_listeners.append(runner.nudge)
         runner.start()
-    return Projections(views, runner)
+    return Projections(views, every, runner)
