@@ -39,6 +39,16 @@ def _uuid(value: str) -> UUID:
         raise argparse.ArgumentTypeError(f"not a principal id: {value!r}") from None
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {value!r}")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accord", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--poll", type=float, default=0.2, help="seconds between polls")
     worker.add_argument("--once", action="store_true", help="catch up once, then exit")
+    worker.add_argument("--batch-size", type=_positive, default=2000,
+                        help="notifications per committed transaction")
 
     agencies = commands.add_parser("agencies", help="partner agencies")
     agency_commands = agencies.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -152,7 +164,7 @@ def _projections(accord: Accord, args: argparse.Namespace) -> int:
 
 def _worker(accord: Accord, args: argparse.Namespace) -> int:
     """Follows the log until interrupted (SIGINT/SIGTERM), committing each batch."""
-    every = projections_of(accord)
+    every = projections_of(accord, batch_size=args.batch_size)
     runner = ProjectionRunner(every, poll_interval=args.poll)
     if args.once:
         for projection in every:

@@ -42,9 +42,10 @@ class Projections:
             projection.catch_up()
 
 
-def projections_of(accord: Accord, views: AgencyViews | None = None) -> list[Projection]:
+def projections_of(accord: Accord, views: AgencyViews | None = None,
+                   batch_size: int = 2000) -> list[Projection]:
     """Every tracked projection of the log, in the order they catch up."""
-    return [views or AgencyViews(accord.app, accord.engine)]
+    return [views or AgencyViews(accord.app, accord.engine, batch_size=batch_size)]
 
 
 def attach(accord: Accord, *, run_in_process: bool = True) -> Projections:

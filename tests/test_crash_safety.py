@@ -66,16 +66,9 @@ from projections.views import AgencyViews
 CLIENTS_PER_ROUND = 45
 ROUNDS = 4
 KILL_BATCH_SIZE = 15
+ACCORD = str(Path(sys.executable).with_name("accord"))  # the console script
 #: Where, as fractions of the log, the worker is killed.
 KILL_AT = (0.2, 0.45, 0.7)
-
-#: ``accord worker`` as the console script runs it, with a smaller batch size.
-WORKER = """
-import functools, sys
-import api.cli
-api.cli.AgencyViews = functools.partial(api.cli.AgencyViews, batch_size=int(sys.argv[1]))
-raise SystemExit(api.cli.main(sys.argv[2:]))
-"""
 
 READ_MODEL = (view_rows, facts, policy_agencies, policy_agreements, policy_consents,
               policy_erasures, client_matching, tracking)
@@ -105,7 +98,7 @@ def test_killed_worker_resumes_to_the_rebuilt_view(seeded: Accord, tmp_path: Pat
         log = tmp_path / f"worker-{n}.log"
         with log.open("wb") as output:
             worker = subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(KILL_BATCH_SIZE), "worker", "--poll", "0.05"],
+                [ACCORD, "worker", "--poll", "0.05", "--batch-size", str(KILL_BATCH_SIZE)],
                 env=env, cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT,
             )
             try:
