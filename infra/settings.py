@@ -5,6 +5,7 @@
 | ``ACCORD_DATABASE_URL`` | ``sqlite:///./accord.db`` | event store and read models |
 | ``ACCORD_DATABASE_SCHEMA`` | (PostgreSQL ``public``) | PostgreSQL schema for all tables |
 | ``ACCORD_KEY_FILE`` | ``./.accord/kek.key`` | key-encryption key for client data keys |
+| ``ACCORD_SIGNING_KEY_FILE`` | ``signing.key`` beside the KEK | Ed25519 key signing tree heads |
 | ``ACCORD_KAFKA_BOOTSTRAP`` | unset (no Kafka) | Kafka bootstrap servers |
 | ``ACCORD_HOST`` / ``ACCORD_PORT`` | ``127.0.0.1`` / ``8000`` | where ``accord serve`` listens |
 | ``ACCORD_MAX_BODY_BYTES`` | ``65536`` | larger request bodies get 413 |
@@ -28,6 +29,7 @@ class Settings:
     port: int = 8000
     max_body_bytes: int = 65536
     run_projections: bool = True
+    signing_key_file: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -42,7 +44,14 @@ class Settings:
             port=_int(env, "ACCORD_PORT", defaults.port),
             max_body_bytes=_int(env, "ACCORD_MAX_BODY_BYTES", defaults.max_body_bytes),
             run_projections=(env.get("ACCORD_PROJECTIONS") or "in-process") != "worker",
+            signing_key_file=Path(env["ACCORD_SIGNING_KEY_FILE"])
+            if env.get("ACCORD_SIGNING_KEY_FILE") else None,
         )
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The tree-head signing key: ``ACCORD_SIGNING_KEY_FILE``, else beside the KEK."""
+        return self.signing_key_file or self.key_file.parent / "signing.key"
 
 
 class SettingsError(ValueError):
