@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import admin, agreements, catalogue, clients, consents, views
+from api.routers import admin, agreements, catalogue, clients, consents, emergency, reviews, views
 from infra.settings import Settings
 from infra.wiring import Accord, build
 from projections.live import attach
@@ -44,5 +44,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(agreements.router)
     api.include_router(catalogue.router)
     api.include_router(admin.router)
+    api.include_router(emergency.router)
+    api.include_router(reviews.router)
     api.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     return api

@@ -12,6 +12,7 @@ from domain.agencies import SLUG, AgencyKind, Role
 from domain.agreements import AgreementStatus, AgreementTerms
 from domain.categories import DataCategory
 from domain.identity import Identity, checked_nhs_number
+from domain.reviews import ReviewOutcome, ReviewStatus
 from domain.vocabulary import ConsentObtained, Purpose
 
 
@@ -221,3 +222,56 @@ class MatchIn(Strict):
 
 class MatchOut(BaseModel):
     client_id: UUID
+
+
+# -- emergency (break-glass) access and its IG review ---------------------------------------
+
+
+class EmergencyAccessIn(Strict):
+    purpose: Purpose = Field(description="why the caller needs to see the client now "
+                             "(not commissioning)")
+    justification: str = Field(min_length=10, max_length=1000,
+                               description="the emergency, in words the IG lead will review")
+    minutes: int = Field(ge=1, le=1440, description="how long the access lasts: at most 24 hours")
+
+
+class EmergencyAccessCreated(BaseModel):
+    grant_id: UUID
+    expires_at: datetime
+    position: int = Field(description="the grant's log position (for min_position)")
+    review_id: UUID = Field(description="the IG review opened for the client's controller")
+
+
+class ReviewCloseIn(Strict):
+    outcome: ReviewOutcome
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ReviewOut(BaseModel):
+    review_id: UUID
+    status: ReviewStatus
+    controller: str = Field(description="the client's registering controller, whose IG lead "
+                            "closes the review")
+    client_id: UUID
+    grant_id: UUID
+    granted_to: str = Field(description="the agency that broke glass")
+    principal: str = Field(description="the principal who broke glass")
+    principal_name: str
+    role: str
+    purpose: str
+    justification: str
+    clinical_notes: bool = Field(description="whether the grant covered clinical notes")
+    granted_at: datetime
+    expires_at: datetime
+    position: int = Field(description="the log position at which the review was opened")
+    outcome: ReviewOutcome | None
+    note: str | None
+    closed_by: str | None
+    closed_at: datetime | None
+
+
+class ReviewClosedOut(BaseModel):
+    review_id: UUID
+    status: ReviewStatus
+    outcome: ReviewOutcome
+    position: int

@@ -13,8 +13,10 @@ The rules (DESIGN.md, "Who may see what"):
    for the controller's data, covering the viewer (agency or agency kind), category and
    purpose, with the fact inside the consent's data period.
 4. Where the agreement's basis is a legal duty, sharing goes ahead without consent.
+5. Emergency ("break-glass") access: a grant on the client's stream lets one agency see
+   every fact of the client (clinical notes only if the agency is clinical) for one
+   purpose, from when it was granted until it expires; an IG review is opened for it.
 6. Everything else is denied, with the reasons.
-(Rule 5, emergency access, comes with the audit capability.)
 
 ``grants`` enumerates every basis on which a fact could be shown, each with the window
 of time in which it holds; the projections store these, and a view at time ``t`` is the
@@ -45,6 +47,7 @@ class BasisKind(StrEnum):
     AGREEMENT = "agreement"
     AGREEMENT_AND_CONSENT = "agreement_and_consent"
     LEGAL_DUTY = "legal_duty"
+    EMERGENCY = "emergency"
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,25 @@ class ConsentScope:
 
 
 @dataclass(frozen=True)
+class EmergencyScope:
+    """An emergency (break-glass) grant, as the policy sees it."""
+
+    grant_id: UUID
+    client_id: UUID
+    agency: str
+    principal: str
+    purpose: str
+    clinical_notes: bool
+    granted_at: datetime
+    expires_at: datetime
+
+    def covers(self, category: DataCategory) -> bool:
+        """Every category of the client's facts, identity included; clinical notes only for
+        a clinical agency (decided when granted, and recorded on the grant)."""
+        return category is not DataCategory.CLINICAL_NOTES or self.clinical_notes
+
+
+@dataclass(frozen=True)
 class Basis:
     """Why a fact is shown: which rule, which agreement, which consent, which duty."""
 
@@ -179,9 +201,10 @@ class Basis:
     consent_id: UUID | None = None
     legal_duty: str | None = None
     lawful_basis: tuple[tuple[str, str | None], ...] | None = None
+    grant_id: UUID | None = None  # an emergency grant
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        result = {
             "kind": self.kind.value,
             "agreement_id": str(self.agreement_id) if self.agreement_id else None,
             "agreement_version": self.agreement_version,
@@ -189,6 +212,9 @@ class Basis:
             "legal_duty": self.legal_duty,
             "lawful_basis": dict(self.lawful_basis) if self.lawful_basis else None,
         }
+        if self.grant_id is not None:
+            result["grant_id"] = str(self.grant_id)
+        return result
 
 
 @dataclass(frozen=True)
@@ -225,6 +251,8 @@ class PolicyState:
     agreements: dict[UUID, AgreementInForce] = field(default_factory=AgreementRegister)
     consents: dict[UUID, dict[UUID, ConsentScope]] = field(default_factory=dict)
     erased: set[UUID] = field(default_factory=set)
+    #: Emergency grants by client, then by grant id.
+    emergencies: dict[UUID, dict[UUID, EmergencyScope]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.agreements, AgreementRegister):
@@ -240,6 +268,9 @@ class PolicyState:
 
     def consents_of(self, client_id: UUID) -> Iterable[ConsentScope]:
         return self.consents.get(client_id, {}).values()
+
+    def emergencies_of(self, client_id: UUID) -> Iterable[EmergencyScope]:
+        return self.emergencies.get(client_id, {}).values()
 
 
 def day_start(day: date) -> datetime:
@@ -265,6 +296,8 @@ def grants(
     if fact.client_id in state.erased:
         return []
     result: list[Grant] = []
+    if not consent_based_only:
+        result.extend(_emergency_grants(viewer, fact, state, explain=False)[0])
     for agreement in state.agreements_between(fact.controller, viewer.agency):
         if fact.category not in agreement.terms.categories:
             continue
@@ -307,12 +340,13 @@ def decide(
     if fact.client_id in state.erased:
         return Decision(False, None, None, ("the client has been erased",))
     agreements = state.agreements_between(fact.controller, viewer.agency)
-    if not agreements:
-        return Decision(False, None, None, (
-            f"rule 2: no data-sharing agreement in force from {fact.controller} "
-            f"to {viewer.agency}",
-        ))
-    reasons: list[str] = []
+    emergency, emergency_refused = _emergency_grants(viewer, fact, state)
+    no_agreement = (f"rule 2: no data-sharing agreement in force from {fact.controller} "
+                    f"to {viewer.agency}")
+    if not agreements and not emergency and not emergency_refused:
+        return Decision(False, None, None, (no_agreement,))
+    reasons: list[str] = [] if agreements else [no_agreement]
+    reasons.extend(emergency_refused)
     holding: list[Grant] = []
     for agreement in agreements:
         granted, refused = _evaluate(agreement, viewer, purpose, fact, state)
@@ -322,6 +356,14 @@ def decide(
                 holding.append(grant)
             else:
                 reasons.append(_outside_window(grant, at))
+    for grant in emergency:
+        if grant.purpose != purpose:
+            reasons.append(f"rule 5: emergency access {grant.basis.grant_id} is for "
+                           f"{grant.purpose}, not {purpose}")
+        elif grant.holds_at(at):
+            holding.append(grant)
+        else:
+            reasons.append(_outside_window(grant, at))
     if holding:
         chosen = min(holding, key=lambda grant: preference(grant.basis))
         return Decision(True, chosen.basis, chosen.fields, (*reasons, chosen.reason))
@@ -332,17 +374,27 @@ def decide(
 #: client's choices: the controller's own record, then a legal duty, then an agreement
 #: without consent, then consent. The live views and ``decide`` (and so replays) use
 #: this one order, so they always name the same basis and show the same fields.
+#:
+#: An emergency grant, while it holds, comes straight after the controller. It is the
+#: least durable basis, but it is the only one that shows every field: were it ranked
+#: after an agreement, a fact the agreement shares would stay masked to the agreement's
+#: fields (no substances, no full identity) exactly when breaking glass was needed. Named
+#: first, the view, the access record and the replay all say that what was shown in the
+#: window was shown because of the emergency, which is what its IG review must judge.
+#: When it lapses, the rows of the other bases (never removed) are shown again.
 BASIS_PREFERENCE = {
     BasisKind.CONTROLLER.value: 0,
-    BasisKind.LEGAL_DUTY.value: 1,
-    BasisKind.AGREEMENT.value: 2,
-    BasisKind.AGREEMENT_AND_CONSENT.value: 3,
+    BasisKind.EMERGENCY.value: 1,
+    BasisKind.LEGAL_DUTY.value: 2,
+    BasisKind.AGREEMENT.value: 3,
+    BasisKind.AGREEMENT_AND_CONSENT.value: 4,
 }
 
 
 def basis_key(basis: Basis) -> str:
-    """A stable text key for a basis: its kind, agreement and consent."""
-    return f"{basis.kind.value}:{basis.agreement_id or ''}:{basis.consent_id or ''}"
+    """A stable text key for a basis: its kind, agreement and consent (or emergency grant)."""
+    return (f"{basis.kind.value}:{basis.agreement_id or ''}:"
+            f"{basis.consent_id or basis.grant_id or ''}")
 
 
 def preference(basis: Basis) -> tuple[int, str]:
@@ -365,6 +417,31 @@ def _controller_grant_of(controller: str) -> Grant:
         not_before=None, not_after=None,
         reason=f"rule 1: {controller} recorded this fact and controls it",
     )
+
+
+def _emergency_grants(
+    viewer: Viewer, fact: Fact, state: PolicyState, *, explain: bool = True
+) -> tuple[list[Grant], list[str]]:
+    """Rule 5: the grants the viewer's emergency grants give for this fact, or (if
+    ``explain``) why one does not cover it. Each holds for its purpose, in its window."""
+    granted: list[Grant] = []
+    refused: list[str] = []
+    for scope in state.emergencies_of(fact.client_id):
+        if scope.agency != viewer.agency:
+            continue
+        if not scope.covers(fact.category):
+            if explain:
+                refused.append(f"rule 5: emergency access {scope.grant_id} does not cover "
+                               f"clinical notes: {viewer.agency} is not a clinical agency")
+            continue
+        granted.append(Grant(
+            purpose=scope.purpose, basis=Basis(BasisKind.EMERGENCY, grant_id=scope.grant_id),
+            fields=None, not_before=scope.granted_at, not_after=scope.expires_at,
+            reason=(f"rule 5: emergency access {scope.grant_id} by {scope.principal} for "
+                    f"{scope.purpose}, from {scope.granted_at.isoformat()} until "
+                    f"{scope.expires_at.isoformat()}; under IG review"),
+        ))
+    return granted, refused
 
 
 def _evaluate(

@@ -1,8 +1,9 @@
 """How the policy state moves along the log, one domain event at a time.
 
 ``evolve`` applies an event to a ``PolicyState`` and says what it means for the views:
-a new fact to project, a client whose consents changed, or an agreement that came into
-force or was revoked. Live projections and replays both step through the log with it.
+a new fact to project, a client whose consents changed, an agreement that came into
+force or was revoked, or an emergency grant that lets one agency see one client. Live
+projections and replays both step through the log with it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from consent.policy import AgreementInForce, ConsentScope, Fact, PolicyState
+from consent.policy import AgreementInForce, ConsentScope, EmergencyScope, Fact, PolicyState
 from domain.agencies import Agency, AgencyKind
 from domain.agreements import Agreement, AgreementTerms
 from domain.categories import DataCategory
@@ -41,7 +42,15 @@ class AgreementChanged:
     recipient: str
 
 
-Effect = NewFact | ClientPolicyChanged | AgreementChanged | None
+@dataclass(frozen=True)
+class EmergencyGranted:
+    """An emergency grant: the (agency, client) pair must be re-projected."""
+
+    client_id: UUID
+    agency: str
+
+
+Effect = NewFact | ClientPolicyChanged | AgreementChanged | EmergencyGranted | None
 
 
 @dataclass
@@ -93,6 +102,14 @@ def evolve(state: LogState, event: Any, position: int) -> Effect:
             return None
         scopes[event.consent_id] = ConsentScope(**{**old.__dict__, "withdrawn": True})
         return ClientPolicyChanged(event.originator_id, old.controller)
+    if isinstance(event, Client.EmergencyAccessGranted):
+        state.emergencies.setdefault(event.originator_id, {})[event.grant_id] = EmergencyScope(
+            grant_id=event.grant_id, client_id=event.originator_id, agency=event.agency,
+            principal=event.principal, purpose=event.purpose,
+            clinical_notes=event.clinical_notes, granted_at=event.granted_at,
+            expires_at=event.expires_at,
+        )
+        return EmergencyGranted(event.originator_id, event.agency)
     if isinstance(event, Client.Erased):
         state.erased.add(event.originator_id)
         return ClientPolicyChanged(event.originator_id)

@@ -29,6 +29,14 @@ class AgencyKind(StrEnum):
     COMMISSIONER = "commissioner"
 
 
+#: Agencies that give clinical care: the treatment provider, the mental health trust and
+#: primary care. Only their staff may see clinical notes under emergency (break-glass)
+#: access; every other agency's emergency access covers everything but clinical notes.
+CLINICAL_KINDS = frozenset(
+    {AgencyKind.TREATMENT_PROVIDER, AgencyKind.MENTAL_HEALTH, AgencyKind.PRIMARY_CARE}
+)
+
+
 class Role(StrEnum):
     PRACTITIONER = "practitioner"
     SAFEGUARDING = "safeguarding"

@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
 from domain.agencies import (
+    CLINICAL_KINDS,
     PARTNERSHIP_ID,
     Agency,
     AgencyKind,
@@ -45,6 +46,7 @@ from domain.errors import (
     Forbidden,
     InvalidCommand,
     PrincipalNotFound,
+    ReviewNotFound,
     Unauthenticated,
 )
 from domain.identity import (
@@ -54,6 +56,8 @@ from domain.identity import (
     name_match_key,
     nhs_match_key,
 )
+from domain.reviews import Review, ReviewOutcome, review_id_for
+from domain.vocabulary import Purpose
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
@@ -61,6 +65,10 @@ A = TypeVar("A", bound=Aggregate)
 #: How far ahead of the server clock an occurred_at may be (clock skew between partners).
 FUTURE_TOLERANCE = timedelta(minutes=5)
 TOKEN_PREFIX = "acc"  # noqa: S105 - a prefix, not a secret
+#: Emergency (break-glass) access lasts at most this long; another grant is another review.
+MAX_EMERGENCY_MINUTES = 24 * 60
+#: A justification must say something: at least this long, and at most this long.
+JUSTIFICATION_LENGTH = (10, 1000)
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,17 @@ class ConsentRecord:
 
 
 @dataclass(frozen=True)
+class EmergencyGrant:
+    """An emergency grant as recorded: its review, its window and its log position."""
+
+    grant_id: UUID
+    review_id: UUID
+    granted_at: datetime
+    expires_at: datetime
+    position: int
+
+
+@dataclass(frozen=True)
 class IssuedToken:
     principal_id: UUID
     token: str
@@ -158,6 +177,8 @@ class AccordApplication(Application[UUID]):
         self.write_listeners: list[Callable[[int], None]] = []
         #: Whether an agency has a basis to see a client (answered by the agency views).
         self.sees_client: Callable[[str, UUID], bool] = lambda _agency, _client: False
+        #: The time commands record as "now" (emergency grants); tests may replace it.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -514,6 +535,94 @@ class AccordApplication(Application[UUID]):
     def _require_practitioner(by: Actor) -> None:
         if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
             raise Forbidden("only practitioners and safeguarding staff record consent")
+
+    # -- emergency (break-glass) access ---------------------------------------------------
+
+    def grant_emergency_access(
+        self, client_id: UUID, purpose: Purpose, justification: str, minutes: int, by: Actor
+    ) -> EmergencyGrant:
+        """Rule 5: a named practitioner or safeguarding officer of a partner agency sees the
+        client for one purpose for at most 24 hours, and the controller's IG lead reviews it.
+
+        Everything that does not depend on the client is checked first, so those refusals
+        say nothing about it. An unknown and an erased client are the same 404. A grant for
+        a client the caller could not otherwise see does confirm that the id is a client:
+        that is unavoidable (it is the point of breaking glass), and it is never silent:
+        the grant is on the client's stream, it is the basis views and replays name, and it
+        opens a review for the controller's IG lead in the same transaction."""
+        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
+            raise Forbidden("only practitioners and safeguarding staff may use emergency access")
+        if by.agency_kind is None or by.agency_kind is AgencyKind.COMMISSIONER:
+            raise Forbidden("a commissioner does not use emergency access")
+        if Purpose(purpose) is Purpose.COMMISSIONING:
+            raise InvalidCommand("purpose", "emergency access is for care and safeguarding, "
+                                            "not commissioning")
+        if not 1 <= minutes <= MAX_EMERGENCY_MINUTES:
+            raise InvalidCommand("minutes", f"must be from 1 to {MAX_EMERGENCY_MINUTES} "
+                                            "(24 hours)")
+        justification = justification.strip()
+        shortest, longest = JUSTIFICATION_LENGTH
+        if not shortest <= len(justification) <= longest:
+            raise InvalidCommand("justification", f"say why, in {shortest} to {longest} "
+                                                  "characters")
+        grant_id = uuid4()
+        review_id = review_id_for(grant_id)
+        kind, clinical = by.agency_kind, by.agency_kind in CLINICAL_KINDS
+
+        def attempt() -> EmergencyGrant:
+            client = self._client(client_id)
+            if client.erased:
+                raise ClientNotFound()
+            if client.controller == by.agency:
+                raise Forbidden("your agency registered this client and sees its own record: "
+                                "emergency access is for partner agencies")
+            granted_at = self.clock().astimezone(UTC)
+            expires_at = granted_at + timedelta(minutes=minutes)
+            # The registering controller reviews; other controllers of the client's data
+            # (except the caller's own agency) are told too.
+            audience = [client.controller,
+                        *sorted(client.controllers - {client.controller, by.agency})]
+            terms: dict[str, Any] = {
+                "agency": by.agency, "principal": by.reference, "principal_name": by.name,
+                "role": by.role.value, "purpose": Purpose(purpose).value,
+                "justification": justification, "clinical_notes": clinical,
+                "granted_at": granted_at, "expires_at": expires_at,
+            }
+            client.grant_emergency_access(
+                grant_id=grant_id, review_id=review_id, agency_kind=kind.value, **terms,
+            )
+            review = Review(
+                grant_id=grant_id, client_id=client_id, controller=client.controller,
+                audience=audience, granted_to=terms.pop("agency"), **terms,
+            )
+            position = self._position(self.save(client, review))
+            return EmergencyGrant(grant_id, review_id, granted_at, expires_at, position)
+
+        return self._retrying(attempt)
+
+    def close_review(
+        self, review_id: UUID, outcome: ReviewOutcome, note: str, by: Actor
+    ) -> tuple[Review, int]:
+        """The registering controller's IG lead closes a review, once, with an outcome.
+
+        A review the caller's agency is not told of is a 404, as for an unknown one."""
+        if by.role is not Role.IG_LEAD:
+            raise Forbidden("only an IG lead closes a review")
+
+        def attempt() -> tuple[Review, int]:
+            review = self._get(review_id, Review)
+            if review is None or by.agency not in review.audience:
+                raise ReviewNotFound()
+            if review.controller != by.agency:
+                raise Forbidden("only the IG lead of the client's registering controller "
+                                "closes this review")
+            if review.outcome is not None:
+                raise Conflict(f"this review is already closed ({review.outcome.value})")
+            review.close(outcome=ReviewOutcome(outcome).value, note=note,
+                         closed_by=by.reference)
+            return review, self._position(self.save(review))
+
+        return self._retrying(attempt)
 
     # -- matching -------------------------------------------------------------------------
 

@@ -47,6 +47,8 @@ class Client(Aggregate):
         self.controllers: set[str] = {controller}
         self.consents: dict[UUID, Consent] = {}
         self.erased = False
+        #: Emergency grants: grant id -> the agency it was granted to.
+        self.emergency_grants: dict[UUID, str] = {}
 
     class FactRecorded(Aggregate.Event):
         fact_type: str
@@ -112,6 +114,41 @@ class Client(Aggregate):
         self.consents[consent_id] = Consent(consent_id, self.consents[consent_id].controller,
                                             withdrawn=True)
 
+    class EmergencyAccessGranted(Aggregate.Event):
+        grant_id: UUID
+        review_id: UUID
+        agency: str
+        agency_kind: str
+        principal: str
+        principal_name: str
+        role: str
+        purpose: str
+        justification: str
+        clinical_notes: bool
+        granted_at: datetime
+        expires_at: datetime
+
+    @event(EmergencyAccessGranted)
+    def grant_emergency_access(
+        self,
+        grant_id: UUID,
+        review_id: UUID,
+        agency: str,
+        agency_kind: str,
+        principal: str,
+        principal_name: str,
+        role: str,
+        purpose: str,
+        justification: str,
+        clinical_notes: bool,
+        granted_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        """Break-glass: a named person of ``agency`` sees the client, for one purpose,
+        from ``granted_at`` until ``expires_at``; clinical notes only if ``clinical_notes``
+        (decided when granted, from the agency's kind). IG review ``review_id`` is opened
+        in the same transaction."""
+        self.emergency_grants[grant_id] = agency
 
     class Erased(Aggregate.Event):
         reason: str

@@ -42,6 +42,11 @@ class PrincipalNotFound(NotFound):
         super().__init__("principal not found")
 
 
+class ReviewNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("review not found")
+
+
 class Forbidden(AccordError):
     """The caller is known, but their role or agency may not do this."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -94,6 +95,45 @@ policy_erasures = Table(
     "accord_policy_erasures",
     metadata,
     Column("client_id", String(32), primary_key=True),
+)
+policy_emergencies = Table(
+    "accord_policy_emergencies",
+    metadata,
+    Column("grant_id", String(32), primary_key=True),
+    Column("client_id", String(32), nullable=False, index=True),
+    Column("scope", Text, nullable=False),
+)
+
+#: IG review items for emergency grants (projections.reviews, kept by the views projector):
+#: one row per review, and one audience row per agency told of it.
+reviews = Table(
+    "accord_reviews",
+    metadata,
+    Column("review_id", String(32), primary_key=True),
+    Column("controller", String(64), nullable=False),
+    Column("client_id", String(32), nullable=False),
+    Column("grant_id", String(32), nullable=False),
+    Column("granted_to", String(64), nullable=False),
+    Column("principal", String(64), nullable=False),
+    Column("principal_name", Text, nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("justification", Text, nullable=False),
+    Column("clinical_notes", Boolean, nullable=False),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("opened_position", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("outcome", String(32), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("closed_by", String(64), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+)
+review_audience = Table(
+    "accord_review_audience",
+    metadata,
+    Column("agency", String(64), primary_key=True),
+    Column("review_id", String(32), primary_key=True),
 )
 
 #: Keyed fingerprints for matching (NHS number; family name and date of birth).

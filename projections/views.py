@@ -3,7 +3,9 @@
 The projector follows the notification log. For each fact it writes, for every agency
 with a possible basis, the masked fact with its basis and the window of time in which
 that basis holds. Consent given or withdrawn re-projects the client; an agreement
-coming into force or being revoked re-projects the (recipient, controller) pair. The
+coming into force or being revoked re-projects the (recipient, controller) pair; an
+emergency grant re-projects the (grantee, client) pair. The IG review inbox of those
+grants (``projections.reviews``) is kept in the same transactions. The
 rows, the policy state they were computed from and the tracked log position are
 written in one transaction, so a crash neither loses nor repeats work, and a view
 dropped and rebuilt from the log equals the incrementally built one.
@@ -34,6 +36,7 @@ from consent.policy import (
     Basis,
     BasisKind,
     ConsentScope,
+    EmergencyScope,
     Fact,
     Grant,
     Viewer,
@@ -46,6 +49,7 @@ from consent.state import (
     AgreementChanged,
     AgreementDraft,
     ClientPolicyChanged,
+    EmergencyGranted,
     LogState,
     NewFact,
     evolve,
@@ -55,6 +59,7 @@ from domain.agreements import Agreement, AgreementTerms
 from domain.application import AccordApplication
 from domain.categories import DataCategory
 from domain.clients import Client
+from domain.reviews import Review
 from infra.progress import progress
 from infra.schema import (
     client_matching,
@@ -62,11 +67,13 @@ from infra.schema import (
     policy_agencies,
     policy_agreements,
     policy_consents,
+    policy_emergencies,
     policy_erasures,
     tracking,
     view_rows,
 )
 from infra.tracking import SqlTrackingRecorder
+from projections import reviews
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class AgencyViews:
         """Drops every view row and the policy state, and replays the whole log."""
         with self._lock, self.engine.begin() as conn:
             for table in (view_rows, facts, policy_agencies, policy_agreements, policy_consents,
-                          policy_erasures, client_matching):
+                          policy_erasures, client_matching, policy_emergencies, *reviews.TABLES):
                 conn.execute(delete(table))
             conn.execute(delete(tracking).where(tracking.c.name == self.name))
             self._state = None
@@ -156,6 +163,10 @@ class AgencyViews:
         self.tracking.committed()
 
     def _apply(self, writer: _Writer, state: LogState, event: Any, position: int) -> None:
+        if isinstance(event, Review.Event):
+            state.position = position
+            reviews.index(writer.conn, event, position)
+            return
         effect = evolve(state, event, position)
         self._persist_policy(writer, state, event)
         if isinstance(effect, NewFact):
@@ -164,7 +175,8 @@ class AgencyViews:
                 for fingerprint in {event.nhs_fingerprint, event.name_fingerprint}:
                     writer.matching.append({"fingerprint": fingerprint,
                                             "client_id": event.originator_id.hex})
-            for viewer in _viewers(effect.fact.controller, state, category=effect.fact.category):
+            viewers = _viewers(effect.fact.controller, state, category=effect.fact.category)
+            for viewer in _with_emergency_viewers(viewers, effect.fact.client_id, state):
                 writer.rows.extend(_rows(viewer, effect.fact, effect, state))
         elif isinstance(effect, ClientPolicyChanged):
             writer.flush()
@@ -176,6 +188,9 @@ class AgencyViews:
         elif isinstance(effect, AgreementChanged):
             writer.flush()
             self._reproject_pair(writer, state, effect.controller, effect.recipient)
+        elif isinstance(effect, EmergencyGranted):
+            writer.flush()
+            self._reproject_agency_client(writer, state, effect.agency, effect.client_id)
 
     def _reproject_client(self, writer: _Writer, state: LogState, client_id: UUID,
                           controller: str | None) -> None:
@@ -202,6 +217,26 @@ class AgencyViews:
             for viewer in _viewers(fact.controller, state, consent_based_only, fact.category):
                 if viewer.agency != fact.controller:
                     writer.rows.extend(_rows(viewer, fact, new_fact, state, consent_based_only))
+        writer.flush()
+
+    def _reproject_agency_client(self, writer: _Writer, state: LogState, agency: str,
+                                 client_id: UUID) -> None:
+        """Recomputes what one agency sees of one client's facts (after an emergency grant)."""
+        conn = writer.conn
+        conn.execute(delete(view_rows).where(
+            view_rows.c.agency == agency, view_rows.c.client_id == client_id.hex,
+            view_rows.c.purpose != ANY_PURPOSE,
+        ))
+        kind = state.agency_kinds.get(agency)
+        if kind is None:
+            return
+        viewer = Viewer(agency, kind)
+        client_facts = conn.execute(select(facts).where(
+            facts.c.client_id == client_id.hex, facts.c.controller != agency
+        )).all()
+        for row in client_facts:
+            fact, new_fact = _fact_from_row(row)
+            writer.rows.extend(_rows(viewer, fact, new_fact, state))
         writer.flush()
 
     def _reproject_pair(self, writer: _Writer, state: LogState, controller: str,
@@ -244,6 +279,12 @@ class AgencyViews:
                 "consent_id": event.consent_id.hex, "client_id": event.originator_id.hex,
                 "scope": json.dumps(_scope_json(scope)),
             })
+        elif isinstance(event, Client.EmergencyAccessGranted):
+            emergency = state.emergencies[event.originator_id][event.grant_id]
+            writer.upsert(policy_emergencies, "grant_id", {
+                "grant_id": event.grant_id.hex, "client_id": event.originator_id.hex,
+                "scope": json.dumps(_emergency_json(emergency)),
+            })
 
     def _load_state(self, conn: Connection) -> LogState:
         state = LogState(position=SqlTrackingRecorder.position(conn, self.name) or 0)
@@ -263,6 +304,9 @@ class AgencyViews:
         for _consent_id, client_id, raw in conn.execute(select(policy_consents)):
             scope = _scope_from_json(json.loads(raw))
             state.consents.setdefault(UUID(hex=client_id), {})[scope.consent_id] = scope
+        for _grant_id, client_id, raw in conn.execute(select(policy_emergencies)):
+            emergency = _emergency_from_json(json.loads(raw))
+            state.emergencies.setdefault(UUID(hex=client_id), {})[emergency.grant_id] = emergency
         return state
 
     # -- reading ---------------------------------------------------------------------------
@@ -384,6 +428,17 @@ def _viewers(controller: str, state: LogState, consent_based_only: bool = False,
     return viewers
 
 
+def _with_emergency_viewers(viewers: list[Viewer], client_id: UUID,
+                            state: LogState) -> list[Viewer]:
+    """The viewers, and every agency holding an emergency grant for the client."""
+    grantees = {scope.agency for scope in state.emergencies_of(client_id)}
+    if not grantees:
+        return viewers
+    grantees -= {viewer.agency for viewer in viewers}
+    return [*viewers, *(Viewer(slug, state.agency_kinds[slug]) for slug in sorted(grantees)
+                        if slug in state.agency_kinds)]
+
+
 def _rows(viewer: Viewer, fact: Fact, new_fact: NewFact, state: LogState,
           consent_based_only: bool = False) -> list[dict[str, Any]]:
     masked: dict[tuple[str, ...] | None, str] = {}  # rows of one fact share masks
@@ -486,6 +541,25 @@ def _scope_json(scope: ConsentScope) -> dict[str, Any]:
         "expires_at": scope.expires_at.isoformat() if scope.expires_at else None,
         "withdrawn": scope.withdrawn,
     }
+
+
+def _emergency_json(scope: EmergencyScope) -> dict[str, Any]:
+    return {
+        "grant_id": scope.grant_id.hex, "client_id": scope.client_id.hex,
+        "agency": scope.agency, "principal": scope.principal, "purpose": scope.purpose,
+        "clinical_notes": scope.clinical_notes, "granted_at": scope.granted_at.isoformat(),
+        "expires_at": scope.expires_at.isoformat(),
+    }
+
+
+def _emergency_from_json(raw: dict[str, Any]) -> EmergencyScope:
+    return EmergencyScope(
+        grant_id=UUID(hex=raw["grant_id"]), client_id=UUID(hex=raw["client_id"]),
+        agency=raw["agency"], principal=raw["principal"], purpose=raw["purpose"],
+        clinical_notes=raw["clinical_notes"],
+        granted_at=datetime.fromisoformat(raw["granted_at"]),
+        expires_at=datetime.fromisoformat(raw["expires_at"]),
+    )
 
 
 def _scope_from_json(raw: dict[str, Any]) -> ConsentScope:

@@ -33,6 +33,8 @@ from api.app import create_app
 from domain.agencies import Role
 from domain.agreements import AgreementTerms
 from domain.application import OPERATOR, Actor
+from domain.identity import Identity
+from domain.vocabulary import Purpose
 from infra.settings import Settings
 from infra.wiring import Accord
 from tests.conftest import VALID_IDENTITY, Partnership
@@ -144,6 +146,20 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
     ("POST", "/v1/principals/{principal_id}/revoke"): rows({
         only(A): (204, 204, 204, 204), rest(A): DENIED,
     }),
+    # Emergency (break-glass) access: a partner's practitioner or safeguarding officer, on
+    # a client of another agency; never the registering agency itself (it sees its own
+    # record), never a commissioner. Each cell breaks glass on a fresh client.
+    ("POST", "/v1/clients/{client_id}/emergency-access"): rows({
+        only(P, S): (403, 201, 201, 403),
+        rest(P, S): DENIED,
+    }),
+    # IG reviews of emergency access: the IG lead of the client's registering controller
+    # closes; another agency's review is as unknown (each cell closes a fresh review).
+    ("GET", "/v1/audit/reviews"): rows({only(I): (200, 200, 200, 200), rest(I): DENIED}),
+    ("POST", "/v1/audit/reviews/{review_id}"): rows({
+        only(I): (200, 404, 404, 404),
+        rest(I): DENIED,
+    }),
 }
 
 
@@ -201,6 +217,8 @@ def terms(recipient: str, title: str = "Housing status for care coordination") -
 
 CONSENT = {"recipient_agency": "police", "categories": ["housing"],
            "purposes": ["care_coordination"], "obtained": "written"}
+EMERGENCY = {"purpose": "safeguarding_adults", "minutes": 30,
+             "justification": "Collapsed at the station; suspected overdose."}
 
 
 @dataclass
@@ -234,6 +252,21 @@ class World:
         """A fresh practitioner of ``owner``, for the matrix to revoke."""
         return self.accord.app.add_principal(owner, Role.PRACTITIONER, "To be revoked",
                                              OPERATOR).principal_id
+
+    def fresh_client(self, owner: str) -> UUID:
+        """A new client of ``owner`` (a treatment provider), untouched by other cells."""
+        identity = Identity.model_validate(
+            {**VALID_IDENTITY, "nhs_number": fresh_nhs_number(next(self.counter))})
+        client_id, _ = self.accord.app.register_client(identity,
+                                                       self.actor(owner, Role.PRACTITIONER))
+        return client_id
+
+    def review(self, owner: str) -> UUID:
+        """The open review of a police emergency grant on a fresh client of ``owner``."""
+        grant = self.accord.app.grant_emergency_access(
+            self.fresh_client(owner), Purpose.SAFEGUARDING_ADULTS, EMERGENCY["justification"],
+            30, self.actor("police", Role.PRACTITIONER))
+        return grant.review_id
 
 
 Request = tuple[str, dict[str, Any] | None]  # url, JSON body
@@ -294,6 +327,11 @@ REQUESTS: dict[tuple[str, str], Build] = {
         f"/v1/agencies/{o}/principals", None),
     ("POST", "/v1/principals/{principal_id}/revoke"): lambda w, o: (
         f"/v1/principals/{w.principal(o)}/revoke", {"reason": "matrix"}),
+    ("POST", "/v1/clients/{client_id}/emergency-access"): lambda w, o: (
+        f"/v1/clients/{w.fresh_client(o)}/emergency-access", EMERGENCY),
+    ("GET", "/v1/audit/reviews"): lambda w, o: ("/v1/audit/reviews", None),
+    ("POST", "/v1/audit/reviews/{review_id}"): lambda w, o: (
+        f"/v1/audit/reviews/{w.review(o)}", {"outcome": "justified", "note": "matrix"}),
 }
 
 

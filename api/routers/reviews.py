@@ -1,0 +1,64 @@
+"""For IG leads: reviewing emergency (break-glass) access to their agency's clients."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.auth import App, require
+from api.models import ErrorBody, ReviewClosedOut, ReviewCloseIn, ReviewOut
+from api.routers.views import MAX_WAIT_SECONDS, Views
+from domain.agencies import Role
+from domain.application import Actor
+from domain.reviews import ReviewOutcome, ReviewStatus
+from projections.reviews import ReviewItem, list_reviews
+
+router = APIRouter(prefix="/v1/audit/reviews", tags=["ig leads"])
+IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
+_errors: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
+}
+
+
+@router.get("", response_model=list[ReviewOut], responses=_errors)
+def list_open_or_closed(
+    request: Request,
+    views: Views,
+    actor: IgLead,
+    status: Annotated[ReviewStatus | None, Query(description="open or closed; both if "
+                                                 "omitted")] = None,
+    min_position: Annotated[int | None, Query(ge=1, description="wait until the inbox has "
+                                              "caught up with this log position")] = None,
+) -> list[ReviewOut]:
+    """Reviews of emergency access to clients whose data the caller's agency controls:
+    those it closes (as the registering controller) and those it is told of."""
+    if min_position is not None:
+        with contextlib.suppress(TimeoutError):
+            views.tracking.wait(views.name, min_position, timeout=MAX_WAIT_SECONDS)
+    return [_out(item) for item in list_reviews(request.app.state.accord.engine, actor.agency,
+                                                status)]
+
+
+@router.post("/{review_id}", response_model=ReviewClosedOut, responses=_errors)
+def close(review_id: UUID, body: ReviewCloseIn, app: App, actor: IgLead) -> ReviewClosedOut:
+    """The registering controller's IG lead closes the review with an outcome and a note.
+    Closing twice is a 409; another agency's review is a 404."""
+    review, position = app.close_review(review_id, body.outcome, body.note, actor)
+    return ReviewClosedOut(review_id=review.id, status=review.status,
+                           outcome=ReviewOutcome(body.outcome), position=position)
+
+
+def _out(item: ReviewItem) -> ReviewOut:
+    return ReviewOut(
+        review_id=item.review_id, status=item.status, controller=item.controller,
+        client_id=item.client_id, grant_id=item.grant_id, granted_to=item.granted_to,
+        principal=item.principal, principal_name=item.principal_name, role=item.role,
+        purpose=item.purpose, justification=item.justification,
+        clinical_notes=item.clinical_notes, granted_at=item.granted_at,
+        expires_at=item.expires_at, position=item.position,
+        outcome=ReviewOutcome(item.outcome) if item.outcome else None, note=item.note,
+        closed_by=item.closed_by, closed_at=item.closed_at,
+    )

@@ -1,0 +1,105 @@
+"""The IG review inbox: emergency-grant reviews, by the agencies told of them.
+
+The rows are written by the agency-views projector in the same transaction as its view
+rows and tracked position (``index``), so they follow the log wherever the views run (in
+the API process and in ``accord worker``), survive a crash without loss or repetition,
+and are rebuilt with the views. Closing a review reads the ``Review`` aggregate itself;
+this index only answers "which reviews may my agency see".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from domain.reviews import Review, ReviewStatus
+from infra.schema import review_audience, reviews
+
+TABLES = (reviews, review_audience)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    review_id: UUID
+    controller: str
+    client_id: UUID
+    grant_id: UUID
+    granted_to: str
+    principal: str
+    principal_name: str
+    role: str
+    purpose: str
+    justification: str
+    clinical_notes: bool
+    granted_at: datetime
+    expires_at: datetime
+    position: int
+    status: ReviewStatus
+    outcome: str | None
+    note: str | None
+    closed_by: str | None
+    closed_at: datetime | None
+
+
+def index(conn: Connection, event: Any, position: int) -> None:
+    """Applies one ``Review`` event to the inbox, inside the projector's transaction."""
+    if isinstance(event, Review.Opened):
+        review_id = event.originator_id.hex
+        conn.execute(insert(reviews).values(
+            review_id=review_id, controller=event.controller, client_id=event.client_id.hex,
+            grant_id=event.grant_id.hex, granted_to=event.granted_to,
+            principal=event.principal, principal_name=event.principal_name, role=event.role,
+            purpose=event.purpose, justification=event.justification,
+            clinical_notes=event.clinical_notes, granted_at=event.granted_at,
+            expires_at=event.expires_at, opened_position=position,
+            status=ReviewStatus.OPEN.value,
+        ))
+        conn.execute(insert(review_audience), [
+            {"agency": agency, "review_id": review_id} for agency in dict.fromkeys(event.audience)
+        ])
+    elif isinstance(event, Review.Closed):
+        conn.execute(update(reviews).where(reviews.c.review_id == event.originator_id.hex).values(
+            status=ReviewStatus.CLOSED.value, outcome=event.outcome, note=event.note,
+            closed_by=event.closed_by, closed_at=event.timestamp,
+        ))
+
+
+def list_reviews(engine: Engine, agency: str,
+                 status: ReviewStatus | None = None) -> list[ReviewItem]:
+    """The reviews the agency is told of (as controller of the client's data), oldest first.
+    Only the caller's own audience rows are read."""
+    query = (
+        select(reviews)
+        .join(review_audience, review_audience.c.review_id == reviews.c.review_id)
+        .where(review_audience.c.agency == agency)
+        .order_by(reviews.c.opened_position)
+    )
+    if status is not None:
+        query = query.where(reviews.c.status == status.value)
+    with engine.connect() as conn:
+        return [_item(row) for row in conn.execute(query)]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _aware_at(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _item(row: Any) -> ReviewItem:
+    return ReviewItem(
+        review_id=UUID(hex=row.review_id), controller=row.controller,
+        client_id=UUID(hex=row.client_id), grant_id=UUID(hex=row.grant_id),
+        granted_to=row.granted_to, principal=row.principal, principal_name=row.principal_name,
+        role=row.role, purpose=row.purpose, justification=row.justification,
+        clinical_notes=bool(row.clinical_notes), granted_at=_aware_at(row.granted_at),
+        expires_at=_aware_at(row.expires_at), position=row.opened_position,
+        status=ReviewStatus(row.status), outcome=row.outcome, note=row.note,
+        closed_by=row.closed_by, closed_at=_aware(row.closed_at),
+    )
