@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from consent.policy import ANY_PURPOSE, Fact, Viewer, decide, grants, mask
 from consent.state import LogState, NewFact, evolve
-from domain.agencies import AgencyKind, Role
+from domain.agencies import CLINICAL_KINDS, AgencyKind, Role
 from domain.agreements import AgreementTerms
 from domain.application import OPERATOR, Actor
 from domain.errors import AgreementRevoked, ClientNotFound, Conflict, Forbidden
@@ -162,6 +162,18 @@ RECIPIENTS: list[tuple[str | None, AgencyKind | None]] = [
     ("police", None), (None, AgencyKind.POLICE), ("mh", None), (None, AgencyKind.MENTAL_HEALTH),
     ("tp", None), (None, AgencyKind.TREATMENT_PROVIDER), ("childrens", None),
 ]
+#: Emergency grants: who breaks glass (never the registering treatment provider), for
+#: which purpose (never commissioning), and when for how long (granted at, minutes): one
+#: covering the first moment, one the second, one just after it, one lapsing exactly at
+#: the third (a window excludes its end).
+EMERGENCY_AGENCIES = ["police", "childrens", "mh"]
+EMERGENCY_PURPOSES = [p for p in PURPOSES if p != Purpose.COMMISSIONING.value]
+EMERGENCY_WINDOWS = [
+    (MOMENTS[0] - timedelta(hours=1), 1440),
+    (MOMENTS[1] - timedelta(minutes=30), 60),
+    (MOMENTS[1] + timedelta(minutes=1), 1),
+    (MOMENTS[2] - timedelta(minutes=1), 1),
+]
 IDENTITIES = [
     Identity(given_name="Ann", family_name="Example", date_of_birth=date(1985, 4, 12),
              nhs_number="9434765919", postcode="NR1 3QU"),
@@ -193,6 +205,7 @@ operations = st.one_of(
     st.tuples(st.just("withdraw"), _index, _index),
     st.tuples(st.just("withdraw"), _index, _index),
     st.tuples(st.just("erase"), _index),
+    st.tuples(st.just("emergency"), _index, _index, _index, _index),
 )
 #: A catch-up of the views, sometimes by a fresh projector (a restart) with a small batch.
 catch_up = st.tuples(st.just("catch_up"), st.booleans(), st.integers(1, 7))
@@ -373,6 +386,22 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
         except Conflict:
             assert consent_id in world.withdrawn
         world.withdrawn.add(consent_id)
+    elif tag == "emergency":
+        _, client, agency, purpose, window = op
+        client_id = pick(world.clients, client)
+        granted_at, minutes = pick(EMERGENCY_WINDOWS, window)
+        real_clock, app.clock = app.clock, lambda: granted_at
+        try:
+            app.grant_emergency_access(
+                client_id, Purpose(pick(EMERGENCY_PURPOSES, purpose)),
+                "Found collapsed; need the history now.", minutes,
+                world.actor(pick(EMERGENCY_AGENCIES, agency), Role.PRACTITIONER))
+        except ClientNotFound:
+            assert client_id in world.erased
+        else:
+            event("an emergency grant")
+        finally:
+            app.clock = real_clock
     elif tag == "erase":
         client_id = pick(world.clients, op[1])
         try:
@@ -467,7 +496,7 @@ def check_views_equal_the_policy(world: World) -> None:
                 expected_rows.add((
                     agency, new_fact.fact.client_id.hex, grant.purpose, new_fact.fact.position,
                     basis["kind"], basis["agreement_id"], basis["consent_id"],
-                    grant.not_before, grant.not_after,
+                    basis.get("grant_id"), grant.not_before, grant.not_after,
                     json.dumps(mask(new_fact.data, grant.fields), sort_keys=True),
                 ))
     actual_rows = set()
@@ -475,7 +504,8 @@ def check_views_equal_the_policy(world: World) -> None:
         basis = json.loads(row.basis)
         actual_rows.add((
             row.agency, row.client_id, row.purpose, row.position, basis["kind"],
-            basis["agreement_id"], basis["consent_id"], aware(row.not_before),
+            basis["agreement_id"], basis["consent_id"], basis.get("grant_id"),
+            aware(row.not_before),
             aware(row.not_after), json.dumps(json.loads(row.data), sort_keys=True),
         ))
         new_fact = by_position[row.position]
@@ -490,7 +520,10 @@ def check_views_equal_the_policy(world: World) -> None:
                 decision = decide(viewer, row.purpose, fact, state, at)
                 assert decision.permit, (row.agency, row.purpose, row.position, at,
                                          decision.reasons)
-        assert row.category != "clinical_notes" or row.agency == fact.controller
+        assert row.category != "clinical_notes" or row.agency == fact.controller or (
+            json.loads(row.basis)["kind"] == "emergency"
+            and AGENCIES[row.agency] in CLINICAL_KINDS
+        ), "clinical notes beyond the controller and a clinical emergency grant"
         if fact.client_id in state.erased:
             assert row.agency == fact.controller
     assert actual_rows == expected_rows
