@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import admin, agreements, catalogue, clients, consents, emergency, reviews, views
+from api.routers import admin, agreements, catalogue, clients, consents, emergency, reviews, tree, views
 from infra.settings import Settings
 from infra.wiring import Accord, build
 from projections.live import attach
@@ -46,5 +46,6 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(admin.router)
     api.include_router(emergency.router)
     api.include_router(reviews.router)
+    api.include_router(tree.router)
     api.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     return api

@@ -16,12 +16,14 @@ from uuid import UUID
 from eventsourcing.persistence import PersistenceError
 from sqlalchemy.exc import SQLAlchemyError
 
+from api import tree_cli
 from domain.agencies import SLUG, AgencyKind, Role
 from domain.application import OPERATOR
 from domain.errors import AccordError
 from infra.keys import KeyFileError, generate_key_file
 from infra.runner import ProjectionRunner
 from infra.settings import Settings, SettingsError
+from infra.signing import generate_signing_key_file
 from infra.wiring import Accord, build
 from projections.live import projections_of
 
@@ -63,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="key-encryption key")
     keys_commands = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
-    generate = keys_commands.add_parser("generate", help="create ACCORD_KEY_FILE if absent")
+    generate = keys_commands.add_parser(
+        "generate", help="create ACCORD_KEY_FILE and ACCORD_SIGNING_KEY_FILE if absent")
     generate.add_argument("--force", action="store_true",
                           help="replace an existing key (makes existing identities unreadable)")
 
@@ -100,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke = principal_commands.add_parser("revoke", help="revoke a principal's token")
     revoke.add_argument("principal_id", type=_uuid)
     revoke.add_argument("--reason", required=True)
+    tree_cli.add_parser(commands)
     return parser
 
 
@@ -110,13 +114,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "keys":
             created = generate_key_file(settings.key_file, overwrite=args.force)
             print(f"{'created' if created else 'kept existing'} key file {settings.key_file}")
+            signing = generate_signing_key_file(settings.signing_key_path)
+            print(f"{'created' if signing else 'kept existing'} tree-head signing key "
+                  f"{settings.signing_key_path}")
             return 0
+        if args.command == "audit":
+            return tree_cli.run(settings, args)
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
         if args.command == "demo":
             from api.demo import seed  # imported late: only the demo needs it
 
             generate_key_file(settings.key_file)
+            generate_signing_key_file(settings.signing_key_path)
             return _with_accord(settings, lambda accord: seed(accord, args.clients, args.seed))
         handler = {"agencies": _agencies, "principals": _principals,
                    "projections": _projections, "worker": _worker}[args.command]

@@ -152,3 +152,39 @@ tracking = Table(
     Column("name", String(64), primary_key=True),
     Column("position", BigInteger, nullable=False),
 )
+
+# -- the log's Merkle tree (projections.log_tree) ---------------------------------------
+
+#: One leaf per stored event, in log order: the RFC 6962 leaf hash of its canonical bytes.
+tree_leaves = Table(
+    "accord_tree_leaves",
+    metadata,
+    Column("leaf_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("position", BigInteger, nullable=False, unique=True),
+    Column("leaf_hash", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: Interior nodes of perfect subtrees at every fourth level (16, 256, 4096... leaves), so a
+#: proof reads a few rows per level instead of rehashing the log.
+tree_nodes = Table(
+    "accord_tree_nodes",
+    metadata,
+    Column("level", BigInteger, primary_key=True, autoincrement=False),
+    Column("node_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: Signed tree heads (Ed25519 over ``TreeHead.message``), one per committed batch or so.
+tree_heads = Table(
+    "accord_tree_heads",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("last_position", BigInteger, nullable=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+)

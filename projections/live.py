@@ -12,6 +12,7 @@ from typing import Protocol
 
 from infra.runner import ProjectionRunner
 from infra.wiring import Accord
+from projections.log_tree import tree_projections
 from projections.views import AgencyViews
 
 
@@ -45,7 +46,8 @@ class Projections:
 def projections_of(accord: Accord, views: AgencyViews | None = None,
                    batch_size: int = 2000) -> list[Projection]:
     """Every tracked projection of the log, in the order they catch up."""
-    return [views or AgencyViews(accord.app, accord.engine, batch_size=batch_size)]
+    return [views or AgencyViews(accord.app, accord.engine, batch_size=batch_size),
+            *tree_projections(accord, batch_size=batch_size)]
 
 
 def attach(accord: Accord, *, run_in_process: bool = True) -> Projections:

@@ -115,6 +115,15 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
         only(P, S): (200, *CONTROLLER_ONLY),
         rest(P, S): DENIED,
     }),
+    # Tamper evidence: the signed Merkle tree head and its proofs, for IG leads and
+    # administrators of any agency (a partner checks them offline).
+    ("GET", "/v1/audit/tree-head"): rows({only(I, A): (200, 200, 200, 200), rest(I, A): DENIED}),
+    ("GET", "/v1/audit/proofs/inclusion"): rows({
+        only(I, A): (200, 200, 200, 200), rest(I, A): DENIED,
+    }),
+    ("GET", "/v1/audit/proofs/consistency"): rows({
+        only(I, A): (200, 200, 200, 200), rest(I, A): DENIED,
+    }),
     # Agreements: IG leads act on those their agency is party to; parties may read them.
     ("POST", "/v1/agreements"): rows({
         only(I): (201, 201, 201, 201),
@@ -269,6 +278,19 @@ class World:
         return grant.review_id
 
 
+def signed_tree_size(accord: Accord) -> int:
+    """Signs a tree head over the log so far (the matrix's app runs without a signing key,
+    so without the in-process log tree) and returns its size."""
+    from infra.signing import generate_signing_key_file, load_signer
+    from projections.log_tree import LogTree
+
+    path = accord.settings.signing_key_path
+    generate_signing_key_file(path)
+    tree = LogTree(accord.app, accord.engine, load_signer(path))
+    tree.catch_up(sign_now=True)
+    return tree.size()
+
+
 Request = tuple[str, dict[str, Any] | None]  # url, JSON body
 Build = Callable[[World, str], Request]
 
@@ -306,6 +328,12 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("POST", "/v1/clients/match"): lambda w, o: (
         "/v1/clients/match",
         {"purpose": "direct_care", "nhs_number": NHS_NUMBERS[0 if o == "tp" else 1]}),
+    ("GET", "/v1/audit/tree-head"): lambda w, o: (
+        f"/v1/audit/tree-head?_={signed_tree_size(w.accord)}", None),
+    ("GET", "/v1/audit/proofs/inclusion"): lambda w, o: (
+        f"/v1/audit/proofs/inclusion?position=1&tree_size={signed_tree_size(w.accord)}", None),
+    ("GET", "/v1/audit/proofs/consistency"): lambda w, o: (
+        f"/v1/audit/proofs/consistency?first=1&second={signed_tree_size(w.accord)}", None),
     ("POST", "/v1/agreements"): lambda w, o: ("/v1/agreements", terms("childrens")),
     ("POST", "/v1/agreements/{agreement_id}/approve"): lambda w, o: (
         f"/v1/agreements/{w.agreement(o)}/approve", None),
