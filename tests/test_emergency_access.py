@@ -387,3 +387,23 @@ def test_other_controllers_of_the_clients_data_are_told_but_only_the_registrant_
                 position=childrens["position"]).json()
     kinds = {f["controller"]: f["basis"]["kind"] for f in body["facts"]}
     assert kinds == {"tp": "emergency", "police": "emergency"}
+
+
+def test_a_rebuild_gives_the_same_views_and_review_inbox(
+    api: TestClient, partnership: Partnership, treated: dict[str, Any]
+) -> None:
+    client_id = treated["client_id"]
+    grant = granted(api, partnership, client_id)
+    closed = api.post(f"/v1/audit/reviews/{grant['review_id']}",
+                      json={"outcome": "not_justified", "note": "No emergency on the record."},
+                      headers=hdr(partnership, "tp", Role.IG_LEAD))
+    assert closed.status_code == 200, closed.text
+    granted(api, partnership, client_id, "childrens", purpose="safeguarding_children")
+    views = agency_views(api)
+    views.tracking.wait(views.name, partnership.accord.app.head_position(), timeout=5)
+    incremental = (views.all_rows(), reviews(api, partnership, "tp"))
+    assert [r["status"] for r in incremental[1]] == ["closed", "open"]
+    api.app.state.projections.stop()  # type: ignore[attr-defined]  # no catch-up meanwhile
+    fresh = AgencyViews(partnership.accord.app, partnership.accord.engine)
+    fresh.rebuild()
+    assert (fresh.all_rows(), reviews(api, partnership, "tp")) == incremental
