@@ -88,6 +88,22 @@ def leaf_bytes(position: int, originator_id: UUID | str, originator_version: int
     ))
 
 
+#: One stored event as ``verify_log`` reads it: position, raw originator id (16 bytes),
+#: originator version, topic, state.
+StoredRow = tuple[int, bytes, int, str, bytes]
+
+
+def row_leaf(row: StoredRow, position: int | None = None) -> bytes:
+    """The leaf hash of a stored row (as if at ``position``, when given)."""
+    topic = row[3].encode()
+    state = bytes(row[4])
+    return leaf_hash(b"".join((
+        _LEAF_HEADER.pack(LEAF_FORMAT, row[0] if position is None else position, row[1],
+                          row[2], len(topic)),
+        topic, _LENGTH.pack(len(state)), state,
+    )))
+
+
 def notification_leaf(notification: Notification, position: int | None = None) -> bytes:
     """The leaf hash of a notification (as if at ``position``, when given)."""
     return leaf_hash(leaf_bytes(
@@ -544,8 +560,7 @@ def verify_log(app: AccordApplication, engine: Engine, trusted: Sequence[str],
         result.covered_position = heads[-1].last_position
 
     head = app.recorder.max_notification_id() or 0
-    events: Iterator[Notification] = (n for batch in _batches(app.recorder, 0, None, batch_size)
-                                      for n in batch)
+    events: Iterator[StoredRow] = _stored_rows(app, engine, batch_size)
     if show_progress:
         events = progress(events, "verifying the log", total=head)
     log_mismatch = _compare(events, _stored_leaves(engine, batch_size), heads, result)
@@ -578,51 +593,91 @@ def _checked_heads(heads: Sequence[TreeHead], keys: dict[str, Ed25519PublicKey],
     return [by_size[s] for s in sorted(by_size)]
 
 
+def _fetch(engine: Engine, query: str, params: tuple[int, int]) -> list[Any]:
+    """Rows as plain tuples from the driver's own cursor (verify's hot path)."""
+    with engine.connect() as conn:
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(query, params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+
 def _stored_leaves(engine: Engine, batch_size: int) -> Iterator[tuple[int, int, bytes]]:
+    mark = "?" if engine.dialect.name == "sqlite" else "%s"
+    query = ("SELECT leaf_index, position, leaf_hash FROM accord_tree_leaves "  # noqa: S608
+             f"WHERE leaf_index > {mark} ORDER BY leaf_index LIMIT {mark}")
     after = -1
     while True:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(tree_leaves.c.leaf_index, tree_leaves.c.position, tree_leaves.c.leaf_hash)
-                .where(tree_leaves.c.leaf_index > after).order_by(tree_leaves.c.leaf_index)
-                .limit(batch_size)).all()
+        rows = _fetch(engine, query, (after, batch_size))
         if not rows:
             return
         for index, position, h in rows:
-            yield int(index), int(position), bytes(h)
+            yield index, position, bytes(h)
         after = rows[-1][0]
 
 
 _END = (-1, 1 << 63, b"")
 
 
-def _compare(events: Iterator[Notification], stored: Iterator[tuple[int, int, bytes]],
+def _stored_rows(app: AccordApplication, engine: Engine,
+                 batch_size: int) -> Iterator[StoredRow]:
+    """Every stored event in log order, read straight from the event store's table.
+
+    The recorder's ``select_notifications`` builds a ``UUID`` and a ``Notification`` for
+    every row, which made verifying four times slower (45k against 200k events/s on
+    SQLite); the bytes hashed are the same, and the tests build the tree through the
+    recorder and verify it through this."""
+    table = getattr(app.recorder, "events_table_name", "stored_events")
+    if not table.replace("_", "").isalnum():
+        raise ValueError(f"unexpected event table name {table!r}")
+    if engine.dialect.name == "sqlite":
+        query = (f"SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
+                 f"FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?")
+    else:
+        query = (f"SELECT notification_id, uuid_send(originator_id), originator_version, "  # noqa: S608
+                 f"topic, state FROM {table} WHERE notification_id > %s "
+                 f"ORDER BY notification_id LIMIT %s")
+    position = 0
+    while True:
+        rows = _fetch(engine, query, (position, batch_size))
+        if not rows:
+            return
+        for position, oid, version, topic, state in rows:
+            raw = bytes(oid) if not isinstance(oid, str) else (
+                bytes.fromhex(oid) if len(oid) == 32 else UUID(oid).bytes)
+            yield position, raw, version, topic, bytes(state)
+
+
+def _compare(events: Iterator[StoredRow], stored: Iterator[tuple[int, int, bytes]],
              heads: list[TreeHead], result: Verification) -> TreeHead | None:
     """One pass over the log and the stored leaves, merged on position. Returns the first
     signed head the recomputed tree disagrees with."""
     compact = CompactRange()
     next_head = 0
     first_mismatch: TreeHead | None = None
-    suspects: dict[int, Notification] = {}  # events that differ, to recognise moved ones
+    suspects: dict[int, StoredRow] = {}  # events that differ, to recognise moved ones
     lost: dict[int, bytes] = {}  # stored leaf hashes of changed or removed positions
     leaf = next(stored, _END)
     for event in events:
-        h = notification_leaf(event)
-        while leaf[1] < event.id:  # the tree recorded an event the log no longer has
+        h = row_leaf(event)
+        position = event[0]
+        while leaf[1] < position:  # the tree recorded an event the log no longer has
             result.add(Finding(leaf[1], "removed", "the event the signed tree recorded "
                                "here is no longer in the log"))
             _remember(lost, leaf[1], leaf[2])
             leaf = next(stored, _END)
-        if leaf[1] == event.id:
+        if leaf[1] == position:
             if leaf[2] != h:
-                result.add(Finding(event.id, "changed", "its stored event no longer hashes "
+                result.add(Finding(position, "changed", "its stored event no longer hashes "
                                    "to the leaf the signed tree recorded"))
-                _remember(suspects, event.id, event)
-                _remember(lost, event.id, leaf[2])
+                _remember(suspects, position, event)
+                _remember(lost, position, leaf[2])
             leaf = next(stored, _END)
-        elif event.id <= result.covered_position:
-            result.add(Finding(event.id, "inserted", "the signed tree has no event here"))
-            _remember(suspects, event.id, event)
+        elif position <= result.covered_position:
+            result.add(Finding(position, "inserted", "the signed tree has no event here"))
+            _remember(suspects, position, event)
         else:
             result.uncovered += 1
         compact.append(h)
@@ -651,13 +706,13 @@ def _remember(store: dict[int, Any], position: int, value: Any) -> None:
         store[position] = value
 
 
-def _recognise_moves(suspects: dict[int, Notification], lost: dict[int, bytes],
+def _recognise_moves(suspects: dict[int, StoredRow], lost: dict[int, bytes],
                      result: Verification) -> None:
     """Names an event found at a position other than the one the tree recorded it at."""
     moved: dict[int, int] = {}
     for position, event in suspects.items():
         for original, recorded in lost.items():
-            if original != position and notification_leaf(event, original) == recorded:
+            if original != position and row_leaf(event, original) == recorded:
                 moved[position] = original
                 break
     if moved:
