@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import admin, agreements, catalogue, clients, consents, emergency, reviews, tree, views
+from api.routers import (
+    admin,
+    agreements,
+    audit,
+    catalogue,
+    clients,
+    consents,
+    emergency,
+    reviews,
+    tree,
+    views,
+)
 from infra.settings import Settings
 from infra.wiring import Accord, build
 from projections.live import attach
@@ -44,6 +55,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(agreements.router)
     api.include_router(catalogue.router)
     api.include_router(admin.router)
+    api.include_router(audit.router)
     api.include_router(emergency.router)
     api.include_router(reviews.router)
     api.include_router(tree.router)

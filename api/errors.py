@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access import AccessNotRecorded
 from domain.catalogue import InvalidPayload, UnknownFactType
 from domain.errors import (
     AccordError,
@@ -78,6 +79,8 @@ def install(app: FastAPI) -> None:
             return error(403, str(exc))
         if isinstance(exc, NotFound):
             return error(404, str(exc))
+        if isinstance(exc, AccessNotRecorded):
+            return error(503, str(exc))
         if isinstance(exc, ClientAlreadyRegistered):
             return error(409, str(exc), client_id=str(exc.client_id))
         if isinstance(exc, Conflict):

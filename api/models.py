@@ -224,6 +224,45 @@ class MatchOut(BaseModel):
     client_id: UUID
 
 
+# -- accountability: access records, disclosures, replay --------------------------------
+
+
+class ReturnedItemOut(BaseModel):
+    position: int | None = Field(description="log position of the fact (None: a whole record)")
+    category: str
+    controller: str
+    basis: dict[str, Any]
+
+
+class AccessOut(BaseModel):
+    position: int = Field(description="log position of the access record")
+    access_id: UUID
+    at: datetime
+    principal: str
+    principal_name: str
+    agency: str
+    role: str
+    action: str = Field(description="record, view, match, consents, disclosures or replay")
+    purpose: str | None
+    client_id: UUID | None
+    subject_agency: str | None = Field(description="for a replay: whose view it rebuilt")
+    outcome: str = Field(description="returned, not_found, refused or no_match")
+    detail: str | None
+    returned: list[ReturnedItemOut] = Field(
+        description="what was shown and on which basis (only items of data your agency "
+                    "controls, unless your own staff made the read)")
+
+
+class DisclosureOut(BaseModel):
+    at: datetime
+    recipient: str = Field(description="the agency the data was disclosed to")
+    principal_name: str
+    role: str
+    action: str
+    purpose: str | None
+    items: list[ReturnedItemOut]
+
+
 # -- emergency (break-glass) access and its IG review ---------------------------------------
 
 
@@ -275,3 +314,35 @@ class ReviewClosedOut(BaseModel):
     status: ReviewStatus
     outcome: ReviewOutcome
     position: int
+
+
+class ReplayFactOut(BaseModel):
+    position: int
+    type: str
+    category: str
+    controller: str
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any] = Field(description="only the fields the basis shared")
+    basis: dict[str, Any]
+    reasons: list[str]
+
+
+class WithheldFactOut(BaseModel):
+    position: int
+    type: str
+    category: str
+    controller: str
+    occurred_at: datetime
+    reasons: list[str] = Field(description="which rule withheld it, and why")
+
+
+class ReplayOut(BaseModel):
+    agency: str = Field(description="whose view was rebuilt")
+    client_id: UUID
+    purpose: Purpose
+    position: int = Field(description="the last log position the replay includes")
+    at: datetime = Field(description="the moment the decisions were taken at")
+    permitted: list[ReplayFactOut]
+    withheld: list[WithheldFactOut] = Field(
+        description="facts of your own agency that were withheld (controller's IG lead only)")

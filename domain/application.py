@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
+from domain.access import AccessAction, AccessOutcome, AccessRecord
 from domain.agencies import (
     CLINICAL_KINDS,
     PARTNERSHIP_ID,
@@ -519,17 +520,26 @@ class AccordApplication(Application[UUID]):
         return self._retrying(attempt)
 
     def consents(self, client_id: UUID, by: Actor) -> list[ConsentRecord]:
-        """Every consent the client gave to any agency, with its withdrawal if any."""
-        client = self._client(client_id)
-        if by.agency not in client.controllers:
-            raise ClientNotFound()
+        """The consents the client gave to share the caller agency's data, each with its
+        withdrawal if any. Consents about another controller's data are that agency's."""
+        self.require_controller(client_id, by)
         records: dict[UUID, ConsentRecord] = {}
         for e in self._client_events(client_id):
-            if isinstance(e, Client.ConsentGiven):
+            if isinstance(e, Client.ConsentGiven) and e.controller == by.agency:
                 records[e.consent_id] = ConsentRecord(given=e, withdrawn=None)
-            elif isinstance(e, Client.ConsentWithdrawn):
+            elif isinstance(e, Client.ConsentWithdrawn) and e.consent_id in records:
                 records[e.consent_id] = ConsentRecord(records[e.consent_id].given, e)
         return list(records.values())
+
+    def controls(self, client_id: UUID, agency: str) -> bool:
+        """Whether the agency controls some of the client's data (False if no such client)."""
+        client = self._get(client_id, Client)
+        return client is not None and agency in client.controllers
+
+    def require_controller(self, client_id: UUID, by: Actor) -> None:
+        """ClientNotFound unless the caller's agency controls some of the client's data."""
+        if by.agency not in self._client(client_id).controllers:
+            raise ClientNotFound()
 
     @staticmethod
     def _require_practitioner(by: Actor) -> None:
@@ -639,6 +649,29 @@ class AccordApplication(Application[UUID]):
         """The decrypted identity, for callers that have already established a basis;
         raises IdentityErased once the client's data key is destroyed."""
         return self.vault.open(client_id, self._client(client_id).sealed_identity)
+
+    # -- access records ------------------------------------------------------------
+
+    def record_access(
+        self,
+        by: Actor,
+        action: AccessAction,
+        *,
+        purpose: str | None,
+        client_id: UUID | None,
+        outcome: AccessOutcome,
+        returned: list[dict[str, Any]] | None = None,
+        detail: str | None = None,
+        subject_agency: str | None = None,
+    ) -> int:
+        """Appends the record of one read (a new aggregate: reads never contend)."""
+        record = AccessRecord(
+            principal=by.reference, principal_name=by.name, agency=by.agency,
+            role=by.role.value, action=action.value, purpose=purpose, client_id=client_id,
+            subject_agency=subject_agency, outcome=outcome.value, detail=detail,
+            returned=returned or [],
+        )
+        return self._position(self.save(record))
 
     def event_types(self) -> Iterable[FactType]:
         return CATALOGUE.values()

@@ -153,6 +153,42 @@ tracking = Table(
     Column("position", BigInteger, nullable=False),
 )
 
+# -- the access-audit index (projections.audit) -----------------------------------------
+
+#: One row per read of client data (an AccessRecord in the log).
+access_log = Table(
+    "accord_access_log",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("access_id", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("principal", String(64), nullable=False),
+    Column("principal_name", String(200), nullable=False),
+    Column("agency", String(64), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("purpose", String(64), nullable=True),
+    Column("client_id", String(32), nullable=True),
+    Column("subject_agency", String(64), nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("returned", Text, nullable=False),  # JSON: position, category, controller, basis
+    Index("accord_access_log_agency_at", "agency", "at"),
+    Index("accord_access_log_client", "client_id", "at"),
+)
+
+#: Which agencies' data each read returned: one row per (read, controller). A read of
+#: another agency's data is a disclosure; a controller's IG lead finds reads of its data.
+access_controllers = Table(
+    "accord_access_controllers",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("controller", String(64), primary_key=True),
+    Column("client_id", String(32), nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("accord_access_controllers_controller_at", "controller", "at"),
+)
+
 # -- the log's Merkle tree (projections.log_tree) ---------------------------------------
 
 #: One leaf per stored event, in log order: the RFC 6962 leaf hash of its canonical bytes.

@@ -8,12 +8,15 @@ the embedded default, ``accord worker`` runs them in production, and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from infra.runner import ProjectionRunner
 from infra.wiring import Accord
+from projections.audit import AccessIndex
 from projections.log_tree import tree_projections
 from projections.views import AgencyViews
+
+P = TypeVar("P")
 
 
 class Projection(Protocol):
@@ -42,12 +45,22 @@ class Projections:
         for projection in self.all:
             projection.catch_up()
 
+    def find(self, kind: type[P]) -> P:
+        """The running projection of the given class (for the routes that query it)."""
+        for projection in self.all:
+            if isinstance(projection, kind):
+                return projection
+        raise LookupError(kind.__name__)
+
 
 def projections_of(accord: Accord, views: AgencyViews | None = None,
                    batch_size: int = 2000) -> list[Projection]:
     """Every tracked projection of the log, in the order they catch up."""
-    return [views or AgencyViews(accord.app, accord.engine, batch_size=batch_size),
-            *tree_projections(accord, batch_size=batch_size)]
+    return [
+        views or AgencyViews(accord.app, accord.engine, batch_size=batch_size),
+        AccessIndex(accord.app, accord.engine, batch_size=batch_size),
+        *tree_projections(accord, batch_size=batch_size),
+    ]
 
 
 def attach(accord: Accord, *, run_in_process: bool = True) -> Projections:

@@ -144,3 +144,29 @@ def no_server_errors(response: httpx.Response) -> None:
 def api(client: TestClient) -> TestClient:
     client.event_hooks["response"].append(no_server_errors)
     return client
+
+
+ACCESS_TOPIC = "domain.access:AccessRecord.Recorded"
+
+
+def _topics(accord: Accord) -> list[str]:
+    recorder = accord.app.recorder
+    topics: list[str] = []
+    position = 0
+    while True:
+        batch = recorder.select_notifications(start=position, limit=1000,
+                                              inclusive_of_start=False)
+        if not batch:
+            return topics
+        topics.extend(n.topic for n in batch)
+        position = batch[-1].id
+
+
+def changes(accord: Accord) -> int:
+    """How many events other than access records the log holds. Reads are recorded by
+    design, so "a refused request changes nothing" means this count stays the same."""
+    return sum(1 for topic in _topics(accord) if topic != ACCESS_TOPIC)
+
+
+def access_records(accord: Accord) -> int:
+    return sum(1 for topic in _topics(accord) if topic == ACCESS_TOPIC)

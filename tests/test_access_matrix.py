@@ -37,7 +37,7 @@ from domain.identity import Identity
 from domain.vocabulary import Purpose
 from infra.settings import Settings
 from infra.wiring import Accord
-from tests.conftest import VALID_IDENTITY, Partnership
+from tests.conftest import VALID_IDENTITY, Partnership, access_records, changes
 
 COLUMNS = ("own", "other", "police", "commission")
 CALLER = {"own": "tp", "other": "tp", "police": "police", "commission": "commissioner"}
@@ -114,6 +114,18 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
     ("POST", "/v1/clients/match"): rows({
         only(P, S): (200, *CONTROLLER_ONLY),
         rest(P, S): DENIED,
+    }),
+    # Accountability: IG leads search reads of their data and by their staff; the
+    # controller answers subject access requests; replay rebuilds what an agency could see
+    # (here: the police's view, which the controller's IG lead may replay for its data).
+    ("GET", "/v1/audit/accesses"): rows({only(I): (200, 200, 200, 200), rest(I): DENIED}),
+    ("GET", "/v1/clients/{client_id}/disclosures"): rows({
+        only(P, I): (200, *CONTROLLER_ONLY),
+        rest(P, I): DENIED,
+    }),
+    ("GET", "/v1/audit/replay"): rows({
+        only(I): (200, *CONTROLLER_ONLY),
+        rest(I): DENIED,
     }),
     # Tamper evidence: the signed Merkle tree head and its proofs, for IG leads and
     # administrators of any agency (a partner checks them offline).
@@ -328,6 +340,13 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("POST", "/v1/clients/match"): lambda w, o: (
         "/v1/clients/match",
         {"purpose": "direct_care", "nhs_number": NHS_NUMBERS[0 if o == "tp" else 1]}),
+    ("GET", "/v1/audit/accesses"): lambda w, o: (
+        f"/v1/audit/accesses?client_id={_client(w, o)}", None),
+    ("GET", "/v1/clients/{client_id}/disclosures"): lambda w, o: (
+        f"/v1/clients/{_client(w, o)}/disclosures", None),
+    ("GET", "/v1/audit/replay"): lambda w, o: (
+        f"/v1/audit/replay?agency=police&client_id={_client(w, o)}"
+        "&purpose=care_coordination", None),
     ("GET", "/v1/audit/tree-head"): lambda w, o: (
         f"/v1/audit/tree-head?_={signed_tree_size(w.accord)}", None),
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, o: (
@@ -361,6 +380,16 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("POST", "/v1/audit/reviews/{review_id}"): lambda w, o: (
         f"/v1/audit/reviews/{w.review(o)}", {"outcome": "justified", "note": "matrix"}),
 }
+
+
+#: Routes outside the /v1/clients/{client_id}/... family that read client data.
+OTHER_READS = {("POST", "/v1/clients/match"), ("GET", "/v1/audit/replay")}
+
+
+def reads_client_data(key: tuple[str, str]) -> bool:
+    """Every GET under a client, and the reads named above, must record each access."""
+    method, path = key
+    return (method == "GET" and "{client_id}" in path) or key in OTHER_READS
 
 
 def test_every_matrix_entry_has_a_request() -> None:
@@ -403,15 +432,24 @@ def check_cells(
                     continue
                 url, body = REQUESTS[key](world, OWNER[column])
                 expected = 200 if isinstance(entry, str) else entry[role][i]
-                before = accord.app.head_position()
+                before = changes(accord)
+                reads_before = access_records(accord)
                 response = call(client, method, url, body,
                                 partnership.headers(CALLER[column], role))
                 if response.status_code != expected:
                     wrong.append(f"{method} {key[1]} {role.value}@{column}: expected "
                                  f"{expected}, got {response.status_code} {response.text[:120]}")
                 assert response.status_code < 500, response.text
+                recorded = access_records(accord) - reads_before
+                if reads_client_data(key) and response.status_code in (200, 404):
+                    if recorded != 1:
+                        wrong.append(f"{method} {key[1]} {role.value}@{column}: "
+                                     f"{recorded} access records for one read")
+                elif recorded and not reads_client_data(key):
+                    wrong.append(f"{method} {key[1]} {role.value}@{column}: recorded a "
+                                 f"read for a route that reads no client data")
                 if response.status_code >= 400:
-                    if accord.app.head_position() != before:
+                    if changes(accord) != before:
                         wrong.append(f"{method} {key[1]} {role.value}@{column}: refused "
                                      f"({response.status_code}) yet appended to the log")
                     if VALID_IDENTITY["family_name"] in response.text:
@@ -435,12 +473,12 @@ def test_anonymous_callers_get_401_everywhere_but_the_docs(
         for headers in ({}, {"Authorization": "Bearer not-a-token"},
                         {"Authorization": f"Basic {partnership.token('tp', Role.ADMIN)}"}):
             url, body = REQUESTS[key](world, "tp")
-            before = accord.app.head_position()
+            before = changes(accord)
             response = call(client, key[0], url, body, headers)
             if response.status_code != expected:
                 wrong.append(f"{key[0]} {key[1]} {headers}: {response.status_code}")
             elif expected == 401 and response.headers.get("www-authenticate") != "Bearer":
                 wrong.append(f"{key[0]} {key[1]}: 401 without WWW-Authenticate: Bearer")
-            if accord.app.head_position() != before:
+            if changes(accord) != before:
                 wrong.append(f"{key[0]} {key[1]} {headers}: appended to the log")
     assert not wrong, "\n".join(map(str, wrong))

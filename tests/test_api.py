@@ -20,7 +20,7 @@ from api.app import create_app
 from domain.agencies import Role, agency_uuid
 from domain.catalogue import CATALOGUE
 from infra.wiring import Accord
-from tests.conftest import AGENCIES, VALID_IDENTITY, Partnership
+from tests.conftest import AGENCIES, VALID_IDENTITY, Partnership, changes
 
 NORMALISED_IDENTITY = {**VALID_IDENTITY, "nhs_number": "9434765919"}
 
@@ -140,7 +140,7 @@ def test_requests_without_a_valid_token_get_401(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     client_id = register(api, partnership)
-    before = accord.app.head_position()
+    before = changes(accord)
     for authorization in BAD_AUTHORIZATION:
         headers = {"Authorization": authorization} if authorization else {}
         for method, url, body in [
@@ -156,7 +156,7 @@ def test_requests_without_a_valid_token_get_401(
             assert response.headers["www-authenticate"] == "Bearer"
             assert_error_shape(response)
             assert VALID_IDENTITY["family_name"] not in response.text
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
 
 
 def test_a_tampered_token_gets_401(api: TestClient, partnership: Partnership) -> None:
@@ -179,11 +179,11 @@ def test_a_revoked_token_stops_working_at_the_next_request(
                         json={"reason": "left the service"})
     assert response.status_code == 204
     assert response.content == b""
-    before = accord.app.head_position()
+    before = changes(accord)
     assert api.get(f"/v1/clients/{client_id}/record", headers=mine).status_code == 401
     assert api.post(f"/v1/clients/{client_id}/events", json=fact(),
                     headers=mine).status_code == 401
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
     # Others of the same agency and role are unaffected.
     assert api.get(f"/v1/clients/{client_id}/record",
                    headers=partnership.headers("tp", Role.PRACTITIONER)).status_code == 200
@@ -226,7 +226,7 @@ def test_roles_that_may_not_call_an_endpoint_get_403_and_change_nothing(
         "list_principals": ("GET", "/v1/agencies/tp/principals", None),
         "revoke": ("POST", f"/v1/principals/{victim}/revoke", {"reason": "spite"}),
     }
-    before = accord.app.head_position()
+    before = changes(accord)
     wrong = []
     for agency, role, action in REFUSED:
         method, url, body = actions[action]
@@ -237,7 +237,7 @@ def test_roles_that_may_not_call_an_endpoint_get_403_and_change_nothing(
         assert_error_shape(response)
         assert VALID_IDENTITY["family_name"] not in response.text
     assert not wrong, "\n".join(map(str, wrong))
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
     assert api.get("/v1/event-types", headers=partnership.headers("tp", Role.PRACTITIONER)
                    ).status_code == 200
 
@@ -251,7 +251,7 @@ def test_another_agencys_client_and_an_unknown_id_get_identical_404s(
     client_id = register(api, partnership)
     principal_id = accord.app.authenticate(partnership.token("tp", Role.ADMIN)).principal_id
     unknowns = [str(uuid4()), str(agency_uuid("tp")), str(principal_id)]
-    before = accord.app.head_position()
+    before = changes(accord)
     for agency in ("tp2", "police", "childrens"):
         for role in (Role.PRACTITIONER, Role.SAFEGUARDING):
             headers = partnership.headers(agency, role)
@@ -265,7 +265,7 @@ def test_another_agencys_client_and_an_unknown_id_get_identical_404s(
                     assert (other.status_code, other.content) == (404, seen.content)
                     assert other.headers.get("content-type") == seen.headers.get(
                         "content-type")
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
     assert record(api, partnership, client_id)["facts"] == []
 
 
@@ -344,7 +344,7 @@ def test_invalid_input_gets_422_naming_the_field_and_changes_nothing(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     client_id = register(api, partnership)
-    before = (accord.app.head_position(), record(api, partnership, client_id))
+    before = (changes(accord), record(api, partnership, client_id))
     headers = partnership.headers("tp", Role.PRACTITIONER)
     wrong = []
     for case, method, url, body, fields in INVALID:
@@ -361,7 +361,7 @@ def test_invalid_input_gets_422_naming_the_field_and_changes_nothing(
         if named != fields:
             wrong.append((case, 422, named))
     assert not wrong, "\n".join(map(str, wrong))
-    assert (accord.app.head_position(), record(api, partnership, client_id)) == before
+    assert (changes(accord), record(api, partnership, client_id)) == before
 
 
 @pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00+14:00",
@@ -374,10 +374,10 @@ def test_an_occurred_at_beyond_the_calendar_in_utc_gets_422(
     with TestClient(create_app(accord), raise_server_exceptions=False) as plain:
         client_id = plain.post("/v1/clients", json={"identity": VALID_IDENTITY},
                                headers=headers).json()["client_id"]
-        before = accord.app.head_position()
+        before = changes(accord)
         response = plain.post(f"/v1/clients/{client_id}/events",
                               json=fact(occurred_at=occurred_at), headers=headers)
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
     assert response.status_code == 422, response.text
     assert [e["field"] for e in response.json()["errors"]] == ["occurred_at"]
 
@@ -405,21 +405,21 @@ def test_a_body_over_the_limit_gets_413_with_content_length(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     client_id = register(api, partnership)
-    before = accord.app.head_position()
+    before = changes(accord)
     body = oversized_event(accord.settings.max_body_bytes)
     response = api.post(f"/v1/clients/{client_id}/events", content=body,
                         headers={**partnership.headers("tp", Role.PRACTITIONER),
                                  "Content-Type": "application/json"})
     assert response.status_code == 413
     assert str(accord.settings.max_body_bytes) in assert_error_shape(response)["detail"]
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
 
 
 def test_a_streamed_body_over_the_limit_gets_413(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     client_id = register(api, partnership)
-    before = accord.app.head_position()
+    before = changes(accord)
     body = oversized_event(accord.settings.max_body_bytes)
 
     def chunks() -> Iterator[bytes]:
@@ -430,7 +430,7 @@ def test_a_streamed_body_over_the_limit_gets_413(
                         headers={**partnership.headers("tp", Role.PRACTITIONER),
                                  "Content-Type": "application/json"})
     assert response.status_code == 413
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
     assert record(api, partnership, client_id)["facts"] == []
 
 
@@ -454,12 +454,12 @@ def test_a_streamed_body_under_the_limit_is_accepted(
 def test_a_huge_registration_gets_413(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
-    before = accord.app.head_position()
+    before = changes(accord)
     huge = {"identity": {**VALID_IDENTITY, "given_name": "A" * (accord.settings.max_body_bytes)}}
     response = api.post("/v1/clients", json=huge,
                         headers=partnership.headers("tp", Role.PRACTITIONER))
     assert response.status_code == 413
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
 
 
 # -- 409 -----------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ def test_a_duplicate_nhs_number_in_one_agency_gets_409_with_the_existing_client(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     first = register(api, partnership)
-    before = accord.app.head_position()
+    before = changes(accord)
     response = api.post(
         "/v1/clients", headers=partnership.headers("tp", Role.PRACTITIONER),
         json={"identity": {**VALID_IDENTITY, "nhs_number": "943-476-5919",
@@ -478,7 +478,7 @@ def test_a_duplicate_nhs_number_in_one_agency_gets_409_with_the_existing_client(
     assert response.status_code == 409
     assert response.json()["client_id"] == first
     assert first in response.json()["detail"]
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
     assert record(api, partnership, first)["identity"]["given_name"] == "Ann"
 
 
@@ -521,12 +521,12 @@ def test_an_admin_registers_an_agency_once(
     response = api.post("/v1/agencies", json=body, headers=admin)
     assert response.status_code == 201
     assert response.json() == body
-    before = accord.app.head_position()
+    before = changes(accord)
     again = api.post("/v1/agencies", headers=admin,
                      json={**body, "name": "Impostor", "kind": "police"})
     assert again.status_code == 409
     assert "northshire-housing" in assert_error_shape(again)["detail"]
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
     listed = api.get("/v1/agencies", headers=partnership.headers("police", Role.PRACTITIONER))
     assert listed.status_code == 200
     assert listed.json() == [
@@ -546,13 +546,13 @@ INVALID_AGENCIES: list[tuple[dict[str, Any], str]] = [
 def test_an_invalid_agency_gets_422(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
-    before = accord.app.head_position()
+    before = changes(accord)
     for body, field in INVALID_AGENCIES:
         response = api.post("/v1/agencies", json=body,
                             headers=partnership.headers("tp", Role.ADMIN))
         assert response.status_code == 422, body
         assert [e["field"] for e in response.json()["errors"]] == [field], body
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
     assert len(api.get("/v1/agencies", headers=partnership.headers("tp", Role.ADMIN)).json()) \
         == len(AGENCIES)
 
@@ -602,9 +602,9 @@ def test_principals_of_unknown_agencies_or_ids_get_404(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     admin = partnership.headers("tp", Role.ADMIN)
-    before = accord.app.head_position()
+    before = changes(accord)
     client_id = register(api, partnership)
-    before = accord.app.head_position()
+    before = changes(accord)
     assert api.post("/v1/principals", headers=admin, json={
         "agency": "nowhere", "role": "practitioner", "name": "Ghost"}).status_code == 404
     assert api.get("/v1/agencies/nowhere/principals", headers=admin).status_code == 404
@@ -612,7 +612,7 @@ def test_principals_of_unknown_agencies_or_ids_get_404(
         response = api.post(f"/v1/principals/{unknown}/revoke", headers=admin,
                             json={"reason": "x"})
         assert response.status_code == 404, response.text
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
 
 
 INVALID_PRINCIPALS: list[tuple[dict[str, Any], str]] = [
@@ -626,13 +626,13 @@ INVALID_PRINCIPALS: list[tuple[dict[str, Any], str]] = [
 def test_an_invalid_principal_gets_422(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
-    before = accord.app.head_position()
+    before = changes(accord)
     for body, field in INVALID_PRINCIPALS:
         response = api.post("/v1/principals", json=body,
                             headers=partnership.headers("tp", Role.ADMIN))
         assert response.status_code == 422, body
         assert [e["field"] for e in response.json()["errors"]] == [field], body
-    assert accord.app.head_position() == before
+    assert changes(accord) == before
 
 
 def test_a_revocation_needs_a_reason(

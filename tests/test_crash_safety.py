@@ -300,7 +300,9 @@ def _check_invariants(accord: Accord, snapshot: dict[str, list[tuple[Any, ...]]]
         position = batch[-1].id
     assert position == head
     assert [r[0] for r in snapshot["accord_facts"]] == fact_positions
-    assert snapshot["accord_tracking"] == [("agency_views", head)]
+    tracked = dict(snapshot["accord_tracking"])
+    assert tracked["agency_views"] == head
+    assert all(position == head for position in tracked.values()), tracked
     assert len(snapshot["accord_client_matching"]) == 2 * (registered - erased)
     assert len(snapshot["accord_policy_erasures"]) == erased == 1
 

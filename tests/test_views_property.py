@@ -38,6 +38,7 @@ from infra.keys import generate_key_file
 from infra.schema import view_rows
 from infra.settings import Settings
 from infra.wiring import Accord, build
+from projections.replay import PointInTime
 from projections.views import AgencyViews
 from tests.conftest import PG_URL, drop_schema, require_postgres
 
@@ -532,6 +533,18 @@ def check_views_equal_the_policy(world: World) -> None:
     assert_nothing_under_withdrawn_consents(world)
 
 
+def check_replay_at_the_head_equals_the_view(world: World) -> None:
+    now = datetime.now(UTC)
+    point_in_time = PointInTime(world.app)
+    for agency, kind in AGENCIES.items():
+        for client_id in world.clients:
+            for purpose in PURPOSES:
+                replayed = point_in_time.replay(agency, kind, client_id, purpose, at=now)
+                live = world.views.items(agency, client_id, purpose, now)
+                assert [(f.position, f.basis, f.data) for f in replayed.permitted] == [
+                    (i.position, i.basis, i.data) for i in live], (agency, purpose)
+
+
 def check_random_history(
     backend: str, opening: list[tuple[Any, ...]], history: list[tuple[Any, ...]]
 ) -> None:
@@ -547,6 +560,9 @@ def check_random_history(
         event(f"partner rows: {'none' if not partner_rows else 'some'}")
         event(f"incremental catch-ups: {min(world.catch_ups, 3)}")
         event(f"withdrawals: {bool(world.withdrawn)}")
+
+        # (e) a point-in-time replay at the head of the log equals the live view.
+        check_replay_at_the_head_equals_the_view(world)
 
         # (d) a rebuild from the log equals the incrementally built view exactly.
         incremental = world.views.all_rows()

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
+from api.access import Access, returned_item
 from api.auth import App, require
 from api.models import (
     ClientCreated,
@@ -18,6 +19,7 @@ from api.models import (
     FactOut,
     IdentityOut,
 )
+from domain.access import AccessAction
 from domain.agencies import Role
 from domain.application import Actor
 
@@ -50,9 +52,18 @@ def record_event(client_id: UUID, body: EventIn, app: App, actor: Recorder) -> E
 
 
 @router.get("/{client_id}/record", response_model=ClientRecordOut, responses=_errors)
-def read_record(client_id: UUID, app: App, actor: RecordReader) -> ClientRecordOut:
-    """The caller agency's own record: identity (if it registered the client) and its facts."""
-    record = app.client_record(client_id, actor)
+def read_record(client_id: UUID, app: App, access: Access,
+                actor: RecordReader) -> ClientRecordOut:
+    """The caller agency's own record: identity (if it registered the client) and its facts.
+    The read is recorded before it is returned."""
+    with access.reading(actor, AccessAction.RECORD, client_id=client_id, purpose=None) as read:
+        record = app.client_record(client_id, actor)
+        shown = [returned_item(None, f.category, f.controller, {"kind": "controller"})
+                 for f in record.facts]
+        if record.identity is not None:
+            shown.insert(0, returned_item(None, "identity", record.controller,
+                                          {"kind": "controller"}))
+        read.returned(shown)
     identity = IdentityOut(**record.identity.model_dump()) if record.identity else None
     return ClientRecordOut(
         client_id=record.client_id, controller=record.controller,

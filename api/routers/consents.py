@@ -7,8 +7,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
+from api.access import Access, returned_item
 from api.auth import App, require
 from api.models import ConsentCreated, ConsentIn, ConsentOut, ErrorBody, PositionOut, WithdrawIn
+from domain.access import AccessAction
 from domain.agencies import Role
 from domain.application import Actor, ConsentRecord
 
@@ -41,8 +43,14 @@ def withdraw(client_id: UUID, consent_id: UUID, body: WithdrawIn, app: App,
 
 
 @router.get("", response_model=list[ConsentOut], responses=_errors)
-def list_consents(client_id: UUID, app: App, actor: Reader) -> list[ConsentOut]:
-    return [_out(r) for r in app.consents(client_id, actor)]
+def list_consents(client_id: UUID, app: App, access: Access, actor: Reader) -> list[ConsentOut]:
+    """The consents recorded for sharing the caller agency's data about the client."""
+    with access.reading(actor, AccessAction.CONSENTS, client_id=client_id,
+                        purpose=None) as read:
+        records = app.consents(client_id, actor)
+        read.returned(returned_item(None, "consent", r.given.controller, {"kind": "controller"})
+                      for r in records)
+    return [_out(r) for r in records]
 
 
 def _out(record: ConsentRecord) -> ConsentOut:

@@ -8,9 +8,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from api.access import Access, returned_item
 from api.auth import App, require
 from api.models import ClientViewOut, ErrorBody, MatchIn, MatchOut, ViewFactOut
 from consent.policy import BasisKind
+from domain.access import AccessAction, AccessOutcome
 from domain.agencies import Role
 from domain.application import Actor
 from domain.categories import DataCategory
@@ -57,34 +59,40 @@ def view(
     client_id: UUID,
     app: App,
     views: Views,
+    access: Access,
     actor: Viewer,
     purpose: Annotated[Purpose, Query(description="why the caller needs to see the client")],
     min_position: Annotated[int | None, Query(ge=1, description="wait until the view has "
                                               "caught up with this log position")] = None,
 ) -> ClientViewOut:
     """The caller agency's view of the client for a purpose: permitted facts, masked, each
-    with its basis. No basis, an unknown client and an erased client are the same 404."""
+    with its basis. No basis, an unknown client and an erased client are the same 404.
+    The read is recorded (who, purpose, what was shown and why) before it is returned."""
     if min_position is not None:
         # On a time-out the answer still says which position it is current to.
         with contextlib.suppress(TimeoutError):
             views.tracking.wait(views.name, min_position, timeout=MAX_WAIT_SECONDS)
-    _check_commissioner(actor, purpose)
-    position = views.position()
-    if not views.sees_client(actor.agency, client_id):
-        raise ClientNotFound()
-    items = _items(views, actor, client_id, purpose)
-    if not items:
-        raise Forbidden(f"no agreement under which {actor.agency} sees this client names the "
-                        f"purpose {purpose.value}")
-    identity = None
-    identity_items = [i for i in items if i.category == DataCategory.IDENTITY.value]
-    if identity_items:
-        try:
-            full = app.identity_of(client_id).model_dump(mode="json")
-        except IdentityErased:
-            raise ClientNotFound() from None
-        fields = identity_items[0].fields
-        identity = {k: v for k, v in full.items() if fields is None or k in fields}
+    with access.reading(actor, AccessAction.VIEW, client_id=client_id,
+                        purpose=purpose.value) as read:
+        _check_commissioner(actor, purpose)
+        position = views.position()
+        if not views.sees_client(actor.agency, client_id):
+            raise ClientNotFound()
+        items = _items(views, actor, client_id, purpose)
+        if not items:
+            raise Forbidden(f"no agreement under which {actor.agency} sees this client names "
+                            f"the purpose {purpose.value}")
+        identity = None
+        identity_items = [i for i in items if i.category == DataCategory.IDENTITY.value]
+        if identity_items:
+            try:
+                full = app.identity_of(client_id).model_dump(mode="json")
+            except IdentityErased:
+                raise ClientNotFound() from None
+            fields = identity_items[0].fields
+            identity = {k: v for k, v in full.items() if fields is None or k in fields}
+        read.returned(returned_item(i.position, i.category, i.controller, i.basis)
+                      for i in items)
     return ClientViewOut(
         client_id=client_id, agency=actor.agency, purpose=purpose, position=position,
         identity=identity,
@@ -98,17 +106,26 @@ def view(
 
 
 @router.post("/match", response_model=MatchOut, responses=_errors)
-def match(body: MatchIn, app: App, views: Views, actor: Viewer) -> MatchOut:
+def match(body: MatchIn, app: App, views: Views, access: Access, actor: Viewer) -> MatchOut:
     """Finds the client for an NHS number (or family name and date of birth), only if the
-    caller's agency has a basis to see something of that client for the stated purpose."""
+    caller's agency has a basis to see something of that client for the stated purpose.
+    Every match is recorded, including those that found nothing (never the search terms)."""
     fingerprint = app.match_keys(body.nhs_number, body.family_name, body.date_of_birth)
-    _check_commissioner(actor, body.purpose)
-    visible = [
-        client_id for client_id in views.matching_clients(fingerprint)
-        if _items(views, actor, client_id, body.purpose)
-    ]
-    if not visible:
-        raise ClientNotFound()
-    if len(visible) > 1:
-        raise Conflict("more than one client you may see matches; match on the NHS number")
+    with access.reading(actor, AccessAction.MATCH, client_id=None,
+                        purpose=body.purpose.value) as read:
+        _check_commissioner(actor, body.purpose)
+        visible = [
+            client_id for client_id in views.matching_clients(fingerprint)
+            if _items(views, actor, client_id, body.purpose)
+        ]
+        if not visible:
+            raise ClientNotFound()
+        if len(visible) > 1:
+            read.found_nothing(AccessOutcome.REFUSED, "more than one client matched")
+            raise Conflict("more than one client you may see matches; match on the NHS number")
+        # What the match disclosed: that this person is a client known to these agencies.
+        bases = {(i.controller, i.basis.get("kind"), i.basis.get("agreement_id")): i
+                 for i in _items(views, actor, visible[0], body.purpose)}
+        read.returned([returned_item(None, "match", i.controller, i.basis)
+                       for i in bases.values()], client_id=visible[0])
     return MatchOut(client_id=visible[0])

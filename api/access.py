@@ -1,0 +1,119 @@
+"""Recording every read of client data before the data leaves the API.
+
+A route that reads client data takes an ``AccessLog`` and does its work inside
+``access.reading(...)``. It calls ``read.returned(...)`` with what it is about to return;
+that appends the ``AccessRecord`` there and then, so a read whose record cannot be written
+fails (503) instead of returning data. A refusal (404 or 403) raised inside the block is
+recorded as such before it propagates. Leaving the block without a record is a
+programming error and fails the request: no path returns client data unrecorded
+(tests/test_access_records.py calls every route to prove it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Depends, Request
+
+from domain.access import AccessAction, AccessOutcome
+from domain.application import AccordApplication, Actor
+from domain.errors import AccordError, Forbidden, NotFound
+
+log = logging.getLogger("accord.access")
+
+
+class AccessNotRecorded(AccordError):
+    """The access record could not be written, so nothing is returned (HTTP 503)."""
+
+
+class UnrecordedRead(RuntimeError):
+    """A route left its ``reading`` block without recording the access (a bug)."""
+
+
+def returned_item(position: int | None, category: str, controller: str,
+                  basis: dict[str, Any]) -> dict[str, Any]:
+    """One item of an access record: where it is in the log, what it is, whose, and why
+    it was shown (the basis without its lawful-basis detail, which the agreement holds)."""
+    return {
+        "position": position, "category": category, "controller": controller,
+        "basis": {k: basis.get(k) for k in ("kind", "agreement_id", "agreement_version",
+                                            "consent_id", "legal_duty", "grant_id")
+                  if basis.get(k) is not None},
+    }
+
+
+class Read:
+    """One read in progress."""
+
+    def __init__(self, app: AccordApplication, actor: Actor, action: AccessAction,
+                 client_id: UUID | None, purpose: str | None, subject_agency: str | None) -> None:
+        self.app = app
+        self.actor = actor
+        self.action = action
+        self.client_id = client_id
+        self.purpose = purpose
+        self.subject_agency = subject_agency
+        self.position: int | None = None
+
+    def returned(self, items: Iterable[dict[str, Any]], *,
+                 client_id: UUID | None = None) -> int:
+        """Records what is about to be returned; call it just before building the response."""
+        if client_id is not None:
+            self.client_id = client_id
+        return self._record(AccessOutcome.RETURNED, list(items))
+
+    def found_nothing(self, outcome: AccessOutcome = AccessOutcome.NO_MATCH,
+                      detail: str | None = None) -> int:
+        return self._record(outcome, [], detail)
+
+    def _record(self, outcome: AccessOutcome, items: list[dict[str, Any]],
+                detail: str | None = None) -> int:
+        if self.position is not None:
+            raise UnrecordedRead("a read is recorded once")
+        try:
+            self.position = self.app.record_access(
+                self.actor, self.action, purpose=self.purpose, client_id=self.client_id,
+                outcome=outcome, returned=items, detail=detail,
+                subject_agency=self.subject_agency,
+            )
+        except Exception as exc:
+            log.exception("could not record an access by %s", self.actor.reference)
+            raise AccessNotRecorded(
+                "the access could not be recorded, so nothing is returned; try again"
+            ) from exc
+        return self.position
+
+
+class AccessLog:
+    def __init__(self, app: AccordApplication) -> None:
+        self.app = app
+
+    @contextmanager
+    def reading(self, actor: Actor, action: AccessAction, *, client_id: UUID | None,
+                purpose: str | None, subject_agency: str | None = None) -> Iterator[Read]:
+        read = Read(self.app, actor, action, client_id, purpose, subject_agency)
+        try:
+            yield read
+        except NotFound as exc:
+            if read.position is None:
+                outcome = (AccessOutcome.NO_MATCH if action is AccessAction.MATCH
+                           else AccessOutcome.NOT_FOUND)
+                read.found_nothing(outcome, str(exc))
+            raise
+        except Forbidden as exc:
+            if read.position is None:
+                read.found_nothing(AccessOutcome.REFUSED, str(exc))
+            raise
+        if read.position is None:
+            raise UnrecordedRead(f"{action.value} returned without an access record")
+
+
+def access_log(request: Request) -> AccessLog:
+    return AccessLog(request.app.state.accord.app)
+
+
+Access = Annotated[AccessLog, Depends(access_log)]

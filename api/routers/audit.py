@@ -1,0 +1,174 @@
+"""For IG leads: who saw what, about whom, why; and what a partner could see at a moment."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime
+
+from api.access import Access, returned_item
+from api.auth import App, require
+from api.models import (
+    AccessOut,
+    DisclosureOut,
+    ErrorBody,
+    ReplayFactOut,
+    ReplayOut,
+    ReturnedItemOut,
+    WithheldFactOut,
+)
+from domain.access import AccessAction
+from domain.agencies import Role
+from domain.application import Actor
+from domain.errors import ClientNotFound, InvalidCommand
+from domain.vocabulary import Purpose
+from projections.audit import Access as AccessRow
+from projections.audit import AccessIndex
+from projections.replay import PointInTime
+
+router = APIRouter(tags=["ig leads"])
+IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
+ControllerStaff = Annotated[Actor, Depends(require(Role.IG_LEAD, Role.PRACTITIONER))]
+_errors: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 422, 503)
+}
+#: How long a read of the audit index waits for records appended just before it.
+MAX_WAIT_SECONDS = 2.0
+
+
+def access_index(request: Request) -> AccessIndex:
+    index: AccessIndex = request.app.state.projections.find(AccessIndex)
+    return index
+
+
+Index = Annotated[AccessIndex, Depends(access_index)]
+
+
+def _current(index: AccessIndex, app: App) -> None:
+    """Read-your-writes: the index includes every access recorded before this request."""
+    with contextlib.suppress(TimeoutError):
+        index.tracking.wait(index.name, app.head_position(), timeout=MAX_WAIT_SECONDS)
+
+
+def _out(row: AccessRow, for_agency: str) -> AccessOut:
+    own_staff = row.agency == for_agency
+    items = [ReturnedItemOut(**item) for item in row.returned
+             if own_staff or item["controller"] == for_agency]
+    return AccessOut(
+        position=row.position, access_id=row.access_id, at=row.at, principal=row.principal,
+        principal_name=row.principal_name, agency=row.agency, role=row.role,
+        action=row.action, purpose=row.purpose, client_id=row.client_id,
+        subject_agency=row.subject_agency, outcome=row.outcome,
+        detail=row.detail if own_staff else None, returned=items,
+    )
+
+
+@router.get("/v1/audit/accesses", response_model=list[AccessOut], responses=_errors)
+def accesses(
+    app: App,
+    index: Index,
+    ig_lead: IgLead,
+    client_id: UUID | None = None,
+    agency: Annotated[str | None, Query(max_length=64, description="who read")] = None,
+    principal: Annotated[str | None, Query(max_length=64)] = None,
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[AccessOut]:
+    """Reads of data your agency controls, and reads made by your own staff, newest
+    first. Items of other agencies' data in your partners' reads are left out."""
+    if from_ is not None and to is not None and to <= from_:
+        raise InvalidCommand("to", "must be after from")
+    _current(index, app)
+    rows = index.accesses(ig_lead.agency, client_id=client_id, agency=agency,
+                          principal=principal, since=from_, until=to, limit=limit)
+    return [_out(row, ig_lead.agency) for row in rows]
+
+
+@router.get("/v1/clients/{client_id}/disclosures", response_model=list[DisclosureOut],
+            responses=_errors)
+def disclosures(client_id: UUID, app: App, index: Index, access: Access,
+                actor: ControllerStaff) -> list[DisclosureOut]:
+    """Every disclosure of your agency's data about the client to another agency: when,
+    to whom, for what purpose and on what basis (for a subject access request)."""
+    with access.reading(actor, AccessAction.DISCLOSURES, client_id=client_id,
+                        purpose=None) as read:
+        app.require_controller(client_id, actor)
+        _current(index, app)
+        rows = index.disclosures(actor.agency, client_id)
+        read.returned([])
+    return [
+        DisclosureOut(
+            at=row.at, recipient=row.agency, principal_name=row.principal_name,
+            role=row.role, action=row.action, purpose=row.purpose,
+            items=[ReturnedItemOut(**i) for i in row.returned
+                   if i["controller"] == actor.agency],
+        )
+        for row in rows
+    ]
+
+
+def _moment(raw: str | None) -> tuple[int | None, datetime | None]:
+    """``at`` is a log position (digits) or an ISO 8601 timestamp with a time zone."""
+    if raw is None:
+        return None, None
+    if raw.isdigit():
+        position = int(raw)
+        if position < 1:
+            raise InvalidCommand("at", "a log position starts at 1")
+        return position, None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidCommand("at", "give a log position or an ISO 8601 timestamp") from None
+    if moment.tzinfo is None:
+        raise InvalidCommand("at", "a timestamp needs a time zone, e.g. 2026-01-05T09:30:00Z")
+    return None, moment
+
+
+@router.get("/v1/audit/replay", response_model=ReplayOut, responses=_errors)
+def replay(
+    app: App,
+    access: Access,
+    ig_lead: IgLead,
+    agency: Annotated[str, Query(max_length=64, description="whose view to rebuild")],
+    client_id: UUID,
+    purpose: Purpose,
+    at: Annotated[str | None, Query(max_length=40, description="a log position or an "
+                                    "ISO 8601 timestamp; the head of the log if omitted")]
+    = None,
+) -> ReplayOut:
+    """What ``agency`` could see of the client for ``purpose`` at ``at``, each fact with the
+    basis that permitted it; and, for the controller's IG lead, each of its facts that was
+    withheld with the rule that withheld it. The agency's own IG lead sees what it could
+    see; the controller's sees only its own data. Anyone else gets 404."""
+    position, moment = _moment(at)
+    subject = app.agency(agency)
+    with access.reading(ig_lead, AccessAction.REPLAY, client_id=client_id,
+                        purpose=purpose.value, subject_agency=agency) as read:
+        result = PointInTime(app).replay(agency, subject.kind, client_id, purpose.value,
+                                         position=position, at=moment)
+        own_view = ig_lead.agency == agency
+        shown = [f for f in result.facts
+                 if f.controller == ig_lead.agency or (own_view and f.permitted)]
+        if not shown and (own_view or not app.controls(client_id, ig_lead.agency)):
+            raise ClientNotFound()
+        read.returned(returned_item(f.position, f.category, f.controller,
+                                    f.basis or {"kind": "controller"}) for f in shown)
+    return ReplayOut(
+        agency=agency, client_id=client_id, purpose=purpose, position=result.position,
+        at=result.at,
+        permitted=[ReplayFactOut(position=f.position, type=f.fact_type, category=f.category,
+                                 controller=f.controller, occurred_at=f.occurred_at,
+                                 recorded_at=f.recorded_at, data=f.data or {},
+                                 basis=f.basis or {}, reasons=list(f.reasons))
+                   for f in shown if f.permitted],
+        withheld=[WithheldFactOut(position=f.position, type=f.fact_type, category=f.category,
+                                  controller=f.controller, occurred_at=f.occurred_at,
+                                  reasons=list(f.reasons))
+                  for f in shown if not f.permitted],
+    )
