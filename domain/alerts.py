@@ -1,0 +1,122 @@
+"""Safeguarding alerts: raised by rules over the log, worked by safeguarding teams.
+
+An alert carries the minimum a safeguarding team needs to act (Caldicott): the client,
+the household, the rule, the severity, a one-line reason with no clinical detail, and
+the basis on which the recipient may be told (an agreement with a legal duty). Its
+lifecycle is raised → acknowledged → closed with an outcome; an alert left
+unacknowledged past its deadline is escalated.
+
+An alert's id is derived from the rule, the recipient, the subject and the log position
+that triggered it, so a rule re-run after a crash raises the same alert at most once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.agencies import namespaced_uuid
+
+
+class Severity(StrEnum):
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class AlertStatus(StrEnum):
+    RAISED = "raised"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"  # raised, and not acknowledged in time
+    CLOSED = "closed"
+
+
+class AlertOutcome(StrEnum):
+    """How a safeguarding team closed an alert."""
+
+    REFERRAL_MADE = "referral_made"  # e.g. a s.47 strategy discussion or s.42 enquiry
+    ALREADY_KNOWN = "already_known"  # the team already holds this
+    NO_FURTHER_ACTION = "no_further_action"
+    NOT_OUR_AREA = "not_our_area"
+
+
+def alert_id(rule: str, recipient: str, subject: UUID, trigger_position: int) -> UUID:
+    """The same rule firing for the same recipient and subject at the same position is
+    the same alert: raising it twice is refused by the event store."""
+    return namespaced_uuid(f"alert:{rule}:{recipient}:{subject}:{trigger_position}")
+
+
+class Alert(Aggregate):
+    class Raised(Aggregate.Created):
+        rule: str
+        severity: str
+        recipient: str
+        client_id: UUID
+        household_id: UUID | None
+        reason: str
+        basis: dict[str, Any]
+        trigger_position: int
+        acknowledge_by: datetime
+
+    @staticmethod
+    def create_id(rule: str, recipient: str, client_id: UUID, household_id: UUID | None,
+                  trigger_position: int, **_: Any) -> UUID:
+        return alert_id(rule, recipient, household_id or client_id, trigger_position)
+
+    @event(Raised)
+    def __init__(
+        self,
+        rule: str,
+        severity: str,
+        recipient: str,
+        client_id: UUID,
+        household_id: UUID | None,
+        reason: str,
+        basis: dict[str, Any],
+        trigger_position: int,
+        acknowledge_by: datetime,
+    ) -> None:
+        """``reason`` is one line without clinical detail; ``basis`` names the agreement
+        and legal duty under which the recipient is told."""
+        self.rule = rule
+        self.severity = Severity(severity)
+        self.recipient = recipient
+        self.client_id = client_id
+        self.household_id = household_id
+        self.reason = reason
+        self.basis = basis
+        self.trigger_position = trigger_position
+        self.acknowledge_by = acknowledge_by
+        self.status = AlertStatus.RAISED
+        self.acknowledged_by: str | None = None
+        self.outcome: AlertOutcome | None = None
+        self.note: str | None = None
+
+    class Acknowledged(Aggregate.Event):
+        by: str
+
+    @event(Acknowledged)
+    def acknowledge(self, by: str) -> None:
+        self.status = AlertStatus.ACKNOWLEDGED
+        self.acknowledged_by = by
+
+    class Escalated(Aggregate.Event):
+        reason: str
+
+    @event(Escalated)
+    def escalate(self, reason: str) -> None:
+        self.status = AlertStatus.ESCALATED
+
+    class Closed(Aggregate.Event):
+        outcome: str
+        note: str
+        by: str
+
+    @event(Closed)
+    def close(self, outcome: str, note: str, by: str) -> None:
+        self.status = AlertStatus.CLOSED
+        self.outcome = AlertOutcome(outcome)
+        self.note = note
