@@ -71,6 +71,21 @@ view_rows = Table(
 )
 Index("accord_view_rows_by_controller", view_rows.c.agency, view_rows.c.controller)
 
+#: Facts entering and leaving each partner's view (not the controller's own), written by
+#: the views projector in the same transaction as the rows; ``cause`` is the log position
+#: that made the change. The Kafka relay publishes them to ``accord.feed.<agency>`` and
+#: deletes what the broker acknowledged (``infra.relay``).
+feed_outbox = Table(
+    "accord_feed_outbox",
+    metadata,
+    Column("cause", BigInteger, primary_key=True, autoincrement=False),
+    Column("agency", String(64), primary_key=True),
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("client_id", String(32), nullable=False),
+    Column("change", String(8), nullable=False),  # entered | left
+    sqlite_with_rowid=False,
+)
+
 #: The policy state the views were built with, so a restarted projector resumes exactly.
 policy_agencies = Table(
     "accord_policy_agencies",

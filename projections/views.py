@@ -16,10 +16,11 @@ agency's data.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -64,6 +65,7 @@ from infra.progress import progress
 from infra.schema import (
     client_matching,
     facts,
+    feed_outbox,
     policy_agencies,
     policy_agreements,
     policy_consents,
@@ -129,8 +131,9 @@ class AgencyViews:
     def rebuild(self, *, show_progress: bool = False) -> int:
         """Drops every view row and the policy state, and replays the whole log."""
         with self._lock, self.engine.begin() as conn:
-            for table in (view_rows, facts, policy_agencies, policy_agreements, policy_consents,
-                          policy_erasures, client_matching, policy_emergencies, *reviews.TABLES):
+            for table in (view_rows, facts, feed_outbox, policy_agencies, policy_agreements,
+                          policy_consents, policy_erasures, client_matching,
+                          policy_emergencies, *reviews.TABLES):
                 conn.execute(delete(table))
             conn.execute(delete(tracking).where(tracking.c.name == self.name))
             self._state = None
@@ -175,22 +178,38 @@ class AgencyViews:
                 for fingerprint in {event.nhs_fingerprint, event.name_fingerprint}:
                     writer.matching.append({"fingerprint": fingerprint,
                                             "client_id": event.originator_id.hex})
-            viewers = _viewers(effect.fact.controller, state, category=effect.fact.category)
-            for viewer in _with_emergency_viewers(viewers, effect.fact.client_id, state):
-                writer.rows.extend(_rows(viewer, effect.fact, effect, state))
+            fact = effect.fact
+            viewers = _viewers(fact.controller, state, category=fact.category)
+            for viewer in _with_emergency_viewers(viewers, fact.client_id, state):
+                rows = _rows(viewer, fact, effect, state)
+                if rows:
+                    writer.rows.extend(rows)
+                    if viewer.agency != fact.controller:
+                        writer.feed.append({"cause": position, "agency": viewer.agency,
+                                            "position": position,
+                                            "client_id": fact.client_id.hex,
+                                            "change": "entered"})
         elif isinstance(effect, ClientPolicyChanged):
             writer.flush()
             if isinstance(event, Client.Erased):
                 writer.upsert(policy_erasures, "client_id", {"client_id": event.originator_id.hex})
                 writer.conn.execute(delete(client_matching).where(
                     client_matching.c.client_id == event.originator_id.hex))
-            self._reproject_client(writer, state, effect.client_id, effect.controller)
+            scope = view_rows.c.client_id == effect.client_id.hex
+            with _feed_changes(writer, scope, position):
+                self._reproject_client(writer, state, effect.client_id, effect.controller)
         elif isinstance(effect, AgreementChanged):
             writer.flush()
-            self._reproject_pair(writer, state, effect.controller, effect.recipient)
+            scope = and_(view_rows.c.agency == effect.recipient,
+                         view_rows.c.controller == effect.controller)
+            with _feed_changes(writer, scope, position):
+                self._reproject_pair(writer, state, effect.controller, effect.recipient)
         elif isinstance(effect, EmergencyGranted):
             writer.flush()
-            self._reproject_agency_client(writer, state, effect.agency, effect.client_id)
+            scope = and_(view_rows.c.agency == effect.agency,
+                         view_rows.c.client_id == effect.client_id.hex)
+            with _feed_changes(writer, scope, position):
+                self._reproject_agency_client(writer, state, effect.agency, effect.client_id)
 
     def _reproject_client(self, writer: _Writer, state: LogState, client_id: UUID,
                           controller: str | None) -> None:
@@ -362,10 +381,11 @@ class _Writer:
         self.facts: list[dict[str, Any]] = []
         self.rows: list[dict[str, Any]] = []
         self.matching: list[dict[str, Any]] = []
+        self.feed: list[dict[str, Any]] = []
 
     def flush(self) -> None:
         for table, pending in ((facts, self.facts), (view_rows, self.rows),
-                               (client_matching, self.matching)):
+                               (client_matching, self.matching), (feed_outbox, self.feed)):
             if pending:
                 _bulk_insert(self.conn, table, pending)
                 pending.clear()
@@ -407,6 +427,27 @@ def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> No
 
 
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _in_partner_views(conn: Connection, scope: Any) -> set[tuple[str, str, int]]:
+    """(agency, client, position) of every fact in a partner's view within ``scope``."""
+    query = select(view_rows.c.agency, view_rows.c.client_id, view_rows.c.position).where(
+        scope, view_rows.c.agency != view_rows.c.controller).distinct()
+    return {(row[0], row[1], row[2]) for row in conn.execute(query)}
+
+
+@contextlib.contextmanager
+def _feed_changes(writer: _Writer, scope: Any, cause: int) -> Iterator[None]:
+    """Records in the feed outbox the facts a re-projection within ``scope`` made enter
+    or leave a partner's view (re-derived rows that were there before are no change)."""
+    before = _in_partner_views(writer.conn, scope)
+    yield
+    after = _in_partner_views(writer.conn, scope)
+    for change, keys in (("left", before - after), ("entered", after - before)):
+        writer.feed.extend({"cause": cause, "agency": agency, "client_id": client,
+                            "position": position, "change": change}
+                           for agency, client, position in sorted(keys))
+    writer.flush()
 
 
 def _viewers(controller: str, state: LogState, consent_based_only: bool = False,
