@@ -16,11 +16,12 @@ from uuid import UUID
 from eventsourcing.persistence import PersistenceError
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import tree_cli
+from api import kafka_cli, tree_cli
 from domain.agencies import SLUG, AgencyKind, Role
 from domain.application import OPERATOR
 from domain.errors import AccordError
 from infra.keys import KeyFileError, generate_key_file
+from infra.relay import KafkaNotConfigured
 from infra.runner import ProjectionRunner
 from infra.settings import Settings, SettingsError
 from infra.signing import generate_signing_key_file
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("principal_id", type=_uuid)
     revoke.add_argument("--reason", required=True)
     tree_cli.add_parser(commands)
+    kafka_cli.add_parser(commands)
     return parser
 
 
@@ -120,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "audit":
             return tree_cli.run(settings, args)
+        if args.command in kafka_cli.COMMANDS:
+            return kafka_cli.run(settings, args)
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
         if args.command == "demo":
@@ -131,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = {"agencies": _agencies, "principals": _principals,
                    "projections": _projections, "worker": _worker}[args.command]
         return _with_accord(settings, lambda accord: handler(accord, args))
-    except (AccordError, SettingsError, KeyFileError) as exc:
+    except (AccordError, SettingsError, KeyFileError, KafkaNotConfigured) as exc:
         print(f"accord: {exc}", file=sys.stderr)
         return 2
     except (SQLAlchemyError, PersistenceError, OSError) as exc:

@@ -31,6 +31,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,8 +56,10 @@ log = logging.getLogger("accord.relay")
 
 ALERT_TOPICS = [get_topic(cls) for cls in (Alert.Raised, Alert.Acknowledged, Alert.Escalated,
                                            Alert.Closed)]
-ALERT_KINDS: dict[type[Any], str] = {Alert.Raised: "alert.raised", Alert.Acknowledged: "alert.acknowledged",
-               Alert.Escalated: "alert.escalated", Alert.Closed: "alert.closed"}
+ALERT_KINDS: dict[type[Any], str] = {
+    Alert.Raised: "alert.raised", Alert.Acknowledged: "alert.acknowledged",
+    Alert.Escalated: "alert.escalated", Alert.Closed: "alert.closed",
+}
 #: The views projector's tracking name: the feed outbox is complete up to its position.
 VIEWS_TRACKING = "agency_views"
 MESSAGE_ID = "message-id"
@@ -414,19 +417,26 @@ def consumer_config(bootstrap: str, group: str | None, from_beginning: bool) -> 
 
 def tail(bootstrap: str, topics: Sequence[str], out: TextIO, *, group: str | None = None,
          from_beginning: bool = False, stop: threading.Event | None = None,
-         limit: int | None = None) -> int:
+         limit: int | None = None, idle_exit: float | None = None) -> int:
     """Prints one JSON line per message, each ``message-id`` once in this run.
 
     With a group, offsets are committed, so the next run of the group starts after what
-    this one printed; without one, it reads from the end (or the beginning)."""
+    this one printed; without one, it reads from the end (or the beginning). It returns
+    when ``stop`` is set, after ``limit`` lines, or after ``idle_exit`` quiet seconds."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(*topics, **consumer_config(bootstrap, group, from_beginning))
     seen: set[str] = set()
     printed = 0
+    quiet_since = time.monotonic()
     try:
         while not (stop is not None and stop.is_set()):
-            for message in _records(consumer.poll(timeout_ms=500)):
+            polled = consumer.poll(timeout_ms=500)
+            if polled:
+                quiet_since = time.monotonic()
+            elif idle_exit is not None and time.monotonic() - quiet_since > idle_exit:
+                return printed
+            for message in _records(polled):
                 message_id = dict(message.headers or []).get(MESSAGE_ID, b"").decode()
                 if message_id and message_id in seen:
                     continue
