@@ -112,6 +112,7 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
         "request_timeout_ms": 4000,
         "delivery_timeout_ms": 8000,
         "max_block_ms": 4000,
+        "bootstrap_timeout_ms": 4000,
         "reconnect_backoff_ms": 100,
         "reconnect_backoff_max_ms": 1000,
     }
@@ -133,7 +134,8 @@ class Relay:
     def __init__(self, app: AccordApplication, engine: Engine, bootstrap: str, key: bytes,
                  *, prefix: str = "accord", batch_size: int = 500, poll_interval: float = 0.2,
                  feed: bool = True, backoff: tuple[float, float] = (0.2, 5.0),
-                 producer_factory: Callable[[], Any] | None = None) -> None:
+                 producer_factory: Callable[[], Any] | None = None,
+                 producer_options: dict[str, Any] | None = None) -> None:
         self.app = app
         self.engine = engine
         self.bootstrap = bootstrap
@@ -146,6 +148,7 @@ class Relay:
         self.tracking = SqlTrackingRecorder(engine)
         self.stats = RelayStats()
         self._producer_factory = producer_factory or self._default_producer
+        self._producer_options = producer_options or {}
         self._producer: Any = None
         self._alerts: dict[UUID, Alert.Raised] = {}
         self._wake = threading.Event()
@@ -367,7 +370,7 @@ class Relay:
     def _default_producer(self) -> Any:
         from kafka import KafkaProducer
 
-        return KafkaProducer(**producer_config(self.bootstrap))
+        return KafkaProducer(**{**producer_config(self.bootstrap), **self._producer_options})
 
     def _send(self, messages: Sequence[Message]) -> None:
         """Sends, flushes and waits for every acknowledgement; raises if any failed."""

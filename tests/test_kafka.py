@@ -270,7 +270,9 @@ def test_the_relay_rides_out_a_broker_outage_and_delivers_everything_after_it(
         accord: Accord, prefix: str, tmp_path: Path) -> None:
     own = start_tansu(tmp_path, port=free_port())  # this test stops and restarts it
     topic = f"{prefix}.alerts.police"
-    relay = make_relay(accord, own.bootstrap, prefix)
+    fast = {"request_timeout_ms": 1500, "delivery_timeout_ms": 3000, "max_block_ms": 1500,
+            "bootstrap_timeout_ms": 1500}  # fail a batch quickly while the broker is down
+    relay = make_relay(accord, own.bootstrap, prefix, producer_options=fast)
     relay.start()
     try:
         raise_alert(accord, "police", 0)
