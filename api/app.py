@@ -11,11 +11,13 @@ from api import errors
 from api.routers import (
     admin,
     agreements,
+    alerts,
     audit,
     catalogue,
     clients,
     consents,
     emergency,
+    households,
     reviews,
     tree,
     views,
@@ -59,5 +61,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(emergency.router)
     api.include_router(reviews.router)
     api.include_router(tree.router)
+    api.include_router(households.router)
+    api.include_router(alerts.router)
     api.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     return api

@@ -26,6 +26,7 @@ class AccessAction(StrEnum):
     CONSENTS = "consents"  # the client's consents
     DISCLOSURES = "disclosures"  # the client's disclosures, for a subject access request
     REPLAY = "replay"  # an IG lead's point-in-time replay
+    ALERTS = "alerts"  # a safeguarding team's alert inbox (or its live stream)
 
 
 class AccessOutcome(StrEnum):

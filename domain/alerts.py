@@ -120,3 +120,36 @@ class Alert(Aggregate):
         self.status = AlertStatus.CLOSED
         self.outcome = AlertOutcome(outcome)
         self.note = note
+
+
+def withheld_id(rule: str, recipient: str, subject: UUID, trigger_position: int) -> UUID:
+    """Like ``alert_id``: a re-run after a crash records the same evaluation at most once."""
+    return namespaced_uuid(f"alert-withheld:{rule}:{recipient}:{subject}:{trigger_position}")
+
+
+class AlertWithheld(Aggregate):
+    """A rule fired, but the recipient had no basis to be told: no alert, and the log says
+    so (which rule, for whom, about whom, at which position, and why not)."""
+
+    class Recorded(Aggregate.Created):
+        rule: str
+        recipient: str
+        client_id: UUID
+        household_id: UUID | None
+        trigger_position: int
+        reason: str
+
+    @staticmethod
+    def create_id(rule: str, recipient: str, client_id: UUID, household_id: UUID | None,
+                  trigger_position: int, **_: Any) -> UUID:
+        return withheld_id(rule, recipient, household_id or client_id, trigger_position)
+
+    @event(Recorded)
+    def __init__(self, rule: str, recipient: str, client_id: UUID, household_id: UUID | None,
+                 trigger_position: int, reason: str) -> None:
+        self.rule = rule
+        self.recipient = recipient
+        self.client_id = client_id
+        self.household_id = household_id
+        self.trigger_position = trigger_position
+        self.reason = reason

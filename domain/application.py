@@ -32,6 +32,7 @@ from domain.agencies import (
     agency_uuid,
 )
 from domain.agreements import Agreement, AgreementTerms
+from domain.alerts import Alert, AlertOutcome, AlertStatus
 from domain.catalogue import CATALOGUE, FactType, fact_type
 from domain.clients import Client, NhsNumberIndex, nhs_index_id
 from domain.errors import (
@@ -39,17 +40,20 @@ from domain.errors import (
     AgencyNotFound,
     AgreementNotFound,
     AgreementRevoked,
+    AlertNotFound,
     ClientAlreadyRegistered,
     ClientNotFound,
     ConcurrentWrite,
     Conflict,
     ConsentNotFound,
     Forbidden,
+    HouseholdNotFound,
     InvalidCommand,
     PrincipalNotFound,
     ReviewNotFound,
     Unauthenticated,
 )
+from domain.households import MAX_MEMBERS, Household, HouseholdMembership, membership_id
 from domain.identity import (
     Identity,
     IdentityErased,
@@ -649,6 +653,109 @@ class AccordApplication(Application[UUID]):
         """The decrypted identity, for callers that have already established a basis;
         raises IdentityErased once the client's data key is destroyed."""
         return self.vault.open(client_id, self._client(client_id).sealed_identity)
+
+    # -- households ---------------------------------------------------------------------
+
+    def link_household(self, client_ids: list[UUID], by: Actor) -> tuple[UUID, int]:
+        """Links clients into a new household; returns (household id, log position).
+
+        The caller's agency must hold its own record of, or have a basis to see, every
+        client (otherwise the same 404 as for an unknown client). A client already in a
+        household is a 409: a client belongs to at most one (domain/households.py)."""
+        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
+            raise Forbidden("only practitioners and safeguarding staff link households")
+        members = list(dict.fromkeys(client_ids))
+        if not 1 <= len(members) <= MAX_MEMBERS:
+            raise InvalidCommand("client_ids", f"name 1 to {MAX_MEMBERS} different clients")
+        for client_id in members:
+            self._client_writable_by(client_id, by)
+        for client_id in members:
+            if self._exists(membership_id(client_id)):
+                raise Conflict(f"client {client_id} already belongs to a household")
+        household = Household(client_ids=members, agency=by.agency, linked_by=by.reference)
+        joined = [HouseholdMembership(client_id=c, household_id=household.id) for c in members]
+        try:
+            recordings = self.save(household, *joined)
+        except IntegrityError:
+            raise Conflict("a client was linked into another household at the same time; "
+                           "nothing was written") from None
+        return household.id, self._position(recordings)
+
+    def add_household_member(self, household_id: UUID, client_id: UUID, by: Actor) -> int:
+        """Adds a client to a household. The caller must see the client and at least one
+        member already in the household; otherwise the household is as unknown (404)."""
+        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
+            raise Forbidden("only practitioners and safeguarding staff link households")
+        household = self._get(household_id, Household)
+        if household is None or not any(self._sees(c, by) for c in household.members):
+            raise HouseholdNotFound()
+        self._client_writable_by(client_id, by)
+        if client_id in household.members or self._exists(membership_id(client_id)):
+            raise Conflict(f"client {client_id} already belongs to a household")
+
+        def attempt() -> int:
+            fresh = self._get(household_id, Household)
+            assert fresh is not None
+            fresh.add_member(client_id=client_id, agency=by.agency, added_by=by.reference)
+            joined = HouseholdMembership(client_id=client_id, household_id=household_id)
+            return self._position(self.save(fresh, joined))
+
+        return self._retrying(attempt)
+
+    def _sees(self, client_id: UUID, by: Actor) -> bool:
+        try:
+            self._client_writable_by(client_id, by)
+        except ClientNotFound:
+            return False
+        return True
+
+    # -- safeguarding alerts -------------------------------------------------------------
+
+    def acknowledge_alert(self, alert_id: UUID, by: Actor) -> tuple[Alert, int]:
+        """The recipient agency's safeguarding team acknowledges an alert (also once it
+        has been escalated). Another agency's alert is a 404, as for an unknown one."""
+
+        def attempt() -> tuple[Alert, int]:
+            alert = self._alert_for(alert_id, by)
+            if alert.status in (AlertStatus.ACKNOWLEDGED, AlertStatus.CLOSED):
+                raise Conflict(f"this alert is already {alert.status.value}")
+            alert.acknowledge(by=by.reference)
+            return alert, self._position(self.save(alert))
+
+        return self._retrying(attempt)
+
+    def close_alert(self, alert_id: UUID, outcome: AlertOutcome, note: str,
+                    by: Actor) -> tuple[Alert, int]:
+        """Closes an alert with an outcome, once (a second close is a 409)."""
+
+        def attempt() -> tuple[Alert, int]:
+            alert = self._alert_for(alert_id, by)
+            if alert.status is AlertStatus.CLOSED:
+                raise Conflict("this alert is already closed")
+            alert.close(outcome=AlertOutcome(outcome).value, note=note, by=by.reference)
+            return alert, self._position(self.save(alert))
+
+        return self._retrying(attempt)
+
+    def escalate_alert(self, alert_id: UUID, reason: str) -> int | None:
+        """Escalates a raised alert nobody acknowledged in time (the system does this);
+        None if it is no longer raised or another process escalated it first."""
+        alert = self._get(alert_id, Alert)
+        if alert is None or alert.status is not AlertStatus.RAISED:
+            return None
+        alert.escalate(reason=reason)
+        try:
+            return self._position(self.save(alert))
+        except IntegrityError:
+            return None
+
+    def _alert_for(self, alert_id: UUID, by: Actor) -> Alert:
+        if by.role is not Role.SAFEGUARDING:
+            raise Forbidden("only the recipient agency's safeguarding staff work alerts")
+        alert = self._get(alert_id, Alert)
+        if alert is None or alert.recipient != by.agency:
+            raise AlertNotFound()
+        return alert
 
     # -- access records ------------------------------------------------------------
 

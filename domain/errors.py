@@ -47,6 +47,16 @@ class ReviewNotFound(NotFound):
         super().__init__("review not found")
 
 
+class HouseholdNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("household not found")
+
+
+class AlertNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("alert not found")
+
+
 class Forbidden(AccordError):
     """The caller is known, but their role or agency may not do this."""
 

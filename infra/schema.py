@@ -239,3 +239,63 @@ tree_heads = Table(
     Column("public_key", String(64), nullable=False),
     Column("signature", LargeBinary, nullable=False),
 )
+
+# -- safeguarding rules and the alert inbox (projections.safeguarding, .alerts) ----------
+
+#: The rule-relevant facts of every client (domain.rules.RELEVANT_TYPES), as the rules
+#: projection saw them: its own copy, tracked with its position.
+rule_facts = Table(
+    "accord_rule_facts",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("client_id", String(32), nullable=False, index=True),
+    Column("fact_type", String(64), nullable=False),
+    Column("controller", String(64), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=False),
+)
+
+#: Household membership as the rules projection saw it: a client is in at most one.
+rule_households = Table(
+    "accord_rule_households",
+    metadata,
+    Column("client_id", String(32), primary_key=True),
+    Column("household_id", String(32), nullable=False, index=True),
+)
+
+#: The rules projection's policy state: agency kinds and agreement drafts, as JSON.
+rule_state = Table(
+    "accord_rule_state",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+#: The alert inbox: one row per alert, its current status, for the recipient agency.
+alerts = Table(
+    "accord_alerts",
+    metadata,
+    Column("alert_id", String(32), primary_key=True),
+    Column("recipient", String(64), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("client_id", String(32), nullable=False),
+    Column("household_id", String(32), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("basis", Text, nullable=False),
+    Column("trigger_position", BigInteger, nullable=False),
+    Column("raised_position", BigInteger, nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=False),
+    Column("acknowledge_by", DateTime(timezone=True), nullable=False),
+    Column("acknowledged_by", String(64), nullable=True),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("escalated_at", DateTime(timezone=True), nullable=True),
+    Column("closed_by", String(64), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("updated_position", BigInteger, nullable=False),
+    Index("accord_alerts_recipient", "recipient", "raised_position"),
+    Index("accord_alerts_due", "status", "acknowledge_by"),
+)

@@ -10,6 +10,8 @@
 | ``ACCORD_HOST`` / ``ACCORD_PORT`` | ``127.0.0.1`` / ``8000`` | where ``accord serve`` listens |
 | ``ACCORD_MAX_BODY_BYTES`` | ``65536`` | larger request bodies get 413 |
 | ``ACCORD_PROJECTIONS`` | ``in-process`` | ``worker`` when ``accord worker`` runs them |
+| ``ACCORD_ALERT_ACK_HOURS`` | ``4`` | an alert not acknowledged within this is escalated |
+| ``ACCORD_TOXIC_TRIO_DAYS`` | ``90`` | the toxic-trio rule's window (domain.rules) |
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class Settings:
     max_body_bytes: int = 65536
     run_projections: bool = True
     signing_key_file: Path | None = None
+    alert_ack_hours: float = 4.0
+    toxic_trio_days: int = 90
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -46,6 +50,8 @@ class Settings:
             run_projections=(env.get("ACCORD_PROJECTIONS") or "in-process") != "worker",
             signing_key_file=Path(env["ACCORD_SIGNING_KEY_FILE"])
             if env.get("ACCORD_SIGNING_KEY_FILE") else None,
+            alert_ack_hours=_hours(env, "ACCORD_ALERT_ACK_HOURS", defaults.alert_ack_hours),
+            toxic_trio_days=_int(env, "ACCORD_TOXIC_TRIO_DAYS", defaults.toxic_trio_days),
         )
 
     @property
@@ -68,4 +74,17 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
     if value <= 0:
         raise SettingsError(f"{name} must be positive")
+    return value
+
+
+def _hours(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of hours, not {raw!r}") from None
+    if not 0 < value < 24 * 365:
+        raise SettingsError(f"{name} must be more than 0 and less than a year")
     return value

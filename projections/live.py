@@ -14,6 +14,7 @@ from infra.runner import ProjectionRunner
 from infra.wiring import Accord
 from projections.audit import AccessIndex
 from projections.log_tree import tree_projections
+from projections.safeguarding import safeguarding_projections
 from projections.views import AgencyViews
 
 P = TypeVar("P")
@@ -60,6 +61,7 @@ def projections_of(accord: Accord, views: AgencyViews | None = None,
         views or AgencyViews(accord.app, accord.engine, batch_size=batch_size),
         AccessIndex(accord.app, accord.engine, batch_size=batch_size),
         *tree_projections(accord, batch_size=batch_size),
+        *safeguarding_projections(accord, batch_size=batch_size),
     ]
 
 

@@ -181,6 +181,28 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
         only(I): (200, 404, 404, 404),
         rest(I): DENIED,
     }),
+    # Households: practitioners and safeguarding staff link clients their agency sees
+    # (each cell links a fresh client); another agency's client or household is as unknown.
+    ("POST", "/v1/households"): rows({
+        only(P, S): (201, 404, 404, 404),
+        rest(P, S): DENIED,
+    }),
+    ("POST", "/v1/households/{household_id}/members"): rows({
+        only(P, S): (201, 404, 404, 404),
+        rest(P, S): DENIED,
+    }),
+    # Safeguarding alerts: the recipient agency's safeguarding staff (here each cell's
+    # alert is addressed to the owner); another agency's alert is as unknown.
+    ("GET", "/v1/alerts"): rows({only(S): (200, 200, 200, 200), rest(S): DENIED}),
+    ("GET", "/v1/alerts/stream"): rows({only(S): (200, 200, 200, 200), rest(S): DENIED}),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): rows({
+        only(S): (200, 404, 404, 404),
+        rest(S): DENIED,
+    }),
+    ("POST", "/v1/alerts/{alert_id}/close"): rows({
+        only(S): (200, 404, 404, 404),
+        rest(S): DENIED,
+    }),
 }
 
 
@@ -282,6 +304,25 @@ class World:
                                                        self.actor(owner, Role.PRACTITIONER))
         return client_id
 
+    def household(self, owner: str) -> UUID:
+        """A household of one fresh client of ``owner``, linked by its practitioner."""
+        household_id, _ = self.accord.app.link_household(
+            [self.fresh_client(owner)], self.actor(owner, Role.PRACTITIONER))
+        return household_id
+
+    def alert(self, owner: str) -> UUID:
+        """A fresh alert addressed to ``owner`` about its client."""
+        from datetime import UTC, datetime, timedelta
+
+        from domain.alerts import Alert
+
+        alert = Alert(rule="matrix", severity="medium", recipient=owner,
+                      client_id=self.clients[owner], household_id=None, reason="matrix",
+                      basis={}, trigger_position=10**9 + next(self.counter),
+                      acknowledge_by=datetime.now(UTC) + timedelta(hours=4))
+        self.accord.app.save(alert)
+        return UUID(str(alert.id))
+
     def review(self, owner: str) -> UUID:
         """The open review of a police emergency grant on a fresh client of ``owner``."""
         grant = self.accord.app.grant_emergency_access(
@@ -379,11 +420,22 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/audit/reviews"): lambda w, o: ("/v1/audit/reviews", None),
     ("POST", "/v1/audit/reviews/{review_id}"): lambda w, o: (
         f"/v1/audit/reviews/{w.review(o)}", {"outcome": "justified", "note": "matrix"}),
+    ("POST", "/v1/households"): lambda w, o: (
+        "/v1/households", {"client_ids": [str(w.fresh_client(o))]}),
+    ("POST", "/v1/households/{household_id}/members"): lambda w, o: (
+        f"/v1/households/{w.household(o)}/members", {"client_id": str(w.fresh_client(o))}),
+    ("GET", "/v1/alerts"): lambda w, o: ("/v1/alerts", None),
+    ("GET", "/v1/alerts/stream"): lambda w, o: ("/v1/alerts/stream?max_seconds=0", None),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): lambda w, o: (
+        f"/v1/alerts/{w.alert(o)}/acknowledge", None),
+    ("POST", "/v1/alerts/{alert_id}/close"): lambda w, o: (
+        f"/v1/alerts/{w.alert(o)}/close", {"outcome": "no_further_action", "note": "matrix"}),
 }
 
 
 #: Routes outside the /v1/clients/{client_id}/... family that read client data.
-OTHER_READS = {("POST", "/v1/clients/match"), ("GET", "/v1/audit/replay")}
+OTHER_READS = {("POST", "/v1/clients/match"), ("GET", "/v1/audit/replay"),
+               ("GET", "/v1/alerts"), ("GET", "/v1/alerts/stream")}
 
 
 def reads_client_data(key: tuple[str, str]) -> bool:

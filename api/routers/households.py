@@ -1,0 +1,59 @@
+"""For practitioners and safeguarding staff: linking clients who live together."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, status
+from pydantic import BaseModel, Field
+
+from api.auth import App, require
+from api.models import ErrorBody, Strict
+from domain.agencies import Role
+from domain.application import Actor
+from domain.households import MAX_MEMBERS
+
+router = APIRouter(prefix="/v1/households", tags=["practitioners"])
+Linker = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
+_errors: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
+}
+
+
+class HouseholdIn(Strict):
+    client_ids: list[UUID] = Field(min_length=1, max_length=MAX_MEMBERS)
+
+
+class MemberIn(Strict):
+    client_id: UUID
+
+
+class HouseholdCreated(BaseModel):
+    household_id: UUID
+    position: int
+
+
+class MemberAdded(BaseModel):
+    household_id: UUID
+    client_id: UUID
+    position: int
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=HouseholdCreated,
+             responses=_errors)
+def link(body: HouseholdIn, app: App, actor: Linker) -> HouseholdCreated:
+    """Links clients who live together into a household, so the safeguarding rules see
+    them together. Your agency must hold its own record of, or have a basis to see, each
+    client (else 404, as for an unknown client); a client already in a household is 409."""
+    household_id, position = app.link_household(body.client_ids, actor)
+    return HouseholdCreated(household_id=household_id, position=position)
+
+
+@router.post("/{household_id}/members", status_code=status.HTTP_201_CREATED,
+             response_model=MemberAdded, responses=_errors)
+def add_member(household_id: UUID, body: MemberIn, app: App, actor: Linker) -> MemberAdded:
+    """Adds a client to a household. You must see the client and a member already in the
+    household; otherwise the household is as unknown (404)."""
+    position = app.add_household_member(household_id, body.client_id, actor)
+    return MemberAdded(household_id=household_id, client_id=body.client_id, position=position)
