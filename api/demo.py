@@ -19,6 +19,7 @@ from typing import Any
 from domain.agencies import AgencyKind, Role
 from domain.agreements import IDENTITY_FIELDS, AgreementTerms
 from domain.application import OPERATOR, AccordApplication, Actor
+from domain.errors import ClientAlreadyRegistered
 from domain.identity import Identity, nhs_number_is_valid
 from domain.vocabulary import Article6, Article9, Article10, LegalDuty
 from infra.progress import progress
@@ -33,6 +34,7 @@ AGENCIES: list[tuple[str, str, AgencyKind]] = [
     ("northshire-childrens", "Northshire Children's Services", AgencyKind.CHILDRENS_SERVICES),
     ("northshire-adult-care", "Northshire Adult Social Care", AgencyKind.ADULT_SOCIAL_CARE),
     ("northshire-housing", "Northshire Housing Options", AgencyKind.HOUSING),
+    ("northshire-gp-federation", "Northshire GP Federation", AgencyKind.PRIMARY_CARE),
     ("northshire-commissioning", "Northshire Public Health Commissioning", AgencyKind.COMMISSIONER),
 ]
 
@@ -46,6 +48,7 @@ PRINCIPALS: list[tuple[str, Role, str]] = [
     ("northshire-mh-trust", Role.PRACTITIONER, "Dr Ana Costa (psychiatrist)"),
     ("northshire-childrens", Role.SAFEGUARDING, "Mark Evans (children's social worker)"),
     ("northshire-adult-care", Role.SAFEGUARDING, "Adult safeguarding team"),
+    ("northshire-gp-federation", Role.SAFEGUARDING, "GP safeguarding lead"),
     ("northshire-housing", Role.PRACTITIONER, "Housing options officer"),
     ("northshire-commissioning", Role.COMMISSIONER, "Commissioning analyst"),
     ("northshire-commissioning", Role.ADMIN, "Partnership administrator"),
@@ -217,6 +220,16 @@ def demo_agreements() -> list[tuple[str, dict[str, Any]]]:
               "lawful_basis": {"article_6": Article6.PUBLIC_TASK.value,
                                "article_9": Article9.PUBLIC_HEALTH.value},
               "consent_required": False}),
+        (TP, {**common, "recipient": "northshire-gp-federation",
+              "title": "Pregnancy in treatment: the unborn child's safeguarding",
+              "purposes": ["safeguarding_children"],
+              "categories": {"identity": list(IDENTITY_FIELDS),
+                             "treatment": ["modality", "substances"],
+                             "safeguarding_children": ["pregnant", "due_date"]},
+              "lawful_basis": {"article_6": Article6.LEGAL_OBLIGATION.value,
+                               "article_9": Article9.HEALTH_OR_SOCIAL_CARE.value,
+                               "legal_duty": LegalDuty.CHILDREN_ACT_S17.value},
+              "consent_required": False}),
         ("northshire-police", {**common, "recipient": "northshire-childrens",
                                "title": "Domestic abuse notifications where children live",
                                "purposes": ["safeguarding_children"],
@@ -266,6 +279,7 @@ def _seed_clients(accord: Accord, count: int, rng: random.Random) -> None:
         has_children = any(t == "household_updated" for t, _, _ in journey)
         consented.append((client_id, has_children))
     _seed_partner_facts(accord, consented, rng)
+    _seed_alert_households(accord, rng)
 
 
 def _seed_consents(app: AccordApplication, client_id: Any, rng: random.Random,
@@ -321,6 +335,98 @@ def _seed_partner_facts(accord: Accord, clients: list[tuple[Any, bool]],
                             {"status": rng.choice(["child_in_need", "child_protection_plan"]),
                              "children": rng.randint(1, 3)},
                             now - timedelta(days=rng.randint(1, 60)), childrens)
+
+
+#: Households whose histories raise each kind of safeguarding alert (DESIGN.md,
+#: "Safeguarding alerts"): (name, members), each member a list of (fact type, days ago,
+#: data, recorded by). "tp" is the treatment provider; "childrens" children's services.
+_OPIOIDS = {"modality": "pharmacological", "substances": ["opioids"]}
+_ALCOHOL = {"modality": "pharmacological", "substances": ["alcohol"]}
+_CHILDREN = {"children_in_household": 2, "parental_responsibility": True}
+_MISSED = {"appointment": "keywork"}
+_Member = list[tuple[str, float, dict[str, Any], str]]
+ALERT_HOUSEHOLDS: list[tuple[str, list[_Member]]] = [
+    ("toxic trio", [
+        [("treatment_episode_started", 40, _OPIOIDS, "tp"),
+         ("household_updated", 35, _CHILDREN, "tp"),
+         ("mental_health_concern_recorded", 12,
+          {"concern": "low_mood", "risk_level": "medium"}, "tp")],
+        [("treatment_episode_started", 30, _ALCOHOL, "tp"),
+         ("domestic_abuse_risk_recorded", 6,
+          {"role": "perpetrator", "risk_level": "high"}, "tp")],
+    ]),
+    ("child safeguarding concern", [
+        [("treatment_episode_started", 20, _OPIOIDS, "tp"),
+         ("child_safeguarding_concern_raised", 2,
+          {"concern": "neglect", "summary": "Children seen unsupervised late at night.",
+           "children_affected": 2}, "tp")],
+    ]),
+    ("parent disengaging", [
+        [("treatment_episode_started", 60, _OPIOIDS, "tp"),
+         ("household_updated", 55, _CHILDREN, "tp"),
+         ("appointment_missed", 20, _MISSED, "tp"),
+         ("appointment_missed", 13, _MISSED, "tp"),
+         ("appointment_missed", 6, _MISSED, "tp")],
+    ]),
+    ("pregnancy in treatment", [
+        [("treatment_episode_started", 25, _ALCOHOL, "tp"),
+         ("household_updated", 4, {"children_in_household": 0,
+                                   "parental_responsibility": False, "pregnant": True},
+          "tp")],
+    ]),
+    ("concerns from two agencies", [
+        [("treatment_episode_started", 50, _OPIOIDS, "tp"),
+         ("child_safeguarding_concern_raised", 5,
+          {"concern": "emotional_abuse", "summary": "School reports a frightened child.",
+           "children_affected": 1}, "childrens"),
+         ("domestic_abuse_incident_recorded", 3,
+          {"role": "victim", "children_present": True}, "tp")],
+    ]),
+    ("adult safeguarding concern", [
+        [("treatment_episode_started", 15, _ALCOHOL, "tp"),
+         ("adult_safeguarding_concern_raised", 1,
+          {"concern": "financial_abuse", "summary": "Benefits taken by a lodger.",
+           "section_42_enquiry": True}, "tp")],
+    ]),
+]
+
+
+def _seed_alert_households(accord: Accord, rng: random.Random) -> None:
+    """Registers the households of ``ALERT_HOUSEHOLDS``, links those of more than one
+    member (the link itself completes the toxic trio), then records their histories. The
+    rules (run by the API process or ``accord worker``) raise the alerts."""
+    app = accord.app
+    views = AgencyViews(app, accord.engine)
+    app.sees_client = views.sees_client
+    worker = app.authenticate(_practitioner_token(app))
+    recorders = {"tp": worker, "childrens": app.authenticate(app.add_principal(
+        "northshire-childrens", Role.SAFEGUARDING, "Demo children's services feed (alerts)",
+        OPERATOR).token)}
+    now = datetime.now(UTC).replace(microsecond=0)
+    for _name, members in ALERT_HOUSEHOLDS:
+        client_ids = []
+        for _ in members:
+            while True:
+                identity = Identity(
+                    given_name=rng.choice(GIVEN), family_name=rng.choice(FAMILY),
+                    date_of_birth=date(rng.randint(1975, 2000), rng.randint(1, 12),
+                                       rng.randint(1, 28)),
+                    nhs_number=demo_nhs_number(rng), postcode=_postcode(rng))
+                try:
+                    client_ids.append(app.register_client(identity, worker)[0])
+                    break
+                except ClientAlreadyRegistered:
+                    continue
+        views.catch_up()
+        histories = [(client_id, step) for client_id, member in zip(client_ids, members,
+                                                                     strict=True)
+                     for step in member]
+        histories.sort(key=lambda item: -item[1][1])  # oldest first
+        for client_id, (type_name, days, data, by) in histories:
+            app.record_fact(client_id, type_name, data, now - timedelta(days=days),
+                            recorders[by])
+        if len(client_ids) > 1:
+            app.link_household(client_ids, worker)
 
 
 def _postcode(rng: random.Random) -> str:
