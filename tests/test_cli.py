@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.cli import main
+from api.demo import ALERT_HOUSEHOLDS
 from domain.agencies import AgencyKind, Role
 from domain.errors import Unauthenticated
 from infra.schema import client_keys
@@ -157,7 +158,8 @@ def test_demo_seeds_once_and_prints_the_same_tokens_again(
     assert len(agencies) >= 5
     with accord.engine.connect() as conn:
         clients = conn.execute(select(func.count()).select_from(client_keys)).scalar_one()
-    assert clients == 5
+    # The random clients asked for, and the households that raise each kind of alert.
+    assert clients == 5 + sum(len(members) for _, members in ALERT_HOUSEHOLDS)
     kinds = {accord.app.authenticate(t).agency_kind for t in tokens}
     assert AgencyKind.TREATMENT_PROVIDER in kinds and AgencyKind.POLICE in kinds
     head = accord.app.head_position()
