@@ -170,7 +170,7 @@ def test_demo_seeds_once_and_prints_the_same_tokens_again(
     again = next(opened)
     assert [a.slug for a in again.app.agencies()] == agencies
     with again.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(client_keys)).scalar_one() == 5
+        assert conn.execute(select(func.count()).select_from(client_keys)).scalar_one() == clients
     assert again.app.head_position() == head
     for token in tokens:
         again.app.authenticate(token)
