@@ -1,0 +1,277 @@
+"""Latency of the consent-filtered client view under load, and of a withdrawal reaching it.
+
+Seeds the demo partnership (``accord demo``) in a fresh SQLite database, starts
+``accord serve`` as its own process on a free loopback port (projections in-process, the
+embedded default), then:
+
+1. Load: ``GET /v1/clients/{id}/view?purpose=offender_management`` as the police
+   practitioner, over every demo client the police currently see for that purpose (by
+   the client's consent under the treatment provider's agreement), round-robin. Open
+   loop: request n is sent at ``start + n / rate`` whether or not earlier ones have
+   answered. Latency is reported from the send (what the server and the loopback cost)
+   and from the scheduled time (which also counts any lag of this Python client in
+   sending; an honest upper bound). Any non-200 or transport error counts as an error.
+2. Withdrawal: a fresh client is registered over the API with a criminal-justice order
+   and an appointment; each round gives the police consent, waits until the police view
+   shows the facts, then times from just before ``POST .../consents/{id}/withdraw`` to
+   the first police view (polled every 5 ms) without them: a 404 or 403 (no basis left
+   for the purpose) or an answer with no facts.
+
+Targets (DESIGN.md): p99 under 25 ms at 200 requests/s; withdrawal visible in under 1 s.
+The server is stopped however this script ends, short of SIGKILL (SIGINT, then SIGKILL
+after 15 s), and the temporary directory removed. A script, not a test: nothing asserts
+on timings.
+
+    .venv/bin/python bench/view.py --rate 200 --seconds 15 --withdrawals 10
+    .venv/bin/python bench/view.py --rate 50 100 150 200   # where does it stop keeping up?
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api.demo import demo_nhs_number
+
+ACCORD = [sys.executable, "-m", "api.cli"]
+TREATMENT = ("riverside-recovery", "practitioner")
+POLICE = ("northshire-police", "practitioner")
+PURPOSE = "offender_management"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered), math.ceil(len(ordered) * q / 100)) - 1)]
+
+
+def summary(values: list[float]) -> str:
+    return "   ".join(f"{name} {percentile(values, q):6.1f} ms"
+                      for name, q in (("p50", 50), ("p90", 90), ("p99", 99))) + \
+        f"   max {max(values):6.1f} ms"
+
+
+def wait_until_serving(server: subprocess.Popen[bytes], base: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"accord serve exited with {server.returncode}")
+        try:
+            if httpx.get(f"{base}/openapi.json", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("accord serve did not start")
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def visible_clients(db: Path, base: str, token: str) -> list[str]:
+    """Demo clients the police see for the purpose now (checked with one GET each)."""
+    with sqlite3.connect(db) as conn:
+        candidates = [row[0] for row in conn.execute(
+            "SELECT DISTINCT client_id FROM accord_view_rows WHERE agency = ? AND purpose = ?",
+            (POLICE[0], PURPOSE))]
+    ids = [f"{c[:8]}-{c[8:12]}-{c[12:16]}-{c[16:20]}-{c[20:]}" for c in candidates]
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+        return [c for c in ids if http.get(f"/v1/clients/{c}/view",
+                                           params={"purpose": PURPOSE}).status_code == 200]
+
+
+async def load(base: str, token: str, clients: list[str], rate: float,
+               seconds: float) -> dict[str, Any]:
+    """Open-loop GETs at ``rate``/s; latencies in ms from send and from schedule."""
+    from_send: list[float] = []
+    from_schedule: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10,
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+
+        async def one(client_id: str, scheduled: float) -> None:
+            sent = time.perf_counter()
+            try:
+                response = await http.get(f"/v1/clients/{client_id}/view",
+                                          params={"purpose": PURPOSE})
+            except httpx.HTTPError as exc:
+                errors.append(type(exc).__name__)
+                return
+            done = time.perf_counter()
+            from_send.append((done - sent) * 1000)
+            from_schedule.append((done - scheduled) * 1000)
+            if response.status_code != 200:
+                errors.append(str(response.status_code))
+
+        tasks = []
+        start = time.perf_counter()
+        for n in range(int(rate * seconds)):
+            scheduled = start + n / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(clients[n % len(clients)], scheduled)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return {"sent": len(tasks), "answered": len(from_send), "elapsed": elapsed,
+            "from_send": from_send, "from_schedule": from_schedule, "errors": errors}
+
+
+def withdrawal_latencies(base: str, tokens: dict[tuple[str, str], str],
+                         rounds: int) -> tuple[list[float], list[float]]:
+    """(POST to the view without the facts, POST alone) per round, in ms."""
+    worker = {"Authorization": f"Bearer {tokens[TREATMENT]}"}
+    police = {"Authorization": f"Bearer {tokens[POLICE]}"}
+    visible_ms: list[float] = []
+    post_ms: list[float] = []
+    rng = random.Random(99)
+    when = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    with httpx.Client(base_url=base, timeout=10) as http:
+        while True:  # a client of our own, with facts the police may see under consent
+            response = http.post("/v1/clients", headers=worker, json={"identity": {
+                "given_name": "Bench", "family_name": "Withdrawal",
+                "date_of_birth": "1985-05-05", "nhs_number": demo_nhs_number(rng),
+                "postcode": "NR1 3QU"}})
+            if response.status_code != 409:  # 409: the NHS number is a demo client's
+                break
+        response.raise_for_status()
+        client_id = response.json()["client_id"]
+        for type_name, data in (("criminal_justice_status",
+                                 {"order": "drug_rehabilitation_requirement",
+                                  "status": "started"}),
+                                ("appointment_attended", {"appointment": "keywork"})):
+            http.post(f"/v1/clients/{client_id}/events", headers=worker, json={
+                "type": type_name, "occurred_at": when, "data": data}).raise_for_status()
+        view_url = f"/v1/clients/{client_id}/view"
+        for _ in range(rounds):
+            response = http.post(f"/v1/clients/{client_id}/consents", headers=worker, json={
+                "recipient_agency": POLICE[0], "purposes": [PURPOSE], "obtained": "written",
+                "categories": ["identity", "treatment", "criminal_justice"]})
+            response.raise_for_status()
+            given = response.json()
+            view = http.get(view_url, headers=police,
+                            params={"purpose": PURPOSE, "min_position": given["position"]})
+            if view.status_code != 200 or not view.json()["facts"]:
+                raise SystemExit(f"consent did not reach the police view: {view.text}")
+            started = time.perf_counter()
+            http.post(f"/v1/clients/{client_id}/consents/{given['consent_id']}/withdraw",
+                      headers=worker, json={"reason": "bench"}).raise_for_status()
+            post_ms.append((time.perf_counter() - started) * 1000)
+            while True:
+                view = http.get(view_url, headers=police, params={"purpose": PURPOSE})
+                if view.status_code in (403, 404) or (view.status_code == 200
+                                                      and not view.json()["facts"]):
+                    break
+                if view.status_code != 200:
+                    raise SystemExit(f"unexpected {view.status_code}: {view.text}")
+                if time.perf_counter() - started > 10:
+                    raise SystemExit("withdrawal not visible after 10 s")
+                time.sleep(0.005)
+            visible_ms.append((time.perf_counter() - started) * 1000)
+    return visible_ms, post_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, nargs="+", default=[200],
+                        help="requests per second (several: one load phase each, in order)")
+    parser.add_argument("--seconds", type=float, default=15, help="how long the load runs")
+    parser.add_argument("--clients", type=int, default=300, help="demo clients to seed")
+    parser.add_argument("--withdrawals", type=int, default=10, help="withdrawal rounds")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="accord-bench-view-"))
+    db = workdir / "bench.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
+    env |= {"ACCORD_DATABASE_URL": f"sqlite:///{db}",
+            "ACCORD_KEY_FILE": str(workdir / "kek.key"), "CI": "true"}
+    print(f"view benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+          f"{platform.python_implementation()} {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; server: accord serve "
+          f"(one uvicorn process, SQLite, projections in-process)", flush=True)
+    started = time.perf_counter()
+    subprocess.run([*ACCORD, "demo", "--clients", str(args.clients)], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    print(f"seeded the demo partnership ({args.clients} clients) in "
+          f"{time.perf_counter() - started:.0f} s", flush=True)
+    raw: list[dict[str, Any]] = json.loads((workdir / "demo-tokens.json").read_text())
+    tokens = {(t["agency"], t["role"]): t["token"] for t in raw}
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = workdir / "server.log"  # a file, not a pipe: uvicorn logs every request
+    with log.open("wb") as log_file:
+        server = subprocess.Popen([*ACCORD, "serve", "--port", str(port)], env=env,
+                                  stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_until_serving(server, base)
+        clients = visible_clients(db, base, tokens[POLICE])
+        if not clients:
+            raise SystemExit("the police see no demo client for offender_management")
+        asyncio.run(load(base, tokens[POLICE], clients, 50, 2))  # warm up connections
+        print(f"\nview load: GET /v1/clients/{{id}}/view?purpose={PURPOSE} as the police, "
+              f"{len(clients)} clients round-robin")
+        for rate in args.rate:
+            result = asyncio.run(load(base, tokens[POLICE], clients, rate, args.seconds))
+            errors = result["errors"]
+            p99 = percentile(result["from_send"], 99)
+            print(f"  offered {rate:.0f}/s for {args.seconds:.0f} s: {result['sent']} sent, "
+                  f"{result['answered']} answered in {result['elapsed']:.1f} s "
+                  f"(achieved {result['answered'] / result['elapsed']:.0f}/s), "
+                  f"{len(errors)} errors" + (f" {sorted(set(errors))}" if errors else ""))
+            print(f"    latency from send      {summary(result['from_send'])}")
+            print(f"    latency from schedule  {summary(result['from_schedule'])}")
+            print(f"    p99 < 25 ms: {'met' if p99 < 25 else 'NOT met'}", flush=True)
+
+        visible, posts = withdrawal_latencies(base, tokens, args.withdrawals)
+        print(f"\nconsent withdrawal to the fact leaving the police view, "
+              f"{len(visible)} rounds (poll every 5 ms)")
+        print(f"  withdraw POST alone     median {statistics.median(posts):6.1f} ms   "
+              f"max {max(posts):6.1f} ms")
+        print(f"  POST to view without    median {statistics.median(visible):6.1f} ms   "
+              f"max {max(visible):6.1f} ms")
+        print(f"  target < 1000 ms: {'met' if max(visible) < 1000 else 'NOT met'} "
+              f"(max {max(visible):.1f} ms)")
+    finally:
+        stop(server)
+        output = log.read_text(errors="replace")
+        if "Traceback" in output:
+            print("\nserver tracebacks:\n" + output[-4000:], file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
