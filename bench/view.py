@@ -17,6 +17,11 @@ embedded default), then:
    the first police view (polled every 5 ms) without them: a 404 or 403 (no basis left
    for the purpose) or an answer with no facts.
 
+3. The access record's cost (``--record-cost RATE``, default 50/s): the same load against
+   the same database, alternating twice between ``accord serve`` and a bench-only server
+   whose ``record_access`` does nothing (patched in this script's subprocess, never in the
+   product), so the view's latency with and without its access record come from one run.
+
 Targets (DESIGN.md): p99 under 25 ms at 200 requests/s; withdrawal visible in under 1 s.
 The server is stopped however this script ends, short of SIGKILL (SIGINT, then SIGKILL
 after 15 s), and the temporary directory removed. A script, not a test: nothing asserts
@@ -53,6 +58,12 @@ import httpx
 from api.demo import demo_nhs_number
 
 ACCORD = [sys.executable, "-m", "api.cli"]
+#: ``accord serve`` with the access record of each read switched off: for measuring its
+#: cost only. The product has no such switch.
+UNRECORDED = [sys.executable, "-c", (
+    "import sys; from domain.application import AccordApplication as A; "
+    "A.record_access = lambda self, *a, **k: 0; from api.cli import main; "
+    "sys.exit(main(sys.argv[1:]))")]
 TREATMENT = ("riverside-recovery", "practitioner")
 POLICE = ("northshire-police", "practitioner")
 PURPOSE = "offender_management"
@@ -211,6 +222,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15, help="how long the load runs")
     parser.add_argument("--clients", type=int, default=300, help="demo clients to seed")
     parser.add_argument("--withdrawals", type=int, default=10, help="withdrawal rounds")
+    parser.add_argument("--record-cost", type=float, default=50, metavar="RATE",
+                        help="rate for comparing the view with and without its access record "
+                             "(0: skip)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="accord-bench-view-"))
@@ -270,7 +284,37 @@ def main() -> None:
         output = log.read_text(errors="replace")
         if "Traceback" in output:
             print("\nserver tracebacks:\n" + output[-4000:], file=sys.stderr)
+    try:
+        if args.record_cost:
+            record_cost(env, workdir, tokens[POLICE], clients, args.record_cost, args.seconds)
+    finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def record_cost(env: dict[str, str], workdir: Path, token: str, clients: list[str],
+                rate: float, seconds: float) -> None:
+    """The view's latency with and without its access record, alternating servers."""
+    print(f"\naccess record cost: the same load at {rate:.0f}/s, alternating servers")
+    latencies: dict[str, list[float]] = {"with access record": [], "without (bench only)": []}
+    for _round in range(2):
+        for label, command in (("with access record", ACCORD),
+                               ("without (bench only)", UNRECORDED)):
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            with (workdir / "server.log").open("ab") as log_file:
+                server = subprocess.Popen([*command, "serve", "--port", str(port)], env=env,
+                                          stdout=log_file, stderr=subprocess.STDOUT)
+            try:
+                wait_until_serving(server, base)
+                asyncio.run(load(base, token, clients, rate, 1))  # warm up
+                result = asyncio.run(load(base, token, clients, rate, seconds))
+                latencies[label].extend(result["from_send"])
+            finally:
+                stop(server)
+    for label, values in latencies.items():
+        print(f"  {label:22} {summary(values)}")
+    with_, without = (statistics.median(v) for v in latencies.values())
+    print(f"  median cost of the access record: {with_ - without:+.1f} ms per view")
 
 
 if __name__ == "__main__":

@@ -23,9 +23,13 @@ class CatchesUp(Protocol):
 
 
 class ProjectionRunner:
-    def __init__(self, projections: Sequence[CatchesUp], poll_interval: float = 0.5) -> None:
+    def __init__(self, projections: Sequence[CatchesUp], poll_interval: float = 0.5,
+                 linger: float = 0.05) -> None:
         self.projections = list(projections)
         self.poll_interval = poll_interval
+        #: After a nudge, how long to gather further writes into the same catch-up: under
+        #: load (every read appends an access record) one pass serves many writes.
+        self.linger = linger
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -58,4 +62,5 @@ class ProjectionRunner:
                 except Exception:
                     log.exception("projection %s failed; retrying", projection.name)
                     self._stop.wait(1.0)
-            self._wake.wait(self.poll_interval)
+            if self._wake.wait(self.poll_interval) and self.linger:
+                self._stop.wait(self.linger)

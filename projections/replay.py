@@ -19,26 +19,13 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
-from eventsourcing.utils import get_topic
-
 from consent.policy import Viewer, decide, mask
 from consent.state import LogState, NewFact, evolve
 from domain.agencies import Agency, AgencyKind
 from domain.agreements import Agreement
 from domain.application import AccordApplication
 from domain.clients import Client
-
-
-def _policy_topics() -> list[str]:
-    """Every event topic of the aggregates the policy follows (found, not listed, so a new
-    client event such as an emergency grant is never missed)."""
-    topics = []
-    for aggregate in (Client, Agency, Agreement):
-        for value in vars(aggregate).values():
-            if isinstance(value, type) and issubclass(value, Aggregate.Event):
-                topics.append(get_topic(value))
-    return sorted(set(topics))
+from projections.views import topics_of
 
 
 @dataclass(frozen=True)
@@ -80,7 +67,7 @@ class PointInTime:
     def __init__(self, app: AccordApplication, batch_size: int = 5000) -> None:
         self.app = app
         self.batch_size = batch_size
-        self.topics = _policy_topics()
+        self.topics = topics_of(Client, Agency, Agreement)
 
     def replay(self, agency: str, kind: AgencyKind, client_id: UUID, purpose: str, *,
                position: int | None = None, at: datetime | None = None) -> Replay:

@@ -26,7 +26,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, DateTime, Engine, and_, delete, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -93,6 +95,17 @@ class ViewItem:
     reason: str
 
 
+def topics_of(*aggregates: type) -> list[str]:
+    """Every event topic of the given aggregates (found, not listed, so a new event of a
+    followed aggregate is never missed by a topic-filtered read of the log)."""
+    topics = []
+    for aggregate in aggregates:
+        for value in vars(aggregate).values():
+            if isinstance(value, type) and issubclass(value, Aggregate.Event):
+                topics.append(get_topic(value))
+    return sorted(set(topics))
+
+
 class AgencyViews:
     """The projector and the queries of the per-agency views."""
 
@@ -105,6 +118,7 @@ class AgencyViews:
         self.tracking = SqlTrackingRecorder(engine)
         self._lock = threading.Lock()
         self._state: LogState | None = None
+        self.topics = topics_of(Client, Agency, Agreement, Review)
 
     # -- following the log ----------------------------------------------------------------
 
@@ -120,11 +134,10 @@ class AgencyViews:
                 return 0
             batches = self._batches(position, head)
             if show_progress:
-                batches = progress(batches, "projecting agency views",
-                                   total=-(-(head - position) // self.batch_size))
+                batches = progress(batches, "projecting agency views")
             processed = 0
-            for batch in batches:
-                self._process(batch)
+            for batch, upto in batches:
+                self._process(batch, upto)
                 processed += len(batch)
             return processed
 
@@ -139,17 +152,20 @@ class AgencyViews:
             self._state = None
         return self.catch_up(show_progress=show_progress)
 
-    def _batches(self, position: int, head: int) -> Iterable[Sequence[Notification]]:
+    def _batches(self, position: int,
+                 head: int) -> Iterable[tuple[Sequence[Notification], int]]:
+        """Batches of the events the views follow (never the access records, which make
+        up most of a busy log), each with the position it brings the views up to."""
         while position < head:
             batch = self.app.recorder.select_notifications(
-                start=position, limit=self.batch_size, stop=head, inclusive_of_start=False
+                start=position, limit=self.batch_size, stop=head, topics=self.topics,
+                inclusive_of_start=False,
             )
-            if not batch:
-                return
-            yield batch
-            position = batch[-1].id
+            upto = batch[-1].id if len(batch) == self.batch_size else head
+            yield batch, upto
+            position = upto
 
-    def _process(self, batch: Sequence[Notification]) -> None:
+    def _process(self, batch: Sequence[Notification], upto: int | None = None) -> None:
         try:
             with self.engine.begin() as conn:
                 state = self._state or self._load_state(conn)
@@ -158,7 +174,7 @@ class AgencyViews:
                     event = self.app.mapper.to_domain_event(notification)
                     self._apply(writer, state, event, notification.id)
                 writer.flush()
-                self.tracking.record(conn, self.name, batch[-1].id)
+                self.tracking.record(conn, self.name, upto or batch[-1].id)
             self._state = state
         except BaseException:
             self._state = None  # the in-memory state may be ahead of the rolled-back rows

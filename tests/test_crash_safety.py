@@ -132,7 +132,8 @@ def test_killed_worker_resumes_to_the_rebuilt_view(seeded: Accord, tmp_path: Pat
     incremental_view = views.all_rows()
     _check_invariants(accord, incremental, head)
 
-    assert AgencyViews(accord.app, accord.engine).rebuild() == head
+    rebuilt = AgencyViews(accord.app, accord.engine)
+    assert rebuilt.rebuild() > 0 and rebuilt.position() == head
     rebuilt = _snapshot(accord)
     for table in READ_MODEL:
         assert len(incremental[table.name]) == len(rebuilt[table.name]), table.name
