@@ -7,16 +7,18 @@ if it loses again the caller gets ``ConcurrentWrite`` (HTTP 409).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
@@ -184,6 +186,14 @@ class AccordApplication(Application[UUID]):
         self.sees_client: Callable[[str, UUID], bool] = lambda _agency, _client: False
         #: The time commands record as "now" (emergency grants); tests may replace it.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        #: SQLite has one writer at a time, and a writer that finds the database locked
+        #: sleeps in growing steps (its busy handler). Under load (every read appends an
+        #: access record) request threads would mostly sleep; queueing them here instead
+        #: keeps appends in order and quick. PostgreSQL takes concurrent appends as is.
+        self._append_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if type(self.recorder).__module__ == "eventsourcing.sqlite"
+            else contextlib.nullcontext()
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -787,6 +797,10 @@ class AccordApplication(Application[UUID]):
         return self.recorder.max_notification_id() or 0
 
     # -- internals -------------------------------------------------------------------
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        with self._append_lock:
+            return super()._record(processing_event)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         if recordings:
