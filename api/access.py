@@ -112,7 +112,7 @@ class AccessLog:
             raise UnrecordedRead(f"{action.value} returned without an access record")
 
 
-def access_log(request: Request) -> AccessLog:
+async def access_log(request: Request) -> AccessLog:
     return AccessLog(request.app.state.accord.app)
 
 

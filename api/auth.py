@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,7 +15,9 @@ from domain.errors import Forbidden, Unauthenticated
 _bearer = HTTPBearer(auto_error=False, description="a token from `accord principals add`")
 
 
-def application(request: Request) -> AccordApplication:
+# Dependencies that only look something up are ``async``: FastAPI runs a plain ``def``
+# dependency in its thread pool, and that hop cost more than the lookup.
+async def application(request: Request) -> AccordApplication:
     app: AccordApplication = request.app.state.accord.app
     return app
 
@@ -32,11 +34,11 @@ def current_actor(
     return app.authenticate(credentials.credentials)
 
 
-def require(*roles: Role) -> Callable[[Actor], Actor]:
+def require(*roles: Role) -> Callable[[Actor], Awaitable[Actor]]:
     """A dependency that admits only the given roles (403 for the others)."""
     allowed = frozenset(roles)
 
-    def check(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
+    async def check(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
         if actor.role not in allowed:
             names = ", ".join(sorted(r.value for r in allowed))
             raise Forbidden(f"this needs one of the roles: {names}")

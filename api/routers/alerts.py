@@ -44,7 +44,7 @@ POLL_SECONDS = 0.25
 KEEP_ALIVE_SECONDS = 15.0
 
 
-def alert_inbox(request: Request) -> AlertInbox:
+async def alert_inbox(request: Request) -> AlertInbox:
     inbox: AlertInbox = request.app.state.projections.find(AlertInbox)
     return inbox
 

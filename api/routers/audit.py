@@ -40,7 +40,7 @@ _errors: dict[int | str, dict[str, object]] = {
 MAX_WAIT_SECONDS = 2.0
 
 
-def access_index(request: Request) -> AccessIndex:
+async def access_index(request: Request) -> AccessIndex:
     index: AccessIndex = request.app.state.projections.find(AccessIndex)
     return index
 

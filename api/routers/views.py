@@ -32,7 +32,7 @@ _errors: dict[int | str, dict[str, object]] = {
 MAX_WAIT_SECONDS = 2.0
 
 
-def agency_views(request: Request) -> AgencyViews:
+async def agency_views(request: Request) -> AgencyViews:
     views: AgencyViews = request.app.state.projections.views
     return views
 
