@@ -184,6 +184,7 @@ class AccordApplication(Application[UUID]):
         self.write_listeners: list[Callable[[int], None]] = []
         #: Whether an agency has a basis to see a client (answered by the agency views).
         self.sees_client: Callable[[str, UUID], bool] = lambda _agency, _client: False
+        self._agency_kinds: dict[str, AgencyKind] = {}
         #: The time commands record as "now" (emergency grants); tests may replace it.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         #: SQLite has one writer at a time, and a writer that finds the database locked
@@ -285,8 +286,16 @@ class AccordApplication(Application[UUID]):
             raise Unauthenticated("unknown token")
         if principal.revoked:
             raise Unauthenticated("token revoked")
-        kind = self.agency(principal.agency).kind
-        return Actor(principal.id, principal.name, principal.agency, kind, principal.role)
+        return Actor(principal.id, principal.name, principal.agency,
+                     self._agency_kind(principal.agency), principal.role)
+
+    def _agency_kind(self, slug: str) -> AgencyKind:
+        """An agency's kind, fixed when it is registered, so remembered after one read
+        (it is looked up on every request)."""
+        kind = self._agency_kinds.get(slug)
+        if kind is None:
+            kind = self._agency_kinds[slug] = self.agency(slug).kind
+        return kind
 
     # -- clients -------------------------------------------------------------------
 
