@@ -13,8 +13,7 @@ on the alert's own stream, so two processes doing it at once escalate it once.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +21,12 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from domain.alerts import Alert, AlertStatus
 from domain.application import AccordApplication
-from infra.progress import progress
-from infra.schema import alerts, tracking
-from infra.tracking import SqlTrackingRecorder
+from infra.schema import alerts
+from projections.follower import LogFollower
 
 TOPICS = [get_topic(t) for t in (Alert.Raised, Alert.Acknowledged, Alert.Escalated,
                                  Alert.Closed)]
@@ -60,42 +58,20 @@ class AlertItem:
     updated_position: int
 
 
-class AlertInbox:
+class AlertInbox(LogFollower):
+    """The alert inbox; each catch-up also escalates alerts past their acknowledge-by."""
+
     name = "alert_inbox"
+    doing = "indexing alerts"
+    tables = (alerts,)
 
     def __init__(self, app: AccordApplication, engine: Engine, batch_size: int = 2000) -> None:
-        self.app = app
-        self.engine = engine
-        self.batch_size = batch_size
-        self.tracking = SqlTrackingRecorder(engine)
+        super().__init__(app, engine, TOPICS, batch_size)
         #: "Now", for escalation; tests may replace it.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        self._lock = threading.Lock()
 
-    def position(self) -> int:
-        return self.tracking.max_tracking_id(self.name) or 0
-
-    def catch_up(self, *, show_progress: bool = False) -> int:
-        with self._lock:
-            processed = 0
-            head = self.app.recorder.max_notification_id() or 0
-            position = self.position()
-            if position < head:
-                steps: Iterable[tuple[Sequence[Notification], int]] = self._batches(
-                    position, head)
-                if show_progress:
-                    steps = progress(steps, "indexing alerts")
-                for batch, upto in steps:
-                    self._process(batch, upto)
-                    processed += len(batch)
-            self.escalate_due()
-            return processed
-
-    def rebuild(self, *, show_progress: bool = False) -> int:
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(delete(alerts))
-            conn.execute(delete(tracking).where(tracking.c.name == self.name))
-        return self.catch_up(show_progress=show_progress)
+    def _caught_up(self) -> None:
+        self.escalate_due()
 
     def escalate_due(self) -> int:
         """Escalates every raised alert past its acknowledge-by time; returns how many."""
@@ -113,17 +89,6 @@ class AlertInbox:
                     f"not acknowledged by {by.isoformat()}")) is not None:
                 escalated += 1
         return escalated
-
-    def _batches(self, position: int,
-                 head: int) -> Iterable[tuple[Sequence[Notification], int]]:
-        while position < head:
-            batch = self.app.recorder.select_notifications(
-                start=position, limit=self.batch_size, stop=head, topics=TOPICS,
-                inclusive_of_start=False,
-            )
-            upto = batch[-1].id if len(batch) == self.batch_size else head
-            yield batch, upto
-            position = upto
 
     def _process(self, batch: Sequence[Notification], upto: int) -> None:
         with self.engine.begin() as conn:

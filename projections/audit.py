@@ -9,8 +9,7 @@ their data; agencies find every read by their own staff.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,13 +17,12 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
-from sqlalchemy import Engine, and_, delete, insert, or_, select
+from sqlalchemy import Engine, and_, insert, or_, select
 
 from domain.access import AccessRecord
 from domain.application import AccordApplication
-from infra.progress import progress
-from infra.schema import access_controllers, access_log, tracking
-from infra.tracking import SqlTrackingRecorder
+from infra.schema import access_controllers, access_log
+from projections.follower import LogFollower
 
 ACCESS_TOPIC = get_topic(AccessRecord.Recorded)
 
@@ -47,52 +45,13 @@ class Access:
     returned: list[dict[str, Any]]
 
 
-class AccessIndex:
+class AccessIndex(LogFollower):
     name = "access_audit"
+    doing = "indexing access records"
+    tables = (access_controllers, access_log)
 
     def __init__(self, app: AccordApplication, engine: Engine, batch_size: int = 2000) -> None:
-        self.app = app
-        self.engine = engine
-        self.batch_size = batch_size
-        self.tracking = SqlTrackingRecorder(engine)
-        self._lock = threading.Lock()
-
-    def position(self) -> int:
-        return self.tracking.max_tracking_id(self.name) or 0
-
-    def catch_up(self, *, show_progress: bool = False) -> int:
-        with self._lock:
-            head = self.app.recorder.max_notification_id() or 0
-            position = self.position()
-            if position >= head:
-                return 0
-            steps: Iterable[tuple[Sequence[Notification], int]] = self._batches(position, head)
-            if show_progress:
-                steps = progress(steps, "indexing access records")
-            processed = 0
-            for batch, upto in steps:
-                self._process(batch, upto)
-                processed += len(batch)
-            return processed
-
-    def rebuild(self, *, show_progress: bool = False) -> int:
-        with self._lock, self.engine.begin() as conn:
-            conn.execute(delete(access_controllers))
-            conn.execute(delete(access_log))
-            conn.execute(delete(tracking).where(tracking.c.name == self.name))
-        return self.catch_up(show_progress=show_progress)
-
-    def _batches(self, position: int,
-                 head: int) -> Iterable[tuple[Sequence[Notification], int]]:
-        """Batches of access records, each with the position it brings the index up to."""
-        while position < head:
-            batch = self.app.recorder.select_notifications(
-                start=position, limit=self.batch_size, stop=head, topics=[ACCESS_TOPIC],
-                inclusive_of_start=False,
-            )
-            upto = batch[-1].id if len(batch) == self.batch_size else head
-            yield batch, upto
-            position = upto
+        super().__init__(app, engine, [ACCESS_TOPIC], batch_size)
 
     def _process(self, batch: Sequence[Notification], upto: int) -> None:
         rows: list[dict[str, Any]] = []

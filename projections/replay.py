@@ -25,7 +25,7 @@ from domain.agencies import Agency, AgencyKind
 from domain.agreements import Agreement
 from domain.application import AccordApplication
 from domain.clients import Client
-from projections.views import topics_of
+from projections.follower import topics_of
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain
@@ -41,7 +40,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consent.state import AgreementDraft
@@ -60,11 +59,10 @@ from domain.rules import (
     evaluate_fact,
     newly_holding,
 )
-from infra.progress import progress
-from infra.schema import rule_facts, rule_households, rule_state, tracking
-from infra.tracking import SqlTrackingRecorder
+from infra.schema import rule_facts, rule_households, rule_state
 from infra.wiring import Accord
 from projections.alerts import AlertInbox
+from projections.follower import LogFollower
 
 TOPICS = [get_topic(t) for t in (
     Client.FactRecorded, Household.Linked, Household.MemberAdded, Agency.Registered,
@@ -156,63 +154,28 @@ class _Working:
         return Situation(household_id, tuple(members), tuple(facts))
 
 
-class SafeguardingRules:
-    """The tracked projection that runs ``domain.rules`` and raises alerts."""
+class SafeguardingRules(LogFollower):
+    """The tracked projection that runs ``domain.rules`` and raises alerts.
+
+    Its ``rebuild`` forgets the rules' state and re-evaluates the whole log; alerts
+    already raised are not raised again (their ids are taken)."""
 
     name = "safeguarding_rules"
+    doing = "running safeguarding rules"
+    tables = (rule_facts, rule_households, rule_state)
 
     def __init__(self, app: AccordApplication, engine: Engine, *,
                  config: RuleConfig | None = None, acknowledge_within: timedelta | None = None,
                  batch_size: int = 2000) -> None:
-        self.app = app
-        self.engine = engine
+        super().__init__(app, engine, TOPICS, batch_size)
         self.config = config or RuleConfig()
         self.acknowledge_within = acknowledge_within or timedelta(hours=4)
-        self.batch_size = batch_size
-        self.tracking = SqlTrackingRecorder(engine)
         #: "Now", for an alert's acknowledge-by time; tests may replace it.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        self._lock = threading.Lock()
         self._policy: _Policy | None = None
 
-    def position(self) -> int:
-        return self.tracking.max_tracking_id(self.name) or 0
-
-    def catch_up(self, *, show_progress: bool = False) -> int:
-        with self._lock:
-            head = self.app.recorder.max_notification_id() or 0
-            position = self.position()
-            if position >= head:
-                return 0
-            steps: Iterable[tuple[Sequence[Notification], int]] = self._batches(position, head)
-            if show_progress:
-                steps = progress(steps, "running safeguarding rules")
-            processed = 0
-            for batch, upto in steps:
-                self._process(batch, upto)
-                processed += len(batch)
-            return processed
-
-    def rebuild(self, *, show_progress: bool = False) -> int:
-        """Forgets the rules' state and re-evaluates the whole log; alerts already raised
-        are not raised again (their ids are taken)."""
-        with self._lock, self.engine.begin() as conn:
-            for table in (rule_facts, rule_households, rule_state):
-                conn.execute(delete(table))
-            conn.execute(delete(tracking).where(tracking.c.name == self.name))
-            self._policy = None
-        return self.catch_up(show_progress=show_progress)
-
-    def _batches(self, position: int,
-                 head: int) -> Iterable[tuple[Sequence[Notification], int]]:
-        while position < head:
-            batch = self.app.recorder.select_notifications(
-                start=position, limit=self.batch_size, stop=head, topics=TOPICS,
-                inclusive_of_start=False,
-            )
-            upto = batch[-1].id if len(batch) == self.batch_size else head
-            yield batch, upto
-            position = upto
+    def _forget(self) -> None:
+        self._policy = None
 
     def _process(self, batch: Sequence[Notification], upto: int) -> None:
         try:

@@ -19,16 +19,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification
-from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, DateTime, Engine, and_, delete, exists, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -63,7 +60,6 @@ from domain.application import AccordApplication
 from domain.categories import DataCategory
 from domain.clients import Client
 from domain.reviews import Review
-from infra.progress import progress
 from infra.schema import (
     client_matching,
     facts,
@@ -73,11 +69,11 @@ from infra.schema import (
     policy_consents,
     policy_emergencies,
     policy_erasures,
-    tracking,
     view_rows,
 )
 from infra.tracking import SqlTrackingRecorder
 from projections import reviews
+from projections.follower import LogFollower, topics_of
 
 
 @dataclass(frozen=True)
@@ -95,77 +91,24 @@ class ViewItem:
     reason: str
 
 
-def topics_of(*aggregates: type) -> list[str]:
-    """Every event topic of the given aggregates (found, not listed, so a new event of a
-    followed aggregate is never missed by a topic-filtered read of the log)."""
-    topics = []
-    for aggregate in aggregates:
-        for value in vars(aggregate).values():
-            if isinstance(value, type) and issubclass(value, Aggregate.Event):
-                topics.append(get_topic(value))
-    return sorted(set(topics))
-
-
-class AgencyViews:
+class AgencyViews(LogFollower):
     """The projector and the queries of the per-agency views."""
 
     name = "agency_views"
+    doing = "projecting agency views"
+    tables = (view_rows, facts, feed_outbox, policy_agencies, policy_agreements,
+              policy_consents, policy_erasures, client_matching, policy_emergencies,
+              *reviews.TABLES)
 
     def __init__(self, app: AccordApplication, engine: Engine, batch_size: int = 2000) -> None:
-        self.app = app
-        self.engine = engine
-        self.batch_size = batch_size
-        self.tracking = SqlTrackingRecorder(engine)
-        self._lock = threading.Lock()
+        # Never the access records, which make up most of a busy log.
+        super().__init__(app, engine, topics_of(Client, Agency, Agreement, Review), batch_size)
         self._state: LogState | None = None
-        self.topics = topics_of(Client, Agency, Agreement, Review)
 
-    # -- following the log ----------------------------------------------------------------
+    def _forget(self) -> None:
+        self._state = None
 
-    def position(self) -> int:
-        return self.tracking.max_tracking_id(self.name) or 0
-
-    def catch_up(self, *, show_progress: bool = False) -> int:
-        """Processes everything appended so far; returns how many notifications."""
-        with self._lock:
-            head = self.app.recorder.max_notification_id() or 0
-            position = self.position()
-            if position >= head:
-                return 0
-            batches = self._batches(position, head)
-            if show_progress:
-                batches = progress(batches, "projecting agency views")
-            processed = 0
-            for batch, upto in batches:
-                self._process(batch, upto)
-                processed += len(batch)
-            return processed
-
-    def rebuild(self, *, show_progress: bool = False) -> int:
-        """Drops every view row and the policy state, and replays the whole log."""
-        with self._lock, self.engine.begin() as conn:
-            for table in (view_rows, facts, feed_outbox, policy_agencies, policy_agreements,
-                          policy_consents, policy_erasures, client_matching,
-                          policy_emergencies, *reviews.TABLES):
-                conn.execute(delete(table))
-            conn.execute(delete(tracking).where(tracking.c.name == self.name))
-            self._state = None
-        return self.catch_up(show_progress=show_progress)
-
-    def _batches(self, position: int,
-                 head: int) -> Iterable[tuple[Sequence[Notification], int]]:
-        """Batches of the events the views follow (never the access records, which make
-        up most of a busy log), each with the position it brings the views up to."""
-        while position < head:
-            batch = self.app.recorder.select_notifications(
-                start=position, limit=self.batch_size, stop=head, topics=self.topics,
-                inclusive_of_start=False,
-            )
-            upto = batch[-1].id if len(batch) == self.batch_size else head
-            yield batch, upto
-            position = upto
-
-    def _process(self, batch: Sequence[Notification], upto: int | None = None) -> None:
+    def _process(self, batch: Sequence[Notification], upto: int) -> None:
         try:
             with self.engine.begin() as conn:
                 state = self._state or self._load_state(conn)
@@ -174,7 +117,7 @@ class AgencyViews:
                     event = self.app.mapper.to_domain_event(notification)
                     self._apply(writer, state, event, notification.id)
                 writer.flush()
-                self.tracking.record(conn, self.name, upto or batch[-1].id)
+                self.tracking.record(conn, self.name, upto)
             self._state = state
         except BaseException:
             self._state = None  # the in-memory state may be ahead of the rolled-back rows

@@ -1,0 +1,104 @@
+"""What every tracked read model does to follow the log.
+
+A ``LogFollower`` reads only the events of its topics (a topic-filtered read of the
+notification log), in batches, and hands each batch to ``_process`` with the position
+that batch brings it up to; ``_process`` writes its rows and records that position with
+``self.tracking`` in the same transaction. ``rebuild`` clears the follower's tables and
+tracked position and follows the whole log again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+from sqlalchemy import Engine, Table, delete
+
+from domain.application import AccordApplication
+from infra.progress import progress
+from infra.schema import tracking
+from infra.tracking import SqlTrackingRecorder
+
+
+def topics_of(*aggregates: type) -> list[str]:
+    """Every event topic of the given aggregates (found, not listed, so a new event of a
+    followed aggregate is never missed by a topic-filtered read of the log)."""
+    topics = []
+    for aggregate in aggregates:
+        for value in vars(aggregate).values():
+            if isinstance(value, type) and issubclass(value, Aggregate.Event):
+                topics.append(get_topic(value))
+    return sorted(set(topics))
+
+
+class LogFollower:
+    #: The tracking name, unique per read model.
+    name: ClassVar[str]
+    #: What the progress bar says while catching up.
+    doing: ClassVar[str]
+    #: The tables ``rebuild`` empties.
+    tables: ClassVar[tuple[Table, ...]]
+
+    def __init__(self, app: AccordApplication, engine: Engine, topics: Sequence[str],
+                 batch_size: int = 2000) -> None:
+        self.app = app
+        self.engine = engine
+        self.topics = list(topics)
+        self.batch_size = batch_size
+        self.tracking = SqlTrackingRecorder(engine)
+        self._lock = threading.Lock()
+
+    def position(self) -> int:
+        return self.tracking.max_tracking_id(self.name) or 0
+
+    def catch_up(self, *, show_progress: bool = False) -> int:
+        """Processes everything appended so far; returns how many followed events."""
+        with self._lock:
+            processed = 0
+            head = self.app.recorder.max_notification_id() or 0
+            position = self.position()
+            if position < head:
+                steps = self._batches(position, head)
+                if show_progress:
+                    steps = progress(steps, self.doing)
+                for batch, upto in steps:
+                    self._process(batch, upto)
+                    processed += len(batch)
+            self._caught_up()
+            return processed
+
+    def rebuild(self, *, show_progress: bool = False) -> int:
+        """Empties the tables and the tracked position, and follows the whole log again."""
+        with self._lock, self.engine.begin() as conn:
+            for table in self.tables:
+                conn.execute(delete(table))
+            conn.execute(delete(tracking).where(tracking.c.name == self.name))
+            self._forget()
+        return self.catch_up(show_progress=show_progress)
+
+    def _batches(self, position: int,
+                 head: int) -> Iterable[tuple[Sequence[Notification], int]]:
+        """Batches of the followed events, each with the position it brings this read
+        model up to (the head, once no more followed events are left before it)."""
+        while position < head:
+            batch = self.app.recorder.select_notifications(
+                start=position, limit=self.batch_size, stop=head, topics=self.topics,
+                inclusive_of_start=False,
+            )
+            upto = batch[-1].id if len(batch) == self.batch_size else head
+            yield batch, upto
+            position = upto
+
+    def _process(self, batch: Sequence[Notification], upto: int) -> None:
+        """Writes the batch's rows and records ``upto`` in one transaction."""
+        raise NotImplementedError
+
+    def _forget(self) -> None:
+        """Drops any state kept in memory (on rebuild)."""
+
+    def _caught_up(self) -> None:
+        """Work after each catch-up, under the same lock."""
