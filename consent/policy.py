@@ -84,6 +84,10 @@ class AgreementInForce:
     static_grants: dict[DataCategory, tuple[Grant, ...]] = field(
         init=False, compare=False, repr=False
     )
+    #: Grants with one consent, by (consent, purpose, category), made once each.
+    consent_grants: dict[tuple[UUID, str, DataCategory], Grant] = field(
+        init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         terms, basis = self.terms, self.terms.lawful_basis
@@ -98,6 +102,7 @@ class AgreementInForce:
             "starts": day_start(terms.valid_from),
             "ends": day_start(terms.valid_to + timedelta(days=1)) if terms.valid_to else None,
             "static_grants": {},
+            "consent_grants": {},
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
@@ -284,6 +289,51 @@ def mask(data: Mapping[str, Any], fields: Iterable[str] | None) -> dict[str, Any
     return {name: data[name] for name in fields if name in data}
 
 
+def shared_with(fact: Fact, state: PolicyState) -> list[tuple[Viewer, tuple[Grant, ...]]]:
+    """Every agency that may see ``fact``, the controller first, each with every basis on
+    which it may (for every purpose, with its window): one pass over the fact's
+    agreements, consents and emergency grants for all agencies at once, because the
+    projections write every agency's view of every fact in the log.
+
+    Agencies not (yet) registered see nothing. The grants are shared objects, the same
+    each time for the same agreement, consent, purpose and category."""
+    controller, category, client_id = fact.controller, fact.category, fact.client_id
+    kinds = state.agency_kinds
+    result: list[tuple[Viewer, tuple[Grant, ...]]] = []
+    if controller in kinds:
+        result.append((_viewer(controller, kinds[controller]), (_controller_grant(fact),)))
+    if client_id in state.erased:
+        return result
+    by_agency: dict[str, list[Grant]] = {}
+    for scope in state.emergencies_of(client_id):
+        if scope.agency != controller and scope.covers(category):
+            by_agency.setdefault(scope.agency, []).append(_emergency_grant(scope))
+    consents: list[ConsentScope] | None = None
+    for agreement in state.agreements_from(controller):
+        recipient = agreement.recipient
+        if recipient == controller or category not in agreement.terms.categories:
+            continue
+        if not agreement.terms.consent_required:
+            by_agency.setdefault(recipient, []).extend(_static_grants(agreement, fact))
+            continue
+        if consents is None:
+            consents = [c for c in state.consents_of(client_id)
+                        if not c.withdrawn and c.controller == controller
+                        and category.value in c.categories and c.covers_data_of(fact)]
+        kind = kinds.get(recipient)
+        for consent in consents:
+            if kind is None or not consent.covers_recipient(_viewer(recipient, kind)):
+                continue
+            for purpose in agreement.terms.purposes:
+                if purpose.value in consent.purposes:
+                    by_agency.setdefault(recipient, []).append(
+                        _consent_grant(agreement, consent, purpose.value, category))
+    for agency in sorted(by_agency):
+        if agency in kinds and by_agency[agency]:
+            result.append((_viewer(agency, kinds[agency]), tuple(by_agency[agency])))
+    return result
+
+
 def grants(
     viewer: Viewer, fact: Fact, state: PolicyState, *, consent_based_only: bool = False
 ) -> list[Grant]:
@@ -291,37 +341,69 @@ def grants(
 
     ``consent_based_only`` limits them to agreements that require consent: the only
     grants a change of the client's consents can alter."""
-    if viewer.agency == fact.controller:
-        return [] if consent_based_only else [_controller_grant(fact)]
-    if fact.client_id in state.erased:
-        return []
-    result: list[Grant] = []
-    if not consent_based_only:
-        result.extend(_emergency_grants(viewer, fact, state, explain=False)[0])
-    for agreement in state.agreements_between(fact.controller, viewer.agency):
-        if fact.category not in agreement.terms.categories:
-            continue
-        if not agreement.terms.consent_required:
-            if not consent_based_only:
-                result.extend(_static_grants(agreement, viewer, fact))
-            continue
-        for purpose in agreement.terms.purposes:
-            granted, _ = _evaluate(agreement, viewer, purpose.value, fact, state, explain=False)
-            result.extend(granted)
-    return result
+    for shown, found in shared_with(fact, state):
+        if shown.agency == viewer.agency:
+            if consent_based_only:
+                return [g for g in found if g.basis.kind is BasisKind.AGREEMENT_AND_CONSENT]
+            return list(found)
+    return []
 
 
-def _static_grants(agreement: AgreementInForce, viewer: Viewer, fact: Fact) -> tuple[Grant, ...]:
+@functools.lru_cache(maxsize=256)
+def _viewer(agency: str, kind: AgencyKind) -> Viewer:
+    return Viewer(agency, kind)
+
+
+def _static_grants(agreement: AgreementInForce, fact: Fact) -> tuple[Grant, ...]:
     """An agreement without consent grants the same for every fact of a category."""
     cached = agreement.static_grants.get(fact.category)
     if cached is None:
-        cached = tuple(
-            grant for purpose in agreement.terms.purposes
-            for grant in _evaluate(agreement, viewer, purpose.value, fact, PolicyState(),
-                                   explain=False)[0]
+        cached = agreement.static_grants[fact.category] = tuple(
+            _static_grant(agreement, purpose.value, fact.category)
+            for purpose in agreement.terms.purposes
         )
-        agreement.static_grants[fact.category] = cached
     return cached
+
+
+def _static_grant(agreement: AgreementInForce, purpose: str, category: DataCategory) -> Grant:
+    """Rules 2 and 4: what an agreement that needs no consent grants for one purpose."""
+    name, duty = agreement.label, agreement.terms.lawful_basis.legal_duty
+    if duty is not None:
+        basis = Basis(BasisKind.LEGAL_DUTY, agreement.agreement_id, agreement.version,
+                      legal_duty=duty.value, lawful_basis=agreement.lawful)
+        reason = f"rule 4: {name}: legal duty ({duty.value}); shared without consent"
+    else:
+        basis = Basis(BasisKind.AGREEMENT, agreement.agreement_id, agreement.version,
+                      lawful_basis=agreement.lawful)
+        reason = f"rule 2: {name} shares {category.value} for {purpose}"
+    return Grant(purpose, basis, tuple(agreement.terms.categories[category]),
+                 agreement.starts, agreement.ends, reason)
+
+
+#: How many consent grants an agreement remembers before starting again.
+_CONSENT_GRANTS_KEPT = 50_000
+
+
+def _consent_grant(agreement: AgreementInForce, consent: ConsentScope, purpose: str,
+                   category: DataCategory) -> Grant:
+    """Rule 3: what an agreement grants for one purpose with one (covering) consent."""
+    key = (consent.consent_id, purpose, category)
+    grant = agreement.consent_grants.get(key)
+    if grant is None:
+        until = agreement.ends
+        if consent.expires_at is not None:
+            until = consent.expires_at if until is None else min(until, consent.expires_at)
+        basis = Basis(BasisKind.AGREEMENT_AND_CONSENT, agreement.agreement_id,
+                      agreement.version, consent_id=consent.consent_id,
+                      lawful_basis=agreement.lawful)
+        reason = (f"rule 3: {agreement.label} shares {category.value} for {purpose} "
+                  f"with the client's consent {consent.consent_id}")
+        grant = Grant(purpose, basis, tuple(agreement.terms.categories[category]),
+                      agreement.starts, until, reason)
+        if len(agreement.consent_grants) >= _CONSENT_GRANTS_KEPT:
+            agreement.consent_grants.clear()
+        agreement.consent_grants[key] = grant
+    return grant
 
 
 def decide(
@@ -434,14 +516,20 @@ def _emergency_grants(
                 refused.append(f"rule 5: emergency access {scope.grant_id} does not cover "
                                f"clinical notes: {viewer.agency} is not a clinical agency")
             continue
-        granted.append(Grant(
-            purpose=scope.purpose, basis=Basis(BasisKind.EMERGENCY, grant_id=scope.grant_id),
-            fields=None, not_before=scope.granted_at, not_after=scope.expires_at,
-            reason=(f"rule 5: emergency access {scope.grant_id} by {scope.principal} for "
-                    f"{scope.purpose}, from {scope.granted_at.isoformat()} until "
-                    f"{scope.expires_at.isoformat()}; under IG review"),
-        ))
+        granted.append(_emergency_grant(scope))
     return granted, refused
+
+
+@functools.lru_cache(maxsize=4096)
+def _emergency_grant(scope: EmergencyScope) -> Grant:
+    """Rule 5: what an emergency grant gives, for its purpose, in its window."""
+    return Grant(
+        purpose=scope.purpose, basis=Basis(BasisKind.EMERGENCY, grant_id=scope.grant_id),
+        fields=None, not_before=scope.granted_at, not_after=scope.expires_at,
+        reason=(f"rule 5: emergency access {scope.grant_id} by {scope.principal} for "
+                f"{scope.purpose}, from {scope.granted_at.isoformat()} until "
+                f"{scope.expires_at.isoformat()}; under IG review"),
+    )
 
 
 def _evaluate(
@@ -455,20 +543,8 @@ def _evaluate(
         return [], [f"rule 2: {name} does not share {fact.category.value}"]
     if purpose not in agreement.purposes:
         return [], [f"rule 2: {name} does not name the purpose {purpose}"]
-    fields = tuple(terms.categories[fact.category])
-    lawful = agreement.lawful
-    starts, ends = agreement.starts, agreement.ends
     if not terms.consent_required:
-        duty = terms.lawful_basis.legal_duty
-        if duty is not None:
-            basis = Basis(BasisKind.LEGAL_DUTY, agreement.agreement_id, agreement.version,
-                          legal_duty=duty.value, lawful_basis=lawful)
-            reason = f"rule 4: {name}: legal duty ({duty.value}); shared without consent"
-        else:
-            basis = Basis(BasisKind.AGREEMENT, agreement.agreement_id, agreement.version,
-                          lawful_basis=lawful)
-            reason = f"rule 2: {name} shares {fact.category.value} for {purpose}"
-        return [Grant(purpose, basis, fields, starts, ends, reason)], []
+        return [_static_grant(agreement, purpose, fact.category)], []
     granted: list[Grant] = []
     refused: list[str] = []
     for consent in state.consents_of(fact.client_id):
@@ -477,14 +553,7 @@ def _evaluate(
             if explain:
                 refused.append(f"rule 3: consent {consent.consent_id} {problem}")
             continue
-        until = ends
-        if consent.expires_at is not None:
-            until = consent.expires_at if until is None else min(until, consent.expires_at)
-        basis = Basis(BasisKind.AGREEMENT_AND_CONSENT, agreement.agreement_id,
-                      agreement.version, consent_id=consent.consent_id, lawful_basis=lawful)
-        reason = (f"rule 3: {name} shares {fact.category.value} for {purpose} "
-                  f"with the client's consent {consent.consent_id}")
-        granted.append(Grant(purpose, basis, fields, starts, until, reason))
+        granted.append(_consent_grant(agreement, consent, purpose, fact.category))
     if not granted and explain:
         refused.append(f"rule 3: {name} requires consent, and no active consent covers "
                        f"{viewer.agency}, {fact.category.value} and {purpose}")

@@ -48,7 +48,7 @@ from sqlalchemy import Engine, delete, select
 from domain.alerts import Alert
 from domain.application import AccordApplication
 from infra.keys import load_key_file
-from infra.schema import feed_outbox, view_rows
+from infra.schema import feed_outbox, view_items, view_rows
 from infra.settings import Settings
 from infra.tracking import SqlTrackingRecorder
 
@@ -330,10 +330,10 @@ class Relay:
         for (agency, client), group in groupby(pairs, key=lambda r: (r.agency, r.client_id)):
             positions = sorted({r.position for r in group})
             for start in range(0, len(positions), 500):
-                query = select(view_rows).where(
+                query = view_items().where(
                     view_rows.c.agency == agency, view_rows.c.client_id == client,
                     view_rows.c.position.in_(positions[start:start + 500]),
-                ).order_by(view_rows.c.position, view_rows.c.purpose, view_rows.c.basis_key)
+                ).order_by(view_rows.c.position, view_rows.c.purpose, view_rows.c.ground)
                 for item in conn.execute(query):
                     shown.setdefault((agency, item.position), []).append(item)
         return shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -13,7 +15,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    select,
 )
+from sqlalchemy.sql import Select
 
 metadata = MetaData()
 
@@ -45,8 +49,11 @@ facts = Table(
     Column("data", Text, nullable=False),
 )
 
-#: What each agency may see: one row per (fact, purpose, basis), with the window in which
-#: the basis holds. Queries read only the caller's own rows.
+#: What each agency may see: one row per (fact, purpose, ground), with the fact's data
+#: masked to the fields the ground shares and the window in which the ground holds. What
+#: the fact is (type, category, times) is read from ``facts`` and why it is shown (basis,
+#: reason, fields) from ``view_grounds``: the rows stay small because the projector writes
+#: several for every event. Queries read only the caller's own rows.
 view_rows = Table(
     "accord_view_rows",
     metadata,
@@ -54,15 +61,9 @@ view_rows = Table(
     Column("agency", String(64), primary_key=True),
     Column("purpose", String(32), primary_key=True),
     Column("position", BigInteger, primary_key=True, autoincrement=False),
-    Column("basis_key", String(120), primary_key=True),
-    Column("basis", Text, nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("fact_type", String(64), nullable=False),
-    Column("category", String(32), nullable=False),
+    Column("ground", String(24), primary_key=True),
+    Column("basis_kind", String(32), nullable=False),
     Column("controller", String(64), nullable=False),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("fields", Text, nullable=True),
     Column("data", Text, nullable=False),
     Column("not_before", DateTime(timezone=True), nullable=True),
     Column("not_after", DateTime(timezone=True), nullable=True),
@@ -70,6 +71,36 @@ view_rows = Table(
     sqlite_with_rowid=False,
 )
 Index("accord_view_rows_by_controller", view_rows.c.agency, view_rows.c.controller)
+
+#: Why a view row is shown: its basis, the reason in words and the fields shared, under a
+#: key derived from their content (so a rebuild writes the same keys). Thousands of rows
+#: share each ground.
+view_grounds = Table(
+    "accord_view_grounds",
+    metadata,
+    Column("ground", String(24), primary_key=True),
+    Column("basis_key", String(120), nullable=False),
+    Column("basis", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("fields", Text, nullable=True),
+)
+
+
+def view_items() -> Select[Any]:
+    """The view rows with what each fact is and why it is shown: what a view serves.
+
+    Callers add the ``where`` that keeps them to one agency's rows."""
+    return select(
+        view_rows.c.client_id, view_rows.c.agency, view_rows.c.purpose, view_rows.c.position,
+        view_rows.c.ground, view_rows.c.basis_kind, view_rows.c.controller, view_rows.c.data,
+        view_rows.c.not_before, view_rows.c.not_after,
+        facts.c.fact_type, facts.c.category, facts.c.occurred_at, facts.c.recorded_at,
+        view_grounds.c.basis_key, view_grounds.c.basis, view_grounds.c.reason,
+        view_grounds.c.fields,
+    ).select_from(
+        view_rows.join(facts, facts.c.position == view_rows.c.position)
+        .join(view_grounds, view_grounds.c.ground == view_rows.c.ground)
+    )
 
 #: Facts entering and leaving each partner's view (not the controller's own), written by
 #: the views projector in the same transaction as the rows; ``cause`` is the log position

@@ -4,12 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from domain.application import AccordApplication
 from infra.database import create_read_engine, eventsourcing_env
 from infra.keys import FieldVault, load_key_file
-from infra.schema import metadata
+from infra.schema import (
+    client_matching,
+    facts,
+    feed_outbox,
+    metadata,
+    policy_agencies,
+    policy_agreements,
+    policy_consents,
+    policy_emergencies,
+    policy_erasures,
+    review_audience,
+    reviews,
+    tracking,
+    view_rows,
+)
 from infra.settings import Settings
 
 
@@ -30,7 +44,28 @@ def build(settings: Settings | None = None) -> Accord:
     settings = settings or Settings.from_env()
     env = eventsourcing_env(settings)
     engine = create_read_engine(settings)
+    _drop_outdated_views(engine)
     metadata.create_all(engine)
     vault = FieldVault(engine, load_key_file(settings.key_file))
     app = AccordApplication(vault=vault, env=env)
     return Accord(settings=settings, app=app, engine=engine)
+
+
+def _drop_outdated_views(engine: Engine) -> None:
+    """Drops agency-view rows of an earlier layout (before view grounds), so that the
+    projector rebuilds them from the log: they are derived data, and the log keeps
+    everything they were made from."""
+    inspector = inspect(engine)
+    if not inspector.has_table(view_rows.name):
+        return
+    if "ground" in {column["name"] for column in inspector.get_columns(view_rows.name)}:
+        return
+    with engine.begin() as conn:
+        view_rows.drop(conn)
+        for table in (facts, feed_outbox, policy_agencies, policy_agreements, policy_consents,
+                      policy_erasures, client_matching, policy_emergencies, reviews,
+                      review_audience):
+            if inspector.has_table(table.name):
+                conn.execute(table.delete())
+        if inspector.has_table(tracking.name):
+            conn.execute(tracking.delete().where(tracking.c.name == "agency_views"))

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -26,13 +28,11 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from sqlalchemy import Connection, DateTime, Engine, and_, delete, exists, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, and_, delete, exists, or_, select
 
 from consent.policy import (
     ANY_PURPOSE,
     AgreementInForce,
-    AgreementRegister,
     Basis,
     BasisKind,
     ConsentScope,
@@ -44,6 +44,7 @@ from consent.policy import (
     grants,
     mask,
     preference_of_key,
+    shared_with,
 )
 from consent.state import (
     AgreementChanged,
@@ -69,6 +70,8 @@ from infra.schema import (
     policy_consents,
     policy_emergencies,
     policy_erasures,
+    view_grounds,
+    view_items,
     view_rows,
 )
 from infra.tracking import SqlTrackingRecorder
@@ -98,29 +101,33 @@ class AgencyViews(LogFollower):
     doing = "projecting agency views"
     tables = (view_rows, facts, feed_outbox, policy_agencies, policy_agreements,
               policy_consents, policy_erasures, client_matching, policy_emergencies,
-              *reviews.TABLES)
+              view_grounds, *reviews.TABLES)
 
     def __init__(self, app: AccordApplication, engine: Engine, batch_size: int = 2000) -> None:
         # Never the access records, which make up most of a busy log.
         super().__init__(app, engine, topics_of(Client, Agency, Agreement, Review), batch_size)
         self._state: LogState | None = None
+        #: Grounds known to be written (committed): each is written once, then referred to.
+        self._grounds: set[str] = set()
 
     def _forget(self) -> None:
         self._state = None
+        self._grounds = set()
 
     def _process(self, batch: Sequence[Notification], upto: int) -> None:
         try:
             with self.engine.begin() as conn:
                 state = self._state or self._load_state(conn)
-                writer = _Writer(conn)
+                writer = _Writer(conn, self._grounds)
+                to_domain_event = self.app.mapper.to_domain_event
                 for notification in batch:
-                    event = self.app.mapper.to_domain_event(notification)
-                    self._apply(writer, state, event, notification.id)
+                    self._apply(writer, state, to_domain_event(notification), notification.id)
                 writer.flush()
                 self.tracking.record(conn, self.name, upto)
             self._state = state
         except BaseException:
-            self._state = None  # the in-memory state may be ahead of the rolled-back rows
+            # The in-memory state and grounds may be ahead of the rolled-back rows.
+            self._forget()
             raise
         self.tracking.committed()
 
@@ -132,41 +139,37 @@ class AgencyViews(LogFollower):
         effect = evolve(state, event, position)
         self._persist_policy(writer, state, event)
         if isinstance(effect, NewFact):
-            writer.facts.append(_fact_row(effect))
+            writer.facts.append(writer.fact_row(effect))
             if isinstance(event, Client.Registered):
                 for fingerprint in {event.nhs_fingerprint, event.name_fingerprint}:
                     writer.matching.append({"fingerprint": fingerprint,
                                             "client_id": event.originator_id.hex})
             fact = effect.fact
-            viewers = _viewers(fact.controller, state, category=fact.category)
-            for viewer in _with_emergency_viewers(viewers, fact.client_id, state):
-                rows = _rows(viewer, fact, effect, state)
-                if rows:
-                    writer.rows.extend(rows)
-                    if viewer.agency != fact.controller:
-                        writer.feed.append({"cause": position, "agency": viewer.agency,
-                                            "position": position,
-                                            "client_id": fact.client_id.hex,
-                                            "change": "entered"})
+            for viewer, found in shared_with(fact, state):
+                writer.add_rows(viewer.agency, fact, effect, found)
+                if viewer.agency != fact.controller:
+                    writer.feed.append({"cause": position, "agency": viewer.agency,
+                                        "position": position, "client_id": fact.client_id.hex,
+                                        "change": "entered"})
         elif isinstance(effect, ClientPolicyChanged):
             writer.flush()
             if isinstance(event, Client.Erased):
                 writer.upsert(policy_erasures, "client_id", {"client_id": event.originator_id.hex})
                 writer.conn.execute(delete(client_matching).where(
                     client_matching.c.client_id == event.originator_id.hex))
-            scope = view_rows.c.client_id == effect.client_id.hex
+            scope = "client_id = :client", {"client": effect.client_id.hex}
             with _feed_changes(writer, scope, position):
                 self._reproject_client(writer, state, effect.client_id, effect.controller)
         elif isinstance(effect, AgreementChanged):
             writer.flush()
-            scope = and_(view_rows.c.agency == effect.recipient,
-                         view_rows.c.controller == effect.controller)
+            scope = ("agency = :agency AND controller = :controller",
+                     {"agency": effect.recipient, "controller": effect.controller})
             with _feed_changes(writer, scope, position):
                 self._reproject_pair(writer, state, effect.controller, effect.recipient)
         elif isinstance(effect, EmergencyGranted):
             writer.flush()
-            scope = and_(view_rows.c.agency == effect.agency,
-                         view_rows.c.client_id == effect.client_id.hex)
+            scope = ("client_id = :client AND agency = :agency",
+                     {"client": effect.client_id.hex, "agency": effect.agency})
             with _feed_changes(writer, scope, position):
                 self._reproject_agency_client(writer, state, effect.agency, effect.client_id)
 
@@ -178,23 +181,25 @@ class AgencyViews(LogFollower):
         that controller's facts; an erasure (``controller`` None) alters every partner row.
         """
         conn = writer.conn
-        rows = delete(view_rows).where(
-            view_rows.c.client_id == client_id.hex, view_rows.c.purpose != ANY_PURPOSE
-        )
         client_facts = select(facts).where(facts.c.client_id == client_id.hex)
         consent_based_only = controller is not None
-        if controller is not None:
-            rows = rows.where(
-                view_rows.c.controller == controller,
-                view_rows.c.basis_key.startswith(f"{BasisKind.AGREEMENT_AND_CONSENT.value}:"),
-            )
+        if controller is None:
+            writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client AND purpose != :any",
+                       client=client_id.hex, any=ANY_PURPOSE)
+        else:
+            writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client AND purpose != :any"
+                       " AND controller = :controller AND basis_kind = :kind",
+                       client=client_id.hex, any=ANY_PURPOSE, controller=controller,
+                       kind=BasisKind.AGREEMENT_AND_CONSENT.value)
             client_facts = client_facts.where(facts.c.controller == controller)
-        conn.execute(rows)
         for row in conn.execute(client_facts):
             fact, new_fact = _fact_from_row(row)
-            for viewer in _viewers(fact.controller, state, consent_based_only, fact.category):
+            for viewer, found in shared_with(fact, state):
+                if consent_based_only:
+                    found = tuple(g for g in found
+                                  if g.basis.kind is BasisKind.AGREEMENT_AND_CONSENT)
                 if viewer.agency != fact.controller:
-                    writer.rows.extend(_rows(viewer, fact, new_fact, state, consent_based_only))
+                    writer.add_rows(viewer.agency, fact, new_fact, found)
         writer.flush()
 
     def _reproject_agency_client(self, writer: _Writer, state: LogState, agency: str,
@@ -214,7 +219,7 @@ class AgencyViews(LogFollower):
         )).all()
         for row in client_facts:
             fact, new_fact = _fact_from_row(row)
-            writer.rows.extend(_rows(viewer, fact, new_fact, state))
+            writer.add_rows(agency, fact, new_fact, grants(viewer, fact, state))
         writer.flush()
 
     def _reproject_pair(self, writer: _Writer, state: LogState, controller: str,
@@ -233,11 +238,9 @@ class AgencyViews(LogFollower):
             select(facts).where(facts.c.controller == controller).order_by(facts.c.position)
             .execution_options(yield_per=2000)
         )
-        pending: list[dict[str, Any]] = []
         for row in result:
             fact, new_fact = _fact_from_row(row)
-            pending.extend(_rows(viewer, fact, new_fact, state))
-        writer.rows.extend(pending)
+            writer.add_rows(recipient, fact, new_fact, grants(viewer, fact, state))
         writer.flush()
 
     @staticmethod
@@ -293,7 +296,7 @@ class AgencyViews(LogFollower):
               at: datetime | None = None) -> list[ViewItem]:
         """The agency's view of a client for a purpose at ``at`` (now): one item per fact."""
         at = at or datetime.now(UTC)
-        query = select(view_rows).where(
+        query = view_items().where(
             view_rows.c.agency == agency,
             view_rows.c.client_id == client_id.hex,
             view_rows.c.purpose.in_((purpose, ANY_PURPOSE)),
@@ -325,24 +328,92 @@ class AgencyViews(LogFollower):
             return [UUID(hex=c) for c in conn.execute(query).scalars()]
 
     def all_rows(self) -> list[tuple[Any, ...]]:
-        """Every view row, ordered: for comparing a rebuild with the incremental view."""
+        """Every view row with its fact and ground, ordered: for comparing a rebuild with
+        the incremental view."""
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(select(view_rows).order_by(
+            return [tuple(r) for r in conn.execute(view_items().order_by(
                 view_rows.c.agency, view_rows.c.client_id, view_rows.c.purpose,
-                view_rows.c.position, view_rows.c.basis_key))]
+                view_rows.c.position, view_rows.c.ground))]
 
 
 class _Writer:
-    """Collects inserts for one transaction and writes them in bulk."""
+    """Collects the rows of one transaction and writes them in bulk.
 
-    def __init__(self, conn: Connection) -> None:
+    This is the projector's hot path (several view rows for every event in the log), so
+    rows are tuples in the tables' column order, built once, with their times already in
+    the form the database stores."""
+
+    def __init__(self, conn: Connection, grounds: set[str]) -> None:
         self.conn = conn
-        self.facts: list[dict[str, Any]] = []
-        self.rows: list[dict[str, Any]] = []
+        self.facts: list[tuple[Any, ...]] = []
+        self.rows: list[tuple[Any, ...]] = []
         self.matching: list[dict[str, Any]] = []
         self.feed: list[dict[str, Any]] = []
+        self.grounds = grounds  # the projector's, added to as grounds are queued
+        self.new_grounds: list[tuple[Any, ...]] = []
+        self.sqlite = conn.dialect.name == "sqlite"
+        self._stamps: dict[datetime, str] = {}
+        self._templates: dict[int, tuple[Any, ...]] = {}
+        self._masks: dict[tuple[str, ...] | None, str] = {}
+        self._masked_position = -1
+
+    def stamp(self, value: datetime | None) -> Any:
+        """A time as the database stores it: on SQLite, exactly the text SQLAlchemy's
+        ``DateTime`` writes and reads (UTC, no offset); elsewhere the datetime itself."""
+        if value is None or not self.sqlite:
+            return value
+        text = self._stamps.get(value)
+        if text is None:
+            text = self._stamps[value] = value.astimezone(UTC).strftime(_SQLITE_DATETIME)
+        return text
+
+    def fact_row(self, new_fact: NewFact) -> tuple[Any, ...]:
+        fact = new_fact.fact
+        return (fact.position, fact.client_id.hex, new_fact.fact_type, fact.category.value,
+                fact.controller, self.stamp(fact.occurred_at), self.stamp(new_fact.recorded_at),
+                new_fact.recorded_by, json.dumps(new_fact.data, separators=(",", ":")))
+
+    def add_rows(self, agency: str, fact: Fact, new_fact: NewFact,
+                 found: Sequence[Grant]) -> None:
+        """Adds the agency's rows of one fact: one per grant."""
+        client, position, controller = fact.client_id.hex, fact.position, fact.controller
+        masks = self._masks
+        if self._masked_position != position:  # rows of one fact share masks
+            masks.clear()
+            self._masked_position = position
+        for grant in found:
+            template = self._templates.get(id(grant))
+            if template is None:
+                template = self._template(grant)
+            data = masks.get(grant.fields)
+            if data is None:
+                data = masks[grant.fields] = json.dumps(mask(new_fact.data, grant.fields),
+                                                        separators=(",", ":"))
+            self.rows.append((client, agency, grant.purpose, position, template[1],
+                              template[2], controller, data, template[3], template[4]))
+
+    def _template(self, grant: Grant) -> tuple[Any, ...]:
+        """What every row of a grant shares, with its ground queued for writing if new.
+
+        Kept by the grant's identity (it holds the grant, so the identity is not reused):
+        the policy hands out the same grant objects for the same agreement, consent,
+        purpose and category."""
+        if len(self._templates) >= _TEMPLATES_KEPT:
+            self._templates.clear()
+        ground, row = _ground_of(grant)
+        if ground not in self.grounds:
+            self.grounds.add(ground)
+            self.new_grounds.append(row)
+        template = self._templates[id(grant)] = (
+            grant, ground, grant.basis.kind.value, self.stamp(grant.not_before),
+            self.stamp(grant.not_after),
+        )
+        return template
 
     def flush(self) -> None:
+        if self.new_grounds:  # perhaps written before a restart: written only if new
+            _bulk_insert(self.conn, view_grounds, self.new_grounds, if_new=True)
+            self.new_grounds.clear()
         for table, pending in ((facts, self.facts), (view_rows, self.rows),
                                (client_matching, self.matching), (feed_outbox, self.feed)):
             if pending:
@@ -350,129 +421,93 @@ class _Writer:
                 pending.clear()
 
     def upsert(self, table: Any, key: str, values: dict[str, Any]) -> None:
-        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table).values(**values)
-        others = {k: v for k, v in values.items() if k != key}
-        if others:
-            statement = statement.on_conflict_do_update(index_elements=[table.c[key]], set_=others)
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=[table.c[key]])
-        self.conn.execute(statement)
+        """Inserts the row, or updates it where ``key`` is already there."""
+        names = list(values)
+        others = [n for n in names if n != key]
+        on_conflict = (f"DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in others)}"
+                       if others else "DO NOTHING")
+        self.sql(f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 - schema names
+                 f"VALUES ({', '.join(f':{n}' for n in names)}) "
+                 f"ON CONFLICT ({key}) {on_conflict}", **values)
+
+    def sql(self, statement: str, **params: Any) -> Any:
+        """Runs one statement written with ``:name`` parameters, straight on the driver:
+        the projector runs a few for every change of consent, and building and compiling
+        SQLAlchemy constructs cost more than running them."""
+        if not self.sqlite:
+            statement = _pyformat(statement)
+        return self.conn.exec_driver_sql(statement, params)
 
 
-def _bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Inserts many rows through the driver's executemany.
+@functools.lru_cache(maxsize=65536)
+def _ground_of(grant: Grant) -> tuple[str, tuple[str, str, str, str, str | None]]:
+    """A grant's ground and its key: a digest of its content, so the same ground gets the
+    same key in every projector and every rebuild."""
+    basis, fields = _basis_json(grant.basis), _fields_json(grant.fields)
+    key = basis_key(grant.basis)
+    digest = hashlib.blake2b(digest_size=12)
+    for part in (key, basis, grant.reason, fields or ""):
+        digest.update(part.encode())
+        digest.update(b"\x1f")
+    ground = digest.hexdigest()
+    return ground, (ground, key, basis, grant.reason, fields)
 
-    This is the projector's hot path: SQLAlchemy's per-row parameter processing cost
-    more than the insert itself. On SQLite, datetimes are written in exactly the form
-    SQLAlchemy's DateTime type writes and reads (UTC, no offset)."""
+
+def _bulk_insert(conn: Connection, table: Any, rows: list[Any], if_new: bool = False) -> None:
+    """Inserts many rows through the driver's executemany: rows are tuples in the table's
+    column order (already in stored form) or dicts by column name.
+
+    SQLAlchemy's per-row parameter processing cost more than the insert itself."""
     names = [c.name for c in table.columns]
-    if conn.dialect.name == "sqlite":
+    positional = isinstance(rows[0], tuple)
+    sqlite_dialect = conn.dialect.name == "sqlite"
+    if positional:
+        placeholders = ", ".join("?" if sqlite_dialect else "%s" for _ in names)
+    elif sqlite_dialect:
         placeholders = ", ".join(f":{n}" for n in names)
-        datetimes = [c.name for c in table.columns if isinstance(c.type, DateTime)]
-        formatted: dict[datetime, str] = {}  # a fact's times recur in each of its rows
-        for row in rows:
-            for name in datetimes:
-                value = row[name]
-                if value is not None:
-                    text = formatted.get(value)
-                    if text is None:
-                        text = formatted[value] = value.astimezone(UTC).strftime(_SQLITE_DATETIME)
-                    row[name] = text
     else:
         placeholders = ", ".join(f"%({n})s" for n in names)
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608 - names come from the schema
+    if if_new:
+        statement += " ON CONFLICT DO NOTHING"
     conn.exec_driver_sql(statement, rows)
 
 
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+_TEMPLATES_KEPT = 100_000
 
 
-def _in_partner_views(conn: Connection, scope: Any) -> set[tuple[str, str, int]]:
+@functools.lru_cache(maxsize=64)
+def _pyformat(statement: str) -> str:
+    """``:name`` parameters as psycopg's ``%(name)s``."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
+
+
+#: Which view rows a re-projection may change: a condition on ``accord_view_rows`` with
+#: ``:name`` parameters, and the parameters.
+Scope = tuple[str, dict[str, Any]]
+
+
+def _in_partner_views(writer: _Writer, scope: Scope) -> set[tuple[str, str, int]]:
     """(agency, client, position) of every fact in a partner's view within ``scope``."""
-    query = select(view_rows.c.agency, view_rows.c.client_id, view_rows.c.position).where(
-        scope, view_rows.c.agency != view_rows.c.controller).distinct()
-    return {(row[0], row[1], row[2]) for row in conn.execute(query)}
+    where, params = scope
+    rows = writer.sql("SELECT DISTINCT agency, client_id, position FROM accord_view_rows "  # noqa: S608 - fixed conditions
+                      f"WHERE {where} AND agency != controller", **params)
+    return {(row[0], row[1], row[2]) for row in rows}
 
 
 @contextlib.contextmanager
-def _feed_changes(writer: _Writer, scope: Any, cause: int) -> Iterator[None]:
+def _feed_changes(writer: _Writer, scope: Scope, cause: int) -> Iterator[None]:
     """Records in the feed outbox the facts a re-projection within ``scope`` made enter
     or leave a partner's view (re-derived rows that were there before are no change)."""
-    before = _in_partner_views(writer.conn, scope)
+    before = _in_partner_views(writer, scope)
     yield
-    after = _in_partner_views(writer.conn, scope)
+    after = _in_partner_views(writer, scope)
     for change, keys in (("left", before - after), ("entered", after - before)):
         writer.feed.extend({"cause": cause, "agency": agency, "client_id": client,
                             "position": position, "change": change}
                            for agency, client, position in sorted(keys))
     writer.flush()
-
-
-def _viewers(controller: str, state: LogState, consent_based_only: bool = False,
-             category: DataCategory | None = None) -> list[Viewer]:
-    """The controller and every recipient of an agreement from it that could share the
-    category (of those that require consent, if ``consent_based_only``)."""
-    register = state.agreements
-    assert isinstance(register, AgreementRegister)
-    key = ("viewers", controller, consent_based_only, category, len(state.agency_kinds))
-    viewers: list[Viewer] | None = register.derived.get(key)
-    if viewers is None:
-        slugs = set() if consent_based_only else {controller}
-        slugs.update(a.recipient for a in state.agreements_from(controller)
-                     if (a.terms.consent_required or not consent_based_only)
-                     and (category is None or category in a.terms.categories))
-        viewers = register.derived[key] = [Viewer(slug, state.agency_kinds[slug])
-                                           for slug in sorted(slugs)
-                                           if slug in state.agency_kinds]
-    return viewers
-
-
-def _with_emergency_viewers(viewers: list[Viewer], client_id: UUID,
-                            state: LogState) -> list[Viewer]:
-    """The viewers, and every agency holding an emergency grant for the client."""
-    grantees = {scope.agency for scope in state.emergencies_of(client_id)}
-    if not grantees:
-        return viewers
-    grantees -= {viewer.agency for viewer in viewers}
-    return [*viewers, *(Viewer(slug, state.agency_kinds[slug]) for slug in sorted(grantees)
-                        if slug in state.agency_kinds)]
-
-
-def _rows(viewer: Viewer, fact: Fact, new_fact: NewFact, state: LogState,
-          consent_based_only: bool = False) -> list[dict[str, Any]]:
-    masked: dict[tuple[str, ...] | None, str] = {}  # rows of one fact share masks
-    rows = []
-    for grant in grants(viewer, fact, state, consent_based_only=consent_based_only):
-        data = masked.get(grant.fields)
-        if data is None:
-            data = masked[grant.fields] = json.dumps(mask(new_fact.data, grant.fields),
-                                                     separators=(",", ":"))
-        rows.append(_view_row(viewer.agency, fact, new_fact, grant, data))
-    return rows
-
-
-def _view_row(agency: str, fact: Fact, new_fact: NewFact, grant: Grant,
-              data: str) -> dict[str, Any]:
-    basis = grant.basis
-    return {
-        "agency": agency,
-        "client_id": fact.client_id.hex,
-        "purpose": grant.purpose,
-        "position": fact.position,
-        "basis_key": basis_key(basis),
-        "basis": _basis_json(basis),
-        "reason": grant.reason,
-        "fact_type": new_fact.fact_type,
-        "category": fact.category.value,
-        "controller": fact.controller,
-        "occurred_at": fact.occurred_at,
-        "recorded_at": new_fact.recorded_at,
-        "fields": _fields_json(grant.fields),
-        "data": data,
-        "not_before": grant.not_before,
-        "not_after": grant.not_after,
-    }
 
 
 @functools.lru_cache(maxsize=1024)
@@ -483,17 +518,6 @@ def _fields_json(fields: tuple[str, ...] | None) -> str | None:
 @functools.lru_cache(maxsize=4096)
 def _basis_json(basis: Basis) -> str:
     return json.dumps(basis.as_json(), separators=(",", ":"))
-
-
-def _fact_row(new_fact: NewFact) -> dict[str, Any]:
-    fact = new_fact.fact
-    return {
-        "position": fact.position, "client_id": fact.client_id.hex,
-        "fact_type": new_fact.fact_type, "category": fact.category.value,
-        "controller": fact.controller, "occurred_at": fact.occurred_at,
-        "recorded_at": new_fact.recorded_at, "recorded_by": new_fact.recorded_by,
-        "data": json.dumps(new_fact.data, separators=(",", ":")),
-    }
 
 
 def _fact_from_row(row: Any) -> tuple[Fact, NewFact]:

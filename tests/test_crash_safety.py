@@ -314,11 +314,11 @@ def _check_invariants(accord: Accord, snapshot: dict[str, list[tuple[Any, ...]]]
 
     rows = snapshot["accord_view_rows"]
     columns = [c.name for c in view_rows.columns]
-    at = {name: columns.index(name) for name in ("agency", "position", "basis_key")}
+    at = {name: columns.index(name) for name in ("agency", "position", "basis_kind")}
     assert {r[at["position"]] for r in rows} <= set(fact_positions)
     agencies = {r[at["agency"]] for r in rows}
     assert {"northshire-police", "northshire-housing", "northshire-gp",
             "northshire-childrens"} <= agencies, agencies
-    kinds = {r[at["basis_key"]].split(":")[0] for r in rows}
+    kinds = {r[at["basis_kind"]] for r in rows}
     assert len(kinds) >= 3, kinds  # controller, agreement with consent, legal duty, ...
 

@@ -24,7 +24,6 @@ from uuid import UUID
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
 from consent.policy import ANY_PURPOSE, Fact, Viewer, decide, grants, mask
 from consent.state import LogState, NewFact, evolve
@@ -35,7 +34,7 @@ from domain.errors import AgreementRevoked, ClientNotFound, Conflict, Forbidden
 from domain.identity import Identity
 from domain.vocabulary import Article6, Article9, Article10, LegalDuty, Purpose
 from infra.keys import generate_key_file
-from infra.schema import view_rows
+from infra.schema import view_items
 from infra.settings import Settings
 from infra.wiring import Accord, build
 from projections.replay import PointInTime
@@ -438,7 +437,7 @@ def replay(world: World) -> tuple[LogState, list[NewFact]]:
 
 def rows(world: World) -> list[Any]:
     with world.accord.engine.connect() as conn:
-        return list(conn.execute(select(view_rows)))
+        return list(conn.execute(view_items()))
 
 
 def aware(value: datetime | None) -> datetime | None:
