@@ -70,7 +70,6 @@ view_rows = Table(
     # Clustered by client on SQLite: a view is one range of the primary key.
     sqlite_with_rowid=False,
 )
-Index("accord_view_rows_by_controller", view_rows.c.agency, view_rows.c.controller)
 
 #: Why a view row is shown: its basis, the reason in words and the fields shared, under a
 #: key derived from their content (so a rebuild writes the same keys). Thousands of rows

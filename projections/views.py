@@ -142,15 +142,13 @@ class AgencyViews(LogFollower):
             writer.facts.append(writer.fact_row(effect))
             if isinstance(event, Client.Registered):
                 for fingerprint in {event.nhs_fingerprint, event.name_fingerprint}:
-                    writer.matching.append({"fingerprint": fingerprint,
-                                            "client_id": event.originator_id.hex})
+                    writer.matching.append((fingerprint, event.originator_id.hex))
             fact = effect.fact
             for viewer, found in shared_with(fact, state):
                 writer.add_rows(viewer.agency, fact, effect, found)
                 if viewer.agency != fact.controller:
-                    writer.feed.append({"cause": position, "agency": viewer.agency,
-                                        "position": position, "client_id": fact.client_id.hex,
-                                        "change": "entered"})
+                    writer.feed.append((position, viewer.agency, position, fact.client_id.hex,
+                                        "entered"))
         elif isinstance(effect, ClientPolicyChanged):
             writer.flush()
             if isinstance(event, Client.Erased):
@@ -162,8 +160,7 @@ class AgencyViews(LogFollower):
                 self._reproject_client(writer, state, effect.client_id, effect.controller)
         elif isinstance(effect, AgreementChanged):
             writer.flush()
-            scope = ("agency = :agency AND controller = :controller",
-                     {"agency": effect.recipient, "controller": effect.controller})
+            scope = _PAIR, {"agency": effect.recipient, "controller": effect.controller}
             with _feed_changes(writer, scope, position):
                 self._reproject_pair(writer, state, effect.controller, effect.recipient)
         elif isinstance(effect, EmergencyGranted):
@@ -180,8 +177,8 @@ class AgencyViews(LogFollower):
         A change of consent (``controller`` given) can only alter consent-based rows of
         that controller's facts; an erasure (``controller`` None) alters every partner row.
         """
-        conn = writer.conn
-        client_facts = select(facts).where(facts.c.client_id == client_id.hex)
+        client_facts = "SELECT * FROM accord_facts WHERE client_id = :client"
+        params = {"client": client_id.hex}
         consent_based_only = controller is not None
         if controller is None:
             writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client AND purpose != :any",
@@ -191,8 +188,9 @@ class AgencyViews(LogFollower):
                        " AND controller = :controller AND basis_kind = :kind",
                        client=client_id.hex, any=ANY_PURPOSE, controller=controller,
                        kind=BasisKind.AGREEMENT_AND_CONSENT.value)
-            client_facts = client_facts.where(facts.c.controller == controller)
-        for row in conn.execute(client_facts):
+            client_facts += " AND controller = :controller"
+            params["controller"] = controller
+        for row in writer.sql(client_facts, **params).all():
             fact, new_fact = _fact_from_row(row)
             for viewer, found in shared_with(fact, state):
                 if consent_based_only:
@@ -225,9 +223,8 @@ class AgencyViews(LogFollower):
     def _reproject_pair(self, writer: _Writer, state: LogState, controller: str,
                         recipient: str) -> None:
         conn = writer.conn
-        conn.execute(delete(view_rows).where(
-            view_rows.c.agency == recipient, view_rows.c.controller == controller
-        ))
+        writer.sql(f"DELETE FROM accord_view_rows WHERE {_PAIR}", agency=recipient,  # noqa: S608
+                   controller=controller)
         kind = state.agency_kinds.get(recipient)
         if kind is None or recipient == controller:
             return
@@ -347,8 +344,8 @@ class _Writer:
         self.conn = conn
         self.facts: list[tuple[Any, ...]] = []
         self.rows: list[tuple[Any, ...]] = []
-        self.matching: list[dict[str, Any]] = []
-        self.feed: list[dict[str, Any]] = []
+        self.matching: list[tuple[str, str]] = []
+        self.feed: list[tuple[int, str, int, str, str]] = []
         self.grounds = grounds  # the projector's, added to as grounds are queued
         self.new_grounds: list[tuple[Any, ...]] = []
         self.sqlite = conn.dialect.name == "sqlite"
@@ -364,14 +361,15 @@ class _Writer:
             return value
         text = self._stamps.get(value)
         if text is None:
-            text = self._stamps[value] = value.astimezone(UTC).strftime(_SQLITE_DATETIME)
+            utc = value.astimezone(UTC) if value.utcoffset() else value
+            text = self._stamps[value] = utc.replace(tzinfo=None).isoformat(" ", "microseconds")
         return text
 
     def fact_row(self, new_fact: NewFact) -> tuple[Any, ...]:
         fact = new_fact.fact
         return (fact.position, fact.client_id.hex, new_fact.fact_type, fact.category.value,
                 fact.controller, self.stamp(fact.occurred_at), self.stamp(new_fact.recorded_at),
-                new_fact.recorded_by, json.dumps(new_fact.data, separators=(",", ":")))
+                new_fact.recorded_by, _compact_json(new_fact.data))
 
     def add_rows(self, agency: str, fact: Fact, new_fact: NewFact,
                  found: Sequence[Grant]) -> None:
@@ -387,8 +385,7 @@ class _Writer:
                 template = self._template(grant)
             data = masks.get(grant.fields)
             if data is None:
-                data = masks[grant.fields] = json.dumps(mask(new_fact.data, grant.fields),
-                                                        separators=(",", ":"))
+                data = masks[grant.fields] = _compact_json(mask(new_fact.data, grant.fields))
             self.rows.append((client, agency, grant.purpose, position, template[1],
                               template[2], controller, data, template[3], template[4]))
 
@@ -473,7 +470,6 @@ def _bulk_insert(conn: Connection, table: Any, rows: list[Any], if_new: bool = F
     conn.exec_driver_sql(statement, rows)
 
 
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 _TEMPLATES_KEPT = 100_000
 
 
@@ -482,6 +478,13 @@ def _pyformat(statement: str) -> str:
     """``:name`` parameters as psycopg's ``%(name)s``."""
     return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
 
+
+#: The rows of one controller's facts in one recipient's view. Found through the clients
+#: with facts of that controller, because every lookup of view rows starts from the
+#: client (the primary key's first column); agreements change rarely, facts all the time,
+#: and an index by controller would cost every row written.
+_PAIR = ("agency = :agency AND controller = :controller AND client_id IN "
+         "(SELECT DISTINCT client_id FROM accord_facts WHERE controller = :controller)")
 
 #: Which view rows a re-projection may change: a condition on ``accord_view_rows`` with
 #: ``:name`` parameters, and the parameters.
@@ -504,8 +507,7 @@ def _feed_changes(writer: _Writer, scope: Scope, cause: int) -> Iterator[None]:
     yield
     after = _in_partner_views(writer, scope)
     for change, keys in (("left", before - after), ("entered", after - before)):
-        writer.feed.extend({"cause": cause, "agency": agency, "client_id": client,
-                            "position": position, "change": change}
+        writer.feed.extend((cause, agency, position, client, change)
                            for agency, client, position in sorted(keys))
     writer.flush()
 
@@ -520,6 +522,10 @@ def _basis_json(basis: Basis) -> str:
     return json.dumps(basis.as_json(), separators=(",", ":"))
 
 
+#: JSON without spaces, by one encoder (``json.dumps`` with options makes one each call).
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _fact_from_row(row: Any) -> tuple[Fact, NewFact]:
     fact = Fact(UUID(hex=row.client_id), row.position, DataCategory(row.category),
                 row.controller, _aware(row.occurred_at))
@@ -527,7 +533,10 @@ def _fact_from_row(row: Any) -> tuple[Fact, NewFact]:
                          row.recorded_by)
 
 
-def _aware(value: datetime) -> datetime:
+def _aware(value: datetime | str) -> datetime:
+    """A stored time as an aware datetime (SQLite's driver gives the stored text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
