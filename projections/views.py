@@ -94,6 +94,29 @@ class ViewItem:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Ground:
+    """Why rows are shown, as read for views: the basis, its rank, reason and fields."""
+
+    basis_key: str
+    rank: tuple[int, str]
+    basis: dict[str, Any]
+    reason: str
+    fields: tuple[str, ...] | None
+
+
+#: One agency's rows of one client that hold at a moment, with what each fact is.
+_READ = (
+    "SELECT v.purpose, v.position, v.ground, v.controller, v.data, f.fact_type, f.category, "
+    "f.occurred_at, f.recorded_at FROM accord_view_rows v "
+    "JOIN accord_facts f ON f.position = v.position "
+    "WHERE v.client_id = :client AND v.agency = :agency "
+    "AND (v.not_before IS NULL OR v.not_before <= :at) "
+    "AND (v.not_after IS NULL OR v.not_after > :at)"
+)
+_GROUNDS_KEPT = 50_000
+
+
 class AgencyViews(LogFollower):
     """The projector and the queries of the per-agency views."""
 
@@ -109,6 +132,8 @@ class AgencyViews(LogFollower):
         self._state: LogState | None = None
         #: Grounds known to be written (committed): each is written once, then referred to.
         self._grounds: set[str] = set()
+        #: Grounds read for views, by key (content-addressed, so never stale).
+        self._ground_cache: dict[str, _Ground] = {}
 
     def _forget(self) -> None:
         self._state = None
@@ -289,24 +314,54 @@ class AgencyViews(LogFollower):
 
     # -- reading ---------------------------------------------------------------------------
 
+    def read(self, agency: str, client_id: UUID, purpose: str,
+             at: datetime | None = None) -> tuple[bool, list[ViewItem]]:
+        """Whether the agency sees anything of the client at ``at`` (now), for any purpose,
+        and its view of the client for ``purpose``: one item per fact, shown on the
+        preferred basis. One query, on the driver: this is every partner's hot path."""
+        at = at or datetime.now(UTC)
+        sqlite_dialect = self.engine.dialect.name == "sqlite"
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                _READ if sqlite_dialect else _pyformat(_READ),
+                {"agency": agency, "client": client_id.hex,
+                 "at": _sqlite_time(at) if sqlite_dialect else at},
+            ).all()
+            grounds = self._grounds_of(conn, {row.ground for row in rows
+                                              if row.purpose in (purpose, ANY_PURPOSE)})
+        best: dict[int, tuple[Any, _Ground]] = {}
+        for row in rows:
+            if row.purpose != purpose and row.purpose != ANY_PURPOSE:
+                continue
+            ground = grounds[row.ground]
+            current = best.get(row.position)
+            if current is None or ground.rank < current[1].rank:
+                best[row.position] = row, ground
+        items = [_item(row, ground) for row, ground in best.values()]
+        items.sort(key=lambda item: item.position)
+        return bool(rows), items
+
     def items(self, agency: str, client_id: UUID, purpose: str,
               at: datetime | None = None) -> list[ViewItem]:
         """The agency's view of a client for a purpose at ``at`` (now): one item per fact."""
-        at = at or datetime.now(UTC)
-        query = view_items().where(
-            view_rows.c.agency == agency,
-            view_rows.c.client_id == client_id.hex,
-            view_rows.c.purpose.in_((purpose, ANY_PURPOSE)),
-            _holds_at(at),
-        ).order_by(view_rows.c.position)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        best: dict[int, Any] = {}
-        for row in rows:
-            current = best.get(row.position)
-            if current is None or _rank(row) < _rank(current):
-                best[row.position] = row
-        return [_item(row) for row in best.values()]
+        return self.read(agency, client_id, purpose, at)[1]
+
+    def _grounds_of(self, conn: Connection, keys: set[str]) -> dict[str, _Ground]:
+        """Grounds by key, remembered: a ground's key is a digest of its content, so what
+        was read once stays true."""
+        cache = self._ground_cache
+        missing = [key for key in keys if key not in cache]
+        if missing:
+            if len(cache) > _GROUNDS_KEPT:
+                cache.clear()
+            query = select(view_grounds).where(view_grounds.c.ground.in_(missing))
+            for row in conn.execute(query):
+                cache[row.ground] = _Ground(
+                    basis_key=row.basis_key, rank=preference_of_key(row.basis_key),
+                    basis=json.loads(row.basis), reason=row.reason,
+                    fields=None if row.fields is None else tuple(json.loads(row.fields)),
+                )
+        return {key: cache[key] for key in keys}
 
     def sees_client(self, agency: str, client_id: UUID, at: datetime | None = None) -> bool:
         """Whether the agency has any basis, for any purpose, to see anything of the client."""
@@ -361,8 +416,7 @@ class _Writer:
             return value
         text = self._stamps.get(value)
         if text is None:
-            utc = value.astimezone(UTC) if value.utcoffset() else value
-            text = self._stamps[value] = utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+            text = self._stamps[value] = _sqlite_time(value)
         return text
 
     def fact_row(self, new_fact: NewFact) -> tuple[Any, ...]:
@@ -522,6 +576,12 @@ def _basis_json(basis: Basis) -> str:
     return json.dumps(basis.as_json(), separators=(",", ":"))
 
 
+def _sqlite_time(value: datetime) -> str:
+    """A time as SQLAlchemy's ``DateTime`` stores it on SQLite: UTC, no offset."""
+    utc = value.astimezone(UTC) if value.utcoffset() else value
+    return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 #: JSON without spaces, by one encoder (``json.dumps`` with options makes one each call).
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -548,18 +608,13 @@ def _holds_at(at: datetime) -> Any:
     )
 
 
-def _rank(row: Any) -> tuple[int, str]:
-    return preference_of_key(row.basis_key)
-
-
-def _item(row: Any) -> ViewItem:
+def _item(row: Any, ground: _Ground) -> ViewItem:
     return ViewItem(
         position=row.position, fact_type=row.fact_type, category=row.category,
         controller=row.controller, occurred_at=_aware(row.occurred_at),
-        recorded_at=_aware(row.recorded_at),
-        fields=None if row.fields is None else tuple(json.loads(row.fields)),
-        data=json.loads(row.data), purpose=row.purpose, basis=json.loads(row.basis),
-        reason=row.reason,
+        recorded_at=_aware(row.recorded_at), fields=ground.fields,
+        data=json.loads(row.data), purpose=row.purpose, basis=dict(ground.basis),
+        reason=ground.reason,
     )
 
 

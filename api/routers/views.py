@@ -45,13 +45,19 @@ def _check_commissioner(actor: Actor, purpose: Purpose) -> None:
         raise Forbidden("the commissioner role reads only for the purpose commissioning")
 
 
-def _items(views: AgencyViews, actor: Actor, client_id: UUID, purpose: Purpose) -> list[ViewItem]:
-    """The view's items for this principal. A commissioner-role principal sees only what
-    agreements share for commissioning, never its own agency's full records."""
-    items = views.items(actor.agency, client_id, purpose.value)
+def _read(views: AgencyViews, actor: Actor, client_id: UUID,
+          purpose: Purpose) -> tuple[bool, list[ViewItem]]:
+    """Whether the principal's agency sees the client at all, and the view's items for this
+    principal. A commissioner-role principal sees only what agreements share for
+    commissioning, never its own agency's full records."""
+    seen, items = views.read(actor.agency, client_id, purpose.value)
     if actor.role is Role.COMMISSIONER:
         items = [i for i in items if i.basis["kind"] != BasisKind.CONTROLLER.value]
-    return items
+    return seen, items
+
+
+def _items(views: AgencyViews, actor: Actor, client_id: UUID, purpose: Purpose) -> list[ViewItem]:
+    return _read(views, actor, client_id, purpose)[1]
 
 
 @router.get("/{client_id}/view", response_model=ClientViewOut, responses=_errors)
@@ -76,9 +82,9 @@ def view(
                         purpose=purpose.value) as read:
         _check_commissioner(actor, purpose)
         position = views.position()
-        if not views.sees_client(actor.agency, client_id):
+        seen, items = _read(views, actor, client_id, purpose)
+        if not seen:
             raise ClientNotFound()
-        items = _items(views, actor, client_id, purpose)
         if not items:
             raise Forbidden(f"no agreement under which {actor.agency} sees this client names "
                             f"the purpose {purpose.value}")
