@@ -18,9 +18,10 @@ The rules (DESIGN.md, "Who may see what"):
    purpose, from when it was granted until it expires; an IG review is opened for it.
 6. Everything else is denied, with the reasons.
 
-``grants`` enumerates every basis on which a fact could be shown, each with the window
-of time in which it holds; the projections store these, and a view at time ``t`` is the
-grants whose window contains ``t``, which is exactly what ``decide(..., at=t)`` permits.
+``shared_with`` enumerates, for every agency at once, every basis on which a fact could
+be shown, each with the window of time in which it holds (``grants`` is one agency's
+share); the projections store these, and a view at time ``t`` is the grants whose window
+contains ``t``, which is exactly what ``decide(..., at=t)`` permits.
 """
 
 from __future__ import annotations

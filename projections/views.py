@@ -130,7 +130,8 @@ class AgencyViews(LogFollower):
         # Never the access records, which make up most of a busy log.
         super().__init__(app, engine, topics_of(Client, Agency, Agreement, Review), batch_size)
         self._state: LogState | None = None
-        #: Grounds known to be written (committed): each is written once, then referred to.
+        #: Grounds written, or queued in the open transaction (forgotten if it rolls back):
+        #: each is written once, then referred to by key.
         self._grounds: set[str] = set()
         #: Grounds read for views, by key (content-addressed, so never stale).
         self._ground_cache: dict[str, _Ground] = {}
@@ -331,9 +332,9 @@ class AgencyViews(LogFollower):
                                               if row.purpose in (purpose, ANY_PURPOSE)})
         best: dict[int, tuple[Any, _Ground]] = {}
         for row in rows:
-            if row.purpose != purpose and row.purpose != ANY_PURPOSE:
-                continue
-            ground = grounds[row.ground]
+            ground = grounds.get(row.ground)
+            if ground is None or (row.purpose != purpose and row.purpose != ANY_PURPOSE):
+                continue  # a row is shown only with its ground (written with it)
             current = best.get(row.position)
             if current is None or ground.rank < current[1].rank:
                 best[row.position] = row, ground
@@ -361,7 +362,7 @@ class AgencyViews(LogFollower):
                     basis=json.loads(row.basis), reason=row.reason,
                     fields=None if row.fields is None else tuple(json.loads(row.fields)),
                 )
-        return {key: cache[key] for key in keys}
+        return {key: cache[key] for key in keys if key in cache}
 
     def sees_client(self, agency: str, client_id: UUID, at: datetime | None = None) -> bool:
         """Whether the agency has any basis, for any purpose, to see anything of the client."""
