@@ -12,10 +12,16 @@ import threading
 from time import monotonic
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from infra.schema import tracking
+
+
+class TrackingConflict(Exception):
+    """Another process moved a read model's position while this one was working: what
+    this one wrote in the same transaction must not be committed."""
 
 
 class SqlTrackingRecorder(TrackingRecorder):
@@ -34,6 +40,27 @@ class SqlTrackingRecorder(TrackingRecorder):
         conn.execute(statement.on_conflict_do_update(
             index_elements=[tracking.c.name], set_={"position": position},
         ))
+
+    def advance(self, conn: Connection, name: str, start: int, upto: int) -> None:
+        """Moves ``name`` from ``start`` to ``upto`` inside the caller's transaction, if no
+        other process has moved it meanwhile; else raises ``TrackingConflict``.
+
+        Run it first in the transaction: its write takes SQLite's write lock, or locks the
+        row on PostgreSQL, so no other follower of the same read model (an ``accord
+        projections rebuild`` beside a running server, a second worker) can commit in
+        between, and whichever comes second finds the position moved and starts again
+        from there."""
+        moved = conn.execute(update(tracking).where(
+            tracking.c.name == name, tracking.c.position == start).values(position=upto))
+        if moved.rowcount == 1:
+            return
+        if start == 0 and self.position(conn, name) is None:
+            try:
+                conn.execute(insert(tracking).values(name=name, position=upto))
+            except IntegrityError:
+                raise TrackingConflict(f"{name} was started by another process") from None
+            return
+        raise TrackingConflict(f"{name} has been moved from {start} by another process")
 
     def committed(self) -> None:
         """Wakes readers waiting in ``wait`` (called after a commit in this process)."""

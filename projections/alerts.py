@@ -92,6 +92,7 @@ class AlertInbox(LogFollower):
 
     def _process(self, batch: Sequence[Notification], upto: int) -> None:
         with self.engine.begin() as conn:
+            self._advance(conn, upto)
             for notification in batch:
                 event: Any = self.app.mapper.to_domain_event(notification)
                 key = alerts.c.alert_id == event.originator_id.hex
@@ -119,7 +120,6 @@ class AlertInbox(LogFollower):
                 else:
                     continue
                 conn.execute(update(alerts).where(key).values(**changes))
-            self.tracking.record(conn, self.name, upto)
         self.tracking.committed()
 
     # -- queries ---------------------------------------------------------------------

@@ -74,11 +74,11 @@ class AccessIndex(LogFollower):
                 owners.append({"position": notification.id, "controller": controller,
                                "client_id": client, "at": event.timestamp})
         with self.engine.begin() as conn:
+            self._advance(conn, upto)
             if rows:
                 conn.execute(insert(access_log), rows)
             if owners:
                 conn.execute(insert(access_controllers), owners)
-            self.tracking.record(conn, self.name, upto)
         self.tracking.committed()
 
     # -- queries ------------------------------------------------------------------------

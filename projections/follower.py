@@ -3,8 +3,10 @@
 A ``LogFollower`` reads only the events of its topics (a topic-filtered read of the
 notification log), in batches, and hands each batch to ``_process`` with the position
 that batch brings it up to; ``_process`` writes its rows and records that position with
-``self.tracking`` in the same transaction. ``rebuild`` clears the follower's tables and
-tracked position and follows the whole log again.
+``self._advance`` in the same transaction (first, so that two processes following the
+same read model never both commit the same batch: the second starts again from where the
+first got to). ``rebuild`` clears the follower's tables and tracked position and follows
+the whole log again.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from typing import ClassVar
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
-from sqlalchemy import Engine, Table, delete
+from sqlalchemy import Connection, Engine, Table, delete
 
 from domain.application import AccordApplication
 from infra.progress import progress
 from infra.schema import tracking
-from infra.tracking import SqlTrackingRecorder
+from infra.tracking import SqlTrackingRecorder, TrackingConflict
+
+#: How many times a catch-up starts again when another process moved the same read model.
+CONFLICT_RETRIES = 50
 
 
 def topics_of(*aggregates: type) -> list[str]:
@@ -51,25 +56,48 @@ class LogFollower:
         self.batch_size = batch_size
         self.tracking = SqlTrackingRecorder(engine)
         self._lock = threading.Lock()
+        self._start = 0  # the position the batch in hand starts after
+        self._at: int | None = None  # where this follower's last commit left the read model
 
     def position(self) -> int:
         return self.tracking.max_tracking_id(self.name) or 0
 
     def catch_up(self, *, show_progress: bool = False) -> int:
-        """Processes everything appended so far; returns how many followed events."""
+        """Processes everything appended so far; returns how many followed events it
+        committed (not counting any another process committed meanwhile)."""
         with self._lock:
-            processed = 0
-            head = self.app.recorder.max_notification_id() or 0
-            position = self.position()
-            if position < head:
-                steps = self._batches(position, head)
-                if show_progress:
-                    steps = progress(steps, self.doing)
-                for batch, upto in steps:
-                    self._process(batch, upto)
-                    processed += len(batch)
+            processed = [0]
+            for _attempt in range(CONFLICT_RETRIES):
+                try:
+                    self._follow(show_progress, processed)
+                    break
+                except TrackingConflict:
+                    self._forget()  # another process is following too: resume after it
+            else:
+                raise TrackingConflict(f"{self.name}: another process kept moving it")
             self._caught_up()
-            return processed
+            return processed[0]
+
+    def _follow(self, show_progress: bool, processed: list[int]) -> None:
+        head = self.app.recorder.max_notification_id() or 0
+        position = self.position()
+        if position != self._at:
+            # Whatever is kept in memory was built for another position: another process
+            # has moved (or rebuilt) this read model since this one last committed.
+            self._forget()
+        if position < head:
+            steps = self._batches(position, head)
+            if show_progress:
+                steps = progress(steps, self.doing)
+            for batch, upto in steps:
+                self._start, self._at = position, None
+                self._process(batch, upto)
+                processed[0] += len(batch)
+                position = self._at = upto
+
+    def _advance(self, conn: Connection, upto: int) -> None:
+        """Records ``upto`` in the batch's transaction (call it first there)."""
+        self.tracking.advance(conn, self.name, self._start, upto)
 
     def rebuild(self, *, show_progress: bool = False) -> int:
         """Empties the tables and the tracked position, and follows the whole log again."""
@@ -78,6 +106,7 @@ class LogFollower:
                 conn.execute(delete(table))
             conn.execute(delete(tracking).where(tracking.c.name == self.name))
             self._forget()
+            self._at = None
         return self.catch_up(show_progress=show_progress)
 
     def _batches(self, position: int,

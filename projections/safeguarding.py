@@ -194,12 +194,12 @@ class SafeguardingRules(LogFollower):
                     self.app.save(aggregate)
             # 3. ...then commit the state with the position.
             with self.engine.begin() as conn:
+                self._advance(conn, upto)
                 _insert(conn, rule_facts, work.fact_rows, "position")
                 _upsert(conn, rule_households, work.household_rows, "client_id")
                 _upsert(conn, rule_state, [
                     {"key": key, "value": _policy_value(policy, key)}
                     for key in sorted(policy.changed)], "key")
-                self.tracking.record(conn, self.name, upto)
             policy.changed.clear()
             self._policy = policy
         except BaseException:

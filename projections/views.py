@@ -74,7 +74,6 @@ from infra.schema import (
     view_items,
     view_rows,
 )
-from infra.tracking import SqlTrackingRecorder
 from projections import reviews
 from projections.follower import LogFollower, topics_of
 
@@ -143,13 +142,13 @@ class AgencyViews(LogFollower):
     def _process(self, batch: Sequence[Notification], upto: int) -> None:
         try:
             with self.engine.begin() as conn:
+                self._advance(conn, upto)
                 state = self._state or self._load_state(conn)
                 writer = _Writer(conn, self._grounds)
                 to_domain_event = self.app.mapper.to_domain_event
                 for notification in batch:
                     self._apply(writer, state, to_domain_event(notification), notification.id)
                 writer.flush()
-                self.tracking.record(conn, self.name, upto)
             self._state = state
         except BaseException:
             # The in-memory state and grounds may be ahead of the rolled-back rows.
@@ -291,7 +290,7 @@ class AgencyViews(LogFollower):
             })
 
     def _load_state(self, conn: Connection) -> LogState:
-        state = LogState(position=SqlTrackingRecorder.position(conn, self.name) or 0)
+        state = LogState(position=self._start)
         for slug, kind in conn.execute(select(policy_agencies.c.slug, policy_agencies.c.kind)):
             state.agency_kinds[slug] = AgencyKind(kind)
         for agreement_id, raw in conn.execute(select(policy_agreements)):
