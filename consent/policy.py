@@ -344,10 +344,14 @@ def grants(
     grants a change of the client's consents can alter."""
     for shown, found in shared_with(fact, state):
         if shown.agency == viewer.agency:
-            if consent_based_only:
-                return [g for g in found if g.basis.kind is BasisKind.AGREEMENT_AND_CONSENT]
-            return list(found)
+            return list(consent_based(found) if consent_based_only else found)
     return []
+
+
+def consent_based(found: Iterable[Grant]) -> tuple[Grant, ...]:
+    """The grants that rest on the client's consent: the only ones a change of consent
+    can alter."""
+    return tuple(g for g in found if g.basis.kind is BasisKind.AGREEMENT_AND_CONSENT)
 
 
 @functools.lru_cache(maxsize=256)

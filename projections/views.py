@@ -28,7 +28,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from sqlalchemy import Connection, Engine, and_, delete, exists, or_, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from consent.policy import (
     ANY_PURPOSE,
@@ -41,6 +41,7 @@ from consent.policy import (
     Grant,
     Viewer,
     basis_key,
+    consent_based,
     grants,
     mask,
     preference_of_key,
@@ -104,15 +105,16 @@ class _Ground:
     fields: tuple[str, ...] | None
 
 
-#: One agency's rows of one client that hold at a moment, with what each fact is.
-_READ = (
-    "SELECT v.purpose, v.position, v.ground, v.controller, v.data, f.fact_type, f.category, "
-    "f.occurred_at, f.recorded_at FROM accord_view_rows v "
-    "JOIN accord_facts f ON f.position = v.position "
-    "WHERE v.client_id = :client AND v.agency = :agency "
-    "AND (v.not_before IS NULL OR v.not_before <= :at) "
-    "AND (v.not_after IS NULL OR v.not_after > :at)"
-)
+#: One agency's rows of one client that hold at the moment ``:at``.
+_HOLDING = ("v.client_id = :client AND v.agency = :agency "
+            "AND (v.not_before IS NULL OR v.not_before <= :at) "
+            "AND (v.not_after IS NULL OR v.not_after > :at)")
+#: Those rows, with what each fact is.
+_READ = ("SELECT v.purpose, v.position, v.ground, v.controller, v.data, f.fact_type, "  # noqa: S608 - fixed text
+         "f.category, f.occurred_at, f.recorded_at FROM accord_view_rows v "
+         f"JOIN accord_facts f ON f.position = v.position WHERE {_HOLDING}")
+#: Whether there is any.
+_SEES = f"SELECT 1 FROM accord_view_rows v WHERE {_HOLDING} LIMIT 1"  # noqa: S608
 _GROUNDS_KEPT = 50_000
 
 
@@ -219,8 +221,7 @@ class AgencyViews(LogFollower):
             fact, new_fact = _fact_from_row(row)
             for viewer, found in shared_with(fact, state):
                 if consent_based_only:
-                    found = tuple(g for g in found
-                                  if g.basis.kind is BasisKind.AGREEMENT_AND_CONSENT)
+                    found = consent_based(found)
                 if viewer.agency != fact.controller:
                     writer.add_rows(viewer.agency, fact, new_fact, found)
         writer.flush()
@@ -319,14 +320,8 @@ class AgencyViews(LogFollower):
         """Whether the agency sees anything of the client at ``at`` (now), for any purpose,
         and its view of the client for ``purpose``: one item per fact, shown on the
         preferred basis. One query, on the driver: this is every partner's hot path."""
-        at = at or datetime.now(UTC)
-        sqlite_dialect = self.engine.dialect.name == "sqlite"
         with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(
-                _READ if sqlite_dialect else _pyformat(_READ),
-                {"agency": agency, "client": client_id.hex,
-                 "at": _sqlite_time(at) if sqlite_dialect else at},
-            ).all()
+            rows = _driver_sql(conn, _READ, **_holding(conn, agency, client_id, at)).all()
             grounds = self._grounds_of(conn, {row.ground for row in rows
                                               if row.purpose in (purpose, ANY_PURPOSE)})
         best: dict[int, tuple[Any, _Ground]] = {}
@@ -365,12 +360,9 @@ class AgencyViews(LogFollower):
 
     def sees_client(self, agency: str, client_id: UUID, at: datetime | None = None) -> bool:
         """Whether the agency has any basis, for any purpose, to see anything of the client."""
-        at = at or datetime.now(UTC)
-        query = select(exists().where(
-            view_rows.c.agency == agency, view_rows.c.client_id == client_id.hex, _holds_at(at)
-        ))
         with self.engine.connect() as conn:
-            return bool(conn.execute(query).scalar())
+            return _driver_sql(conn, _SEES, **_holding(conn, agency, client_id, at)).first() \
+                is not None
 
     def matching_clients(self, fingerprint: str) -> list[UUID]:
         query = select(client_matching.c.client_id).where(
@@ -485,9 +477,7 @@ class _Writer:
         """Runs one statement written with ``:name`` parameters, straight on the driver:
         the projector runs a few for every change of consent, and building and compiling
         SQLAlchemy constructs cost more than running them."""
-        if not self.sqlite:
-            statement = _pyformat(statement)
-        return self.conn.exec_driver_sql(statement, params)
+        return _driver_sql(self.conn, statement, **params)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -504,20 +494,14 @@ def _ground_of(grant: Grant) -> tuple[str, tuple[str, str, str, str, str | None]
     return ground, (ground, key, basis, grant.reason, fields)
 
 
-def _bulk_insert(conn: Connection, table: Any, rows: list[Any], if_new: bool = False) -> None:
-    """Inserts many rows through the driver's executemany: rows are tuples in the table's
-    column order (already in stored form) or dicts by column name.
-
-    SQLAlchemy's per-row parameter processing cost more than the insert itself."""
+def _bulk_insert(conn: Connection, table: Any, rows: list[tuple[Any, ...]],
+                 if_new: bool = False) -> None:
+    """Inserts many rows through the driver's executemany: tuples in the table's column
+    order, already in stored form. SQLAlchemy's per-row parameter processing cost more
+    than the insert itself."""
     names = [c.name for c in table.columns]
-    positional = isinstance(rows[0], tuple)
-    sqlite_dialect = conn.dialect.name == "sqlite"
-    if positional:
-        placeholders = ", ".join("?" if sqlite_dialect else "%s" for _ in names)
-    elif sqlite_dialect:
-        placeholders = ", ".join(f":{n}" for n in names)
-    else:
-        placeholders = ", ".join(f"%({n})s" for n in names)
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    placeholders = ", ".join(mark for _ in names)
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608 - names come from the schema
     if if_new:
         statement += " ON CONFLICT DO NOTHING"
@@ -525,6 +509,22 @@ def _bulk_insert(conn: Connection, table: Any, rows: list[Any], if_new: bool = F
 
 
 _TEMPLATES_KEPT = 100_000
+
+
+def _driver_sql(conn: Connection, statement: str, **params: Any) -> Any:
+    """Runs one statement written with ``:name`` parameters on the driver (``%(name)s``
+    for psycopg)."""
+    if conn.dialect.name != "sqlite":
+        statement = _pyformat(statement)
+    return conn.exec_driver_sql(statement, params)
+
+
+def _holding(conn: Connection, agency: str, client_id: UUID,
+             at: datetime | None) -> dict[str, Any]:
+    """The parameters of ``_HOLDING``: ``at`` (now) as the database stores times."""
+    at = at or datetime.now(UTC)
+    return {"agency": agency, "client": client_id.hex,
+            "at": _sqlite_time(at) if conn.dialect.name == "sqlite" else at}
 
 
 @functools.lru_cache(maxsize=64)
@@ -598,14 +598,6 @@ def _aware(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _holds_at(at: datetime) -> Any:
-    at = at.astimezone(UTC)
-    return and_(
-        or_(view_rows.c.not_before.is_(None), view_rows.c.not_before <= at),
-        or_(view_rows.c.not_after.is_(None), view_rows.c.not_after > at),
-    )
 
 
 def _item(row: Any, ground: _Ground) -> ViewItem:
