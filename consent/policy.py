@@ -18,10 +18,13 @@ The rules (DESIGN.md, "Who may see what"):
    purpose, from when it was granted until it expires; an IG review is opened for it.
 6. Everything else is denied, with the reasons.
 
-``shared_with`` enumerates, for every agency at once, every basis on which a fact could
-be shown, each with the window of time in which it holds (``grants`` is one agency's
-share); the projections store these, and a view at time ``t`` is the grants whose window
-contains ``t``, which is exactly what ``decide(..., at=t)`` permits.
+The same rules compiled for bulk use are ``Share``s: a grant with the facts it covers
+(``standing_shares`` for every client, ``client_shares`` for one client's consents and
+emergency grants). ``shared_with`` enumerates, for every agency at once, every basis on
+which a fact could be shown, each with the window of time in which it holds (``grants``
+is one agency's part): the shares that cover it. The projections store the shares and
+let the database apply them to the facts; a view at time ``t`` is the grants whose
+window contains ``t``, which is exactly what ``decide(..., at=t)`` permits.
 """
 
 from __future__ import annotations
@@ -171,10 +174,17 @@ class ConsentScope:
             return self.recipient_agency == viewer.agency
         return self.recipient_kind == viewer.kind.value
 
+    @property
+    def data_window(self) -> tuple[datetime | None, datetime | None]:
+        """The consent's data period as times: from the start of its first day (UTC) to
+        the start of the day after its last; None where it is open."""
+        return (day_start(self.data_from) if self.data_from else None,
+                day_start(self.data_to + timedelta(days=1)) if self.data_to else None)
+
     def covers_data_of(self, fact: Fact) -> bool:
-        day = fact.occurred_at.date()
-        return (self.data_from is None or day >= self.data_from) and (
-            self.data_to is None or day <= self.data_to
+        starts, ends = self.data_window
+        return (starts is None or fact.occurred_at >= starts) and (
+            ends is None or fact.occurred_at < ends
         )
 
 
@@ -290,48 +300,107 @@ def mask(data: Mapping[str, Any], fields: Iterable[str] | None) -> dict[str, Any
     return {name: data[name] for name in fields if name in data}
 
 
+@dataclass(frozen=True)
+class Share:
+    """One grant with the facts it covers: every fact of ``category`` recorded by
+    ``controller`` (by any agency but ``agency`` itself, if None) about ``client_id``
+    (about any client, if None) that occurred in [``data_from``, ``data_until``).
+
+    The policy compiled for bulk use: the views projector stores the shares and lets the
+    database apply them to facts (``projections.views``). Partner shares never cover the
+    facts of an erased client."""
+
+    agency: str
+    category: DataCategory
+    grant: Grant
+    controller: str | None
+    client_id: UUID | None = None
+    data_from: datetime | None = None
+    data_until: datetime | None = None
+
+    def covers(self, fact: Fact) -> bool:
+        if self.category is not fact.category:
+            return False
+        if self.controller is None:
+            if fact.controller == self.agency:
+                return False
+        elif self.controller != fact.controller:
+            return False
+        return (self.client_id is None or self.client_id == fact.client_id) and (
+            self.data_from is None or fact.occurred_at >= self.data_from) and (
+            self.data_until is None or fact.occurred_at < self.data_until)
+
+
+def standing_shares(state: PolicyState) -> list[Share]:
+    """The shares that hold for every client: each registered agency's own record (rule
+    1) and the agreements that need no consent (rules 2 and 4)."""
+    kinds = state.agency_kinds
+    shares = [Share(agency, category, _controller_grant_of(agency), agency)
+              for agency in kinds for category in DataCategory]
+    for agreement in state.agreements.values():
+        recipient = agreement.recipient
+        if (agreement.terms.consent_required or recipient == agreement.controller
+                or recipient not in kinds):
+            continue
+        for category in agreement.terms.categories:
+            shares.extend(Share(recipient, category, grant, agreement.controller)
+                          for grant in _static_grants(agreement, category))
+    return shares
+
+
+def client_shares(state: PolicyState, client_id: UUID) -> list[Share]:
+    """The shares one client's own choices and grants make: emergency grants (rule 5)
+    and agreements with the client's consent (rule 3). None once the client is erased."""
+    if client_id in state.erased:
+        return []
+    kinds = state.agency_kinds
+    shares: list[Share] = []
+    for scope in state.emergencies_of(client_id):
+        if scope.agency in kinds:
+            grant = _emergency_grant(scope)
+            shares.extend(Share(scope.agency, category, grant, None, client_id)
+                          for category in DataCategory if scope.covers(category))
+    for consent in state.consents_of(client_id):
+        if consent.withdrawn:
+            continue
+        data_from, data_until = consent.data_window
+        for agreement in state.agreements_from(consent.controller):
+            recipient = agreement.recipient
+            kind = kinds.get(recipient)
+            if (not agreement.terms.consent_required or recipient == agreement.controller
+                    or kind is None or not consent.covers_recipient(_viewer(recipient, kind))):
+                continue
+            for category in agreement.terms.categories:
+                if category.value not in consent.categories:
+                    continue
+                shares.extend(
+                    Share(recipient, category,
+                          _consent_grant(agreement, consent, purpose.value, category),
+                          agreement.controller, client_id, data_from, data_until)
+                    for purpose in agreement.terms.purposes
+                    if purpose.value in consent.purposes
+                )
+    return shares
+
+
 def shared_with(fact: Fact, state: PolicyState) -> list[tuple[Viewer, tuple[Grant, ...]]]:
     """Every agency that may see ``fact``, the controller first, each with every basis on
-    which it may (for every purpose, with its window): one pass over the fact's
-    agreements, consents and emergency grants for all agencies at once, because the
-    projections write every agency's view of every fact in the log.
+    which it may (for every purpose, with its window): the shares that cover the fact.
 
     Agencies not (yet) registered see nothing. The grants are shared objects, the same
     each time for the same agreement, consent, purpose and category."""
-    controller, category, client_id = fact.controller, fact.category, fact.client_id
-    kinds = state.agency_kinds
+    controller, kinds = fact.controller, state.agency_kinds
     result: list[tuple[Viewer, tuple[Grant, ...]]] = []
     if controller in kinds:
         result.append((_viewer(controller, kinds[controller]), (_controller_grant(fact),)))
-    if client_id in state.erased:
+    if fact.client_id in state.erased:
         return result
     by_agency: dict[str, list[Grant]] = {}
-    for scope in state.emergencies_of(client_id):
-        if scope.agency != controller and scope.covers(category):
-            by_agency.setdefault(scope.agency, []).append(_emergency_grant(scope))
-    consents: list[ConsentScope] | None = None
-    for agreement in state.agreements_from(controller):
-        recipient = agreement.recipient
-        if recipient == controller or category not in agreement.terms.categories:
-            continue
-        if not agreement.terms.consent_required:
-            by_agency.setdefault(recipient, []).extend(_static_grants(agreement, fact))
-            continue
-        if consents is None:
-            consents = [c for c in state.consents_of(client_id)
-                        if not c.withdrawn and c.controller == controller
-                        and category.value in c.categories and c.covers_data_of(fact)]
-        kind = kinds.get(recipient)
-        for consent in consents:
-            if kind is None or not consent.covers_recipient(_viewer(recipient, kind)):
-                continue
-            for purpose in agreement.terms.purposes:
-                if purpose.value in consent.purposes:
-                    by_agency.setdefault(recipient, []).append(
-                        _consent_grant(agreement, consent, purpose.value, category))
+    for share in (*client_shares(state, fact.client_id), *standing_shares(state)):
+        if share.agency != controller and share.covers(fact):
+            by_agency.setdefault(share.agency, []).append(share.grant)
     for agency in sorted(by_agency):
-        if agency in kinds and by_agency[agency]:
-            result.append((_viewer(agency, kinds[agency]), tuple(by_agency[agency])))
+        result.append((_viewer(agency, kinds[agency]), tuple(by_agency[agency])))
     return result
 
 
@@ -359,12 +428,12 @@ def _viewer(agency: str, kind: AgencyKind) -> Viewer:
     return Viewer(agency, kind)
 
 
-def _static_grants(agreement: AgreementInForce, fact: Fact) -> tuple[Grant, ...]:
+def _static_grants(agreement: AgreementInForce, category: DataCategory) -> tuple[Grant, ...]:
     """An agreement without consent grants the same for every fact of a category."""
-    cached = agreement.static_grants.get(fact.category)
+    cached = agreement.static_grants.get(category)
     if cached is None:
-        cached = agreement.static_grants[fact.category] = tuple(
-            _static_grant(agreement, purpose.value, fact.category)
+        cached = agreement.static_grants[category] = tuple(
+            _static_grant(agreement, purpose.value, category)
             for purpose in agreement.terms.purposes
         )
     return cached

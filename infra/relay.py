@@ -45,6 +45,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 from sqlalchemy import Engine, delete, select
 
+from consent.policy import mask
 from domain.alerts import Alert
 from domain.application import AccordApplication
 from infra.keys import load_key_file
@@ -359,8 +360,9 @@ class Relay:
                 controller=first.controller, occurred_at=_iso(first.occurred_at),
                 recorded_at=_iso(first.recorded_at),
                 shown=[{"purpose": i.purpose, "basis": json.loads(i.basis), "reason": i.reason,
-                        "fields": None if i.fields is None else json.loads(i.fields),
-                        "data": json.loads(i.data), "not_before": _iso(i.not_before),
+                        "fields": _fields(i.fields),
+                        "data": mask(json.loads(i.data), _fields(i.fields)),
+                        "not_before": _iso(i.not_before),
                         "not_after": _iso(i.not_after)} for i in items],
             )
         return Message(feed_topic(self.prefix, row.agency), client, value)
@@ -457,3 +459,8 @@ def tail(bootstrap: str, topics: Sequence[str], out: TextIO, *, group: str | Non
 def _records(polled: dict[Any, list[Any]]) -> Iterator[Any]:
     for records in polled.values():
         yield from records
+
+
+def _fields(stored: str | None) -> list[str] | None:
+    """A ground's fields as stored: None for every field."""
+    return None if stored is None else list(json.loads(stored))

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     select,
+    text,
 )
 from sqlalchemy.sql import Select
 
@@ -49,11 +50,11 @@ facts = Table(
     Column("data", Text, nullable=False),
 )
 
-#: What each agency may see: one row per (fact, purpose, ground), with the fact's data
-#: masked to the fields the ground shares and the window in which the ground holds. What
-#: the fact is (type, category, times) is read from ``facts`` and why it is shown (basis,
-#: reason, fields) from ``view_grounds``: the rows stay small because the projector writes
-#: several for every event. Queries read only the caller's own rows.
+#: What each agency may see: one row per (fact, purpose, ground), with the window in which
+#: the ground holds. What the fact is (type, category, times, data) is read from ``facts``
+#: and why it is shown (basis, reason, and the fields shared, to which the data is masked
+#: as it is read) from ``view_grounds``: the rows stay small because there are several
+#: for every event. Queries start from the caller's own rows.
 view_rows = Table(
     "accord_view_rows",
     metadata,
@@ -64,11 +65,36 @@ view_rows = Table(
     Column("ground", String(24), primary_key=True),
     Column("basis_kind", String(32), nullable=False),
     Column("controller", String(64), nullable=False),
-    Column("data", Text, nullable=False),
     Column("not_before", DateTime(timezone=True), nullable=True),
     Column("not_after", DateTime(timezone=True), nullable=True),
     # Clustered by client on SQLite: a view is one range of the primary key.
     sqlite_with_rowid=False,
+)
+
+#: The policy compiled (``consent.policy.Share``): each grant with the facts it covers.
+#: The projector keeps these in step with agreements, consents and emergency grants, and
+#: the database applies them to facts to write ``view_rows``: every fact of ``category``
+#: recorded by ``controller`` (any agency but ``agency`` itself where null) about
+#: ``client_id`` (any client where null) that occurred in [data_from, data_until).
+view_shares = Table(
+    "accord_view_shares",
+    metadata,
+    Column("ground", String(24), primary_key=True),
+    Column("category", String(32), primary_key=True),
+    Column("purpose", String(32), primary_key=True),
+    Column("agency", String(64), nullable=False),
+    Column("basis_kind", String(32), nullable=False),
+    Column("controller", String(64), nullable=True),
+    Column("client_id", String(32), nullable=True),
+    Column("data_from", DateTime(timezone=True), nullable=True),
+    Column("data_until", DateTime(timezone=True), nullable=True),
+    Column("not_before", DateTime(timezone=True), nullable=True),
+    Column("not_after", DateTime(timezone=True), nullable=True),
+    # Only the shares that hold for every client: a controller has thousands of clients'
+    # consent shares, and a search for its standing ones must not step through them.
+    Index("ix_accord_view_shares_standing", "controller", "category",
+          sqlite_where=text("client_id IS NULL"), postgresql_where=text("client_id IS NULL")),
+    Index("ix_accord_view_shares_client", "client_id", "category"),
 )
 
 #: Why a view row is shown: its basis, the reason in words and the fields shared, under a
@@ -88,10 +114,11 @@ view_grounds = Table(
 def view_items() -> Select[Any]:
     """The view rows with what each fact is and why it is shown: what a view serves.
 
-    Callers add the ``where`` that keeps them to one agency's rows."""
+    ``data`` is the fact's whole payload: callers show only the ground's ``fields`` of it
+    (``consent.policy.mask``), and add the ``where`` that keeps them to one agency's rows."""
     return select(
         view_rows.c.client_id, view_rows.c.agency, view_rows.c.purpose, view_rows.c.position,
-        view_rows.c.ground, view_rows.c.basis_kind, view_rows.c.controller, view_rows.c.data,
+        view_rows.c.ground, view_rows.c.basis_kind, view_rows.c.controller, facts.c.data,
         view_rows.c.not_before, view_rows.c.not_after,
         facts.c.fact_type, facts.c.category, facts.c.occurred_at, facts.c.recorded_at,
         view_grounds.c.basis_key, view_grounds.c.basis, view_grounds.c.reason,

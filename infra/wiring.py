@@ -23,6 +23,7 @@ from infra.schema import (
     reviews,
     tracking,
     view_rows,
+    view_shares,
 )
 from infra.settings import Settings
 
@@ -52,19 +53,20 @@ def build(settings: Settings | None = None) -> Accord:
 
 
 def _drop_outdated_views(engine: Engine) -> None:
-    """Drops agency-view rows of an earlier layout (before view grounds), so that the
-    projector rebuilds them from the log: they are derived data, and the log keeps
-    everything they were made from."""
+    """Drops agency-view rows of an earlier layout (before view grounds, or with the
+    masked data in each row), so that the projector rebuilds them from the log: they are
+    derived data, and the log keeps everything they were made from."""
     inspector = inspect(engine)
     if not inspector.has_table(view_rows.name):
         return
-    if "ground" in {column["name"] for column in inspector.get_columns(view_rows.name)}:
+    columns = {column["name"] for column in inspector.get_columns(view_rows.name)}
+    if "ground" in columns and "data" not in columns:
         return
     with engine.begin() as conn:
         view_rows.drop(conn)
-        for table in (facts, feed_outbox, policy_agencies, policy_agreements, policy_consents,
-                      policy_erasures, client_matching, policy_emergencies, reviews,
-                      review_audience):
+        for table in (view_shares, facts, feed_outbox, policy_agencies, policy_agreements,
+                      policy_consents, policy_erasures, client_matching, policy_emergencies,
+                      reviews, review_audience):
             if inspector.has_table(table.name):
                 conn.execute(table.delete())
         if inspector.has_table(tracking.name):

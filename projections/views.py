@@ -21,14 +21,14 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, select
 
 from consent.policy import (
     ANY_PURPOSE,
@@ -37,15 +37,13 @@ from consent.policy import (
     BasisKind,
     ConsentScope,
     EmergencyScope,
-    Fact,
     Grant,
-    Viewer,
+    Share,
     basis_key,
-    consent_based,
-    grants,
+    client_shares,
     mask,
     preference_of_key,
-    shared_with,
+    standing_shares,
 )
 from consent.state import (
     AgreementChanged,
@@ -59,7 +57,6 @@ from consent.state import (
 from domain.agencies import Agency, AgencyKind
 from domain.agreements import Agreement, AgreementTerms
 from domain.application import AccordApplication
-from domain.categories import DataCategory
 from domain.clients import Client
 from domain.reviews import Review
 from infra.schema import (
@@ -74,6 +71,7 @@ from infra.schema import (
     view_grounds,
     view_items,
     view_rows,
+    view_shares,
 )
 from projections import reviews
 from projections.follower import LogFollower, topics_of
@@ -110,7 +108,7 @@ _HOLDING = ("v.client_id = :client AND v.agency = :agency "
             "AND (v.not_before IS NULL OR v.not_before <= :at) "
             "AND (v.not_after IS NULL OR v.not_after > :at)")
 #: Those rows, with what each fact is.
-_READ = ("SELECT v.purpose, v.position, v.ground, v.controller, v.data, f.fact_type, "  # noqa: S608 - fixed text
+_READ = ("SELECT v.purpose, v.position, v.ground, v.controller, f.data, f.fact_type, "  # noqa: S608 - fixed text
          "f.category, f.occurred_at, f.recorded_at FROM accord_view_rows v "
          f"JOIN accord_facts f ON f.position = v.position WHERE {_HOLDING}")
 #: Whether there is any.
@@ -123,7 +121,7 @@ class AgencyViews(LogFollower):
 
     name = "agency_views"
     doing = "projecting agency views"
-    tables = (view_rows, facts, feed_outbox, policy_agencies, policy_agreements,
+    tables = (view_rows, view_shares, facts, feed_outbox, policy_agencies, policy_agreements,
               policy_consents, policy_erasures, client_matching, policy_emergencies,
               view_grounds, *reviews.TABLES)
 
@@ -159,6 +157,10 @@ class AgencyViews(LogFollower):
         self.tracking.committed()
 
     def _apply(self, writer: _Writer, state: LogState, event: Any, position: int) -> None:
+        """Applies one event. A new fact is only queued: its rows are derived in bulk by
+        the database from the shares (``_Writer.flush``), which is why every change of
+        the shares is preceded by a flush, so that queued facts get the shares of their
+        own moment in the log."""
         if isinstance(event, Review.Event):
             state.position = position
             reviews.index(writer.conn, event, position)
@@ -170,101 +172,21 @@ class AgencyViews(LogFollower):
             if isinstance(event, Client.Registered):
                 for fingerprint in {event.nhs_fingerprint, event.name_fingerprint}:
                     writer.matching.append((fingerprint, event.originator_id.hex))
-            fact = effect.fact
-            for viewer, found in shared_with(fact, state):
-                writer.add_rows(viewer.agency, fact, effect, found)
-                if viewer.agency != fact.controller:
-                    writer.feed.append((position, viewer.agency, position, fact.client_id.hex,
-                                        "entered"))
+        elif isinstance(event, Agency.Registered):
+            writer.flush()
+            _restate_shares(writer, state)
         elif isinstance(effect, ClientPolicyChanged):
             writer.flush()
-            if isinstance(event, Client.Erased):
-                writer.upsert(policy_erasures, "client_id", {"client_id": event.originator_id.hex})
-                writer.conn.execute(delete(client_matching).where(
-                    client_matching.c.client_id == event.originator_id.hex))
-            scope = "client_id = :client", {"client": effect.client_id.hex}
-            with _feed_changes(writer, scope, position):
-                self._reproject_client(writer, state, effect.client_id, effect.controller)
+            if effect.controller is None:
+                _erase(writer, effect.client_id, position)
+            else:
+                _reshare_consents(writer, state, effect.client_id, effect.controller, position)
         elif isinstance(effect, AgreementChanged):
             writer.flush()
-            scope = _PAIR, {"agency": effect.recipient, "controller": effect.controller}
-            with _feed_changes(writer, scope, position):
-                self._reproject_pair(writer, state, effect.controller, effect.recipient)
+            _reshare_agreements(writer, state, effect.controller, effect.recipient, position)
         elif isinstance(effect, EmergencyGranted):
             writer.flush()
-            scope = ("client_id = :client AND agency = :agency",
-                     {"client": effect.client_id.hex, "agency": effect.agency})
-            with _feed_changes(writer, scope, position):
-                self._reproject_agency_client(writer, state, effect.agency, effect.client_id)
-
-    def _reproject_client(self, writer: _Writer, state: LogState, client_id: UUID,
-                          controller: str | None) -> None:
-        """Recomputes what partners see of one client's facts.
-
-        A change of consent (``controller`` given) can only alter consent-based rows of
-        that controller's facts; an erasure (``controller`` None) alters every partner row.
-        """
-        client_facts = "SELECT * FROM accord_facts WHERE client_id = :client"
-        params = {"client": client_id.hex}
-        consent_based_only = controller is not None
-        if controller is None:
-            writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client AND purpose != :any",
-                       client=client_id.hex, any=ANY_PURPOSE)
-        else:
-            writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client AND purpose != :any"
-                       " AND controller = :controller AND basis_kind = :kind",
-                       client=client_id.hex, any=ANY_PURPOSE, controller=controller,
-                       kind=BasisKind.AGREEMENT_AND_CONSENT.value)
-            client_facts += " AND controller = :controller"
-            params["controller"] = controller
-        for row in writer.sql(client_facts, **params).all():
-            fact, new_fact = _fact_from_row(row)
-            for viewer, found in shared_with(fact, state):
-                if consent_based_only:
-                    found = consent_based(found)
-                if viewer.agency != fact.controller:
-                    writer.add_rows(viewer.agency, fact, new_fact, found)
-        writer.flush()
-
-    def _reproject_agency_client(self, writer: _Writer, state: LogState, agency: str,
-                                 client_id: UUID) -> None:
-        """Recomputes what one agency sees of one client's facts (after an emergency grant)."""
-        conn = writer.conn
-        conn.execute(delete(view_rows).where(
-            view_rows.c.agency == agency, view_rows.c.client_id == client_id.hex,
-            view_rows.c.purpose != ANY_PURPOSE,
-        ))
-        kind = state.agency_kinds.get(agency)
-        if kind is None:
-            return
-        viewer = Viewer(agency, kind)
-        client_facts = conn.execute(select(facts).where(
-            facts.c.client_id == client_id.hex, facts.c.controller != agency
-        )).all()
-        for row in client_facts:
-            fact, new_fact = _fact_from_row(row)
-            writer.add_rows(agency, fact, new_fact, grants(viewer, fact, state))
-        writer.flush()
-
-    def _reproject_pair(self, writer: _Writer, state: LogState, controller: str,
-                        recipient: str) -> None:
-        conn = writer.conn
-        writer.sql(f"DELETE FROM accord_view_rows WHERE {_PAIR}", agency=recipient,  # noqa: S608
-                   controller=controller)
-        kind = state.agency_kinds.get(recipient)
-        if kind is None or recipient == controller:
-            return
-        viewer = Viewer(recipient, kind)
-        # Options on the statement, not the connection: Connection.execution_options
-        # changes the connection itself, and later inserts must not use a server cursor.
-        result = conn.execute(
-            select(facts).where(facts.c.controller == controller).order_by(facts.c.position)
-            .execution_options(yield_per=2000)
-        )
-        for row in result:
-            fact, new_fact = _fact_from_row(row)
-            writer.add_rows(recipient, fact, new_fact, grants(viewer, fact, state))
-        writer.flush()
+            _share_in_emergency(writer, state, effect.client_id, effect.agency, position)
 
     @staticmethod
     def _persist_policy(writer: _Writer, state: LogState, event: Any) -> None:
@@ -383,33 +305,30 @@ class AgencyViews(LogFollower):
 class _Writer:
     """Collects the rows of one transaction and writes them in bulk.
 
-    This is the projector's hot path (several view rows for every event in the log), so
-    rows are tuples in the tables' column order, built once, with their times already in
-    the form the database stores."""
+    Facts are queued as tuples in the table's column order, with their times already in
+    the form the database stores. Their view rows are not built here one by one: on each
+    flush the database derives them from the shares (``derive``), several for every fact,
+    without a row passing through Python."""
 
     def __init__(self, conn: Connection, grounds: set[str]) -> None:
         self.conn = conn
+        # The driver's own cursor on the transaction's connection: a change of consent
+        # runs several small statements, and SQLAlchemy's work around each cost more
+        # than running it.
+        self.cursor = conn.connection.cursor()
         self.facts: list[tuple[Any, ...]] = []
-        self.rows: list[tuple[Any, ...]] = []
         self.matching: list[tuple[str, str]] = []
         self.feed: list[tuple[int, str, int, str, str]] = []
         self.grounds = grounds  # the projector's, added to as grounds are queued
         self.new_grounds: list[tuple[Any, ...]] = []
         self.sqlite = conn.dialect.name == "sqlite"
-        self._stamps: dict[datetime, str] = {}
-        self._templates: dict[int, tuple[Any, ...]] = {}
-        self._masks: dict[tuple[str, ...] | None, str] = {}
-        self._masked_position = -1
 
     def stamp(self, value: datetime | None) -> Any:
         """A time as the database stores it: on SQLite, exactly the text SQLAlchemy's
         ``DateTime`` writes and reads (UTC, no offset); elsewhere the datetime itself."""
         if value is None or not self.sqlite:
             return value
-        text = self._stamps.get(value)
-        if text is None:
-            text = self._stamps[value] = _sqlite_time(value)
-        return text
+        return _sqlite_time(value)
 
     def fact_row(self, new_fact: NewFact) -> tuple[Any, ...]:
         fact = new_fact.fact
@@ -417,50 +336,57 @@ class _Writer:
                 fact.controller, self.stamp(fact.occurred_at), self.stamp(new_fact.recorded_at),
                 new_fact.recorded_by, _compact_json(new_fact.data))
 
-    def add_rows(self, agency: str, fact: Fact, new_fact: NewFact,
-                 found: Sequence[Grant]) -> None:
-        """Adds the agency's rows of one fact: one per grant."""
-        client, position, controller = fact.client_id.hex, fact.position, fact.controller
-        masks = self._masks
-        if self._masked_position != position:  # rows of one fact share masks
-            masks.clear()
-            self._masked_position = position
-        for grant in found:
-            template = self._templates.get(id(grant))
-            if template is None:
-                template = self._template(grant)
-            data = masks.get(grant.fields)
-            if data is None:
-                data = masks[grant.fields] = _compact_json(mask(new_fact.data, grant.fields))
-            self.rows.append((client, agency, grant.purpose, position, template[1],
-                              template[2], controller, data, template[3], template[4]))
+    def add_shares(self, shares: Iterable[Share]) -> None:
+        """Writes shares now (the derivations that follow read them), their grounds at
+        the next flush."""
+        rows = []
+        for share in shares:
+            grant = share.grant
+            ground, ground_row = _ground_of(grant)
+            if ground not in self.grounds:
+                self.grounds.add(ground)
+                self.new_grounds.append(ground_row)
+            rows.append((ground, share.category.value, grant.purpose, share.agency,
+                         grant.basis.kind.value, share.controller,
+                         share.client_id.hex if share.client_id else None,
+                         self.stamp(share.data_from), self.stamp(share.data_until),
+                         self.stamp(grant.not_before), self.stamp(grant.not_after)))
+        if rows:
+            self.insert(view_shares, rows)
 
-    def _template(self, grant: Grant) -> tuple[Any, ...]:
-        """What every row of a grant shares, with its ground queued for writing if new.
-
-        Kept by the grant's identity (it holds the grant, so the identity is not reused):
-        the policy hands out the same grant objects for the same agreement, consent,
-        purpose and category."""
-        if len(self._templates) >= _TEMPLATES_KEPT:
-            self._templates.clear()
-        ground, row = _ground_of(grant)
-        if ground not in self.grounds:
-            self.grounds.add(ground)
-            self.new_grounds.append(row)
-        template = self._templates[id(grant)] = (
-            grant, ground, grant.basis.kind.value, self.stamp(grant.not_before),
-            self.stamp(grant.not_after),
-        )
-        return template
+    def derive(self, facts_where: str, shares_where: str = "1 = 1", *,
+               client_only: bool = False, feed: bool = False, **params: Any) -> None:
+        """Writes the view rows of the facts ``f`` matching ``facts_where``, one for each
+        share ``s`` matching ``shares_where`` that covers the fact (``consent.policy
+        .Share.covers``); with ``feed``, also a feed entry for each partner the fact
+        enters. ``client_only`` leaves out the shares that hold for every client."""
+        covers = (_COVERED_BY_CLIENT,) if client_only else _COVERED
+        params.setdefault("controller_kind", BasisKind.CONTROLLER.value)
+        self.sql(f"INSERT INTO accord_view_rows ({_VIEW_COLUMNS}) "
+                 + " UNION ALL ".join(f"SELECT {_VIEW_ROW} {_FACT_AND_SHARE} AND {facts_where} "
+                                      f"AND {shares_where} AND {cover}" for cover in covers),
+                 **params)
+        if feed:  # one entry per partner and fact, however many rows it has
+            self.sql("INSERT INTO accord_feed_outbox (cause, agency, position, client_id, "
+                     "change) " + " UNION ".join(
+                         f"SELECT f.position, s.agency, f.position, f.client_id, 'entered' "
+                         f"{_FACT_AND_SHARE} AND {facts_where} AND {shares_where} "
+                         f"AND s.agency != f.controller AND {cover}" for cover in covers),
+                     **params)
 
     def flush(self) -> None:
         if self.new_grounds:  # perhaps written before a restart: written only if new
-            _bulk_insert(self.conn, view_grounds, self.new_grounds, if_new=True)
+            self.insert(view_grounds, self.new_grounds, if_new=True)
             self.new_grounds.clear()
-        for table, pending in ((facts, self.facts), (view_rows, self.rows),
-                               (client_matching, self.matching), (feed_outbox, self.feed)):
+        if self.facts:
+            first, last = self.facts[0][0], self.facts[-1][0]
+            self.insert(facts, self.facts)
+            self.facts.clear()
+            self.derive("f.position >= :first AND f.position <= :last", feed=True,
+                        first=first, last=last)
+        for table, pending in ((client_matching, self.matching), (feed_outbox, self.feed)):
             if pending:
-                _bulk_insert(self.conn, table, pending)
+                self.insert(table, pending)
                 pending.clear()
 
     def upsert(self, table: Any, key: str, values: dict[str, Any]) -> None:
@@ -474,10 +400,44 @@ class _Writer:
                  f"ON CONFLICT ({key}) {on_conflict}", **values)
 
     def sql(self, statement: str, **params: Any) -> Any:
-        """Runs one statement written with ``:name`` parameters, straight on the driver:
-        the projector runs a few for every change of consent, and building and compiling
-        SQLAlchemy constructs cost more than running them."""
-        return _driver_sql(self.conn, statement, **params)
+        """Runs one statement written with ``:name`` parameters on the driver's cursor,
+        and returns the cursor (to iterate over what it selected)."""
+        if not self.sqlite:
+            statement = _pyformat(statement)
+        self.cursor.execute(statement, params)
+        return self.cursor
+
+    def insert(self, table: Any, rows: list[tuple[Any, ...]], if_new: bool = False) -> None:
+        """Inserts many rows with the driver's ``executemany``: tuples in the table's
+        column order, already in stored form (``if_new``: skipping any already there)."""
+        self.cursor.executemany(_insert_statement(table, self.sqlite, if_new), rows)
+
+
+_VIEW_COLUMNS = ("client_id, agency, purpose, position, ground, basis_kind, controller, "
+                 "not_before, not_after")
+#: A fact ``f`` and a share ``s`` as a view row; callers add the conditions. The facts
+#: come first: SQLite takes CROSS JOIN as the order to loop in, and the few facts of a
+#: batch (or of one client) each find their shares by index, where the other way round
+#: would search every fact of a controller for each share.
+_FACT_AND_SHARE = ("FROM accord_facts f CROSS JOIN accord_view_shares s "
+                   "WHERE s.category = f.category")
+#: The view row of a fact and a share.
+_VIEW_ROW = ("f.client_id, s.agency, s.purpose, f.position, s.ground, s.basis_kind, "
+             "f.controller, s.not_before, s.not_after")
+#: ``Share.covers`` in SQL, for the shares that hold for every client (never a partner's
+#: view of an erased client) ...
+_COVERED_BY_STANDING = (
+    "s.client_id IS NULL AND s.controller = f.controller AND (s.basis_kind = :controller_kind "
+    "OR NOT EXISTS (SELECT 1 FROM accord_policy_erasures e WHERE e.client_id = f.client_id))"
+)
+#: ... and for one client's shares (an erased client has none).
+_COVERED_BY_CLIENT = (
+    "s.client_id = f.client_id "
+    "AND (s.controller = f.controller OR (s.controller IS NULL AND f.controller != s.agency)) "
+    "AND (s.data_from IS NULL OR f.occurred_at >= s.data_from) "
+    "AND (s.data_until IS NULL OR f.occurred_at < s.data_until)"
+)
+_COVERED = (_COVERED_BY_STANDING, _COVERED_BY_CLIENT)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -494,21 +454,12 @@ def _ground_of(grant: Grant) -> tuple[str, tuple[str, str, str, str, str | None]
     return ground, (ground, key, basis, grant.reason, fields)
 
 
-def _bulk_insert(conn: Connection, table: Any, rows: list[tuple[Any, ...]],
-                 if_new: bool = False) -> None:
-    """Inserts many rows through the driver's executemany: tuples in the table's column
-    order, already in stored form. SQLAlchemy's per-row parameter processing cost more
-    than the insert itself."""
+@functools.lru_cache(maxsize=64)
+def _insert_statement(table: Any, sqlite: bool, if_new: bool) -> str:
     names = [c.name for c in table.columns]
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    placeholders = ", ".join(mark for _ in names)
+    placeholders = ", ".join("?" if sqlite else "%s" for _ in names)
     statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608 - names come from the schema
-    if if_new:
-        statement += " ON CONFLICT DO NOTHING"
-    conn.exec_driver_sql(statement, rows)
-
-
-_TEMPLATES_KEPT = 100_000
+    return statement + (" ON CONFLICT DO NOTHING" if if_new else "")
 
 
 def _driver_sql(conn: Connection, statement: str, **params: Any) -> Any:
@@ -531,6 +482,90 @@ def _holding(conn: Connection, agency: str, client_id: UUID,
 def _pyformat(statement: str) -> str:
     """``:name`` parameters as psycopg's ``%(name)s``."""
     return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
+
+
+# -- changes of the shares ---------------------------------------------------------------
+# Each runs after a flush (queued facts have their rows), inside ``_feed_changes`` (what
+# enters or leaves a partner's view goes to the feed): it deletes the rows the change can
+# alter, replaces the shares it alters, and derives those rows again from the shares.
+
+_CONSENT = BasisKind.AGREEMENT_AND_CONSENT.value
+
+
+def _restate_shares(writer: _Writer, state: LogState) -> None:
+    """A new agency: every share again, since agreements and consents already in force
+    may name it (by itself or by its kind). Facts already projected are not revisited, as
+    ``shared_with`` did not give them to an agency not yet registered."""
+    writer.sql("DELETE FROM accord_view_shares")
+    writer.add_shares(standing_shares(state))
+    for client_id in sorted(state.consents.keys() | state.emergencies.keys()):
+        writer.add_shares(client_shares(state, client_id))
+
+
+def _erase(writer: _Writer, client_id: UUID, cause: int) -> None:
+    """An erased client: partners see nothing of the client any more, only controllers
+    keep their own records; the client can no longer be matched."""
+    client = client_id.hex
+    writer.upsert(policy_erasures, "client_id", {"client_id": client})
+    writer.sql("DELETE FROM accord_client_matching WHERE client_id = :client", client=client)
+    with _feed_changes(writer, ("client_id = :client", {"client": client}), cause):
+        writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client AND purpose != :any",
+                   client=client, any=ANY_PURPOSE)
+        writer.sql("DELETE FROM accord_view_shares WHERE client_id = :client", client=client)
+
+
+def _reshare_consents(writer: _Writer, state: LogState, client_id: UUID, controller: str,
+                      cause: int) -> None:
+    """A consent given or withdrawn for one controller's data: only that client's
+    consent-based rows of that controller's facts can change."""
+    where = "client_id = :client AND controller = :controller AND basis_kind = :kind"
+    params: dict[str, Any] = {"client": client_id.hex, "controller": controller,
+                              "kind": _CONSENT}
+    with _feed_changes(writer, (where, params), cause):
+        writer.sql(f"DELETE FROM accord_view_rows WHERE {where}", **params)  # noqa: S608
+        writer.sql(f"DELETE FROM accord_view_shares WHERE {where}", **params)  # noqa: S608
+        writer.add_shares(s for s in client_shares(state, client_id)
+                          if s.controller == controller and s.grant.basis.kind == _CONSENT)
+        writer.derive("f.client_id = :client AND f.controller = :controller",
+                      "s.basis_kind = :kind", client_only=True, **params)
+
+
+def _reshare_agreements(writer: _Writer, state: LogState, controller: str, recipient: str,
+                        cause: int) -> None:
+    """An agreement came into force or was revoked: the recipient's view of the
+    controller's facts is derived again, from the agreements now in force between them
+    (and any emergency grant the recipient holds)."""
+    pair: dict[str, Any] = {"agency": recipient, "controller": controller, "kind": _CONSENT}
+    with _feed_changes(writer, (_PAIR, pair), cause):
+        writer.sql(f"DELETE FROM accord_view_rows WHERE {_PAIR}", **pair)  # noqa: S608
+        writer.sql("DELETE FROM accord_view_shares WHERE client_id IS NULL")
+        writer.add_shares(standing_shares(state))
+        writer.sql("DELETE FROM accord_view_shares WHERE client_id IS NOT NULL "
+                   "AND agency = :agency AND controller = :controller AND basis_kind = :kind",
+                   **pair)
+        for client_id in state.consents:
+            writer.add_shares(s for s in client_shares(state, client_id)
+                              if s.agency == recipient and s.controller == controller
+                              and s.grant.basis.kind == _CONSENT)
+        if recipient != controller:
+            writer.derive("f.controller = :controller", "s.agency = :agency", **pair)
+
+
+def _share_in_emergency(writer: _Writer, state: LogState, client_id: UUID, agency: str,
+                        cause: int) -> None:
+    """An emergency grant: the agency's view of the client is derived again."""
+    where = "client_id = :client AND agency = :agency"
+    params: dict[str, Any] = {"client": client_id.hex, "agency": agency,
+                              "kind": BasisKind.EMERGENCY.value, "any": ANY_PURPOSE}
+    with _feed_changes(writer, (where, params), cause):
+        writer.sql(f"DELETE FROM accord_view_rows WHERE {where} AND purpose != :any",  # noqa: S608
+                   **params)
+        writer.sql(f"DELETE FROM accord_view_shares WHERE {where} AND basis_kind = :kind",  # noqa: S608
+                   **params)
+        writer.add_shares(s for s in client_shares(state, client_id)
+                          if s.agency == agency and s.grant.basis.kind == BasisKind.EMERGENCY)
+        writer.derive("f.client_id = :client AND f.controller != :agency",
+                      "s.agency = :agency", **params)
 
 
 #: The rows of one controller's facts in one recipient's view. Found through the clients
@@ -578,19 +613,15 @@ def _basis_json(basis: Basis) -> str:
 
 def _sqlite_time(value: datetime) -> str:
     """A time as SQLAlchemy's ``DateTime`` stores it on SQLite: UTC, no offset."""
-    utc = value.astimezone(UTC) if value.utcoffset() else value
-    return utc.replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is None:
+        return value.isoformat(" ", "microseconds")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 #: JSON without spaces, by one encoder (``json.dumps`` with options makes one each call).
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _fact_from_row(row: Any) -> tuple[Fact, NewFact]:
-    fact = Fact(UUID(hex=row.client_id), row.position, DataCategory(row.category),
-                row.controller, _aware(row.occurred_at))
-    return fact, NewFact(fact, row.fact_type, json.loads(row.data), _aware(row.recorded_at),
-                         row.recorded_by)
 
 
 def _aware(value: datetime | str) -> datetime:
@@ -605,7 +636,8 @@ def _item(row: Any, ground: _Ground) -> ViewItem:
         position=row.position, fact_type=row.fact_type, category=row.category,
         controller=row.controller, occurred_at=_aware(row.occurred_at),
         recorded_at=_aware(row.recorded_at), fields=ground.fields,
-        data=json.loads(row.data), purpose=row.purpose, basis=dict(ground.basis),
+        data=mask(json.loads(row.data), ground.fields), purpose=row.purpose,
+        basis=dict(ground.basis),
         reason=ground.reason,
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 
+import pytest
 from sqlalchemy import inspect, text
 
 from api.demo import seed
@@ -17,7 +18,7 @@ from infra.wiring import build
 from projections.views import AgencyViews
 
 #: The view rows' layout before grounds had a table of their own.
-OLD_VIEW_ROWS = """
+ROWS_WITH_BASIS = """
 CREATE TABLE accord_view_rows (
     client_id VARCHAR(32) NOT NULL, agency VARCHAR(64) NOT NULL,
     purpose VARCHAR(32) NOT NULL, position BIGINT NOT NULL, basis_key VARCHAR(120) NOT NULL,
@@ -29,8 +30,22 @@ CREATE TABLE accord_view_rows (
 )
 """
 
+#: The layout with grounds, but the masked data written into every row.
+ROWS_WITH_DATA = """
+CREATE TABLE accord_view_rows (
+    client_id VARCHAR(32) NOT NULL, agency VARCHAR(64) NOT NULL,
+    purpose VARCHAR(32) NOT NULL, position BIGINT NOT NULL, ground VARCHAR(24) NOT NULL,
+    basis_kind VARCHAR(32) NOT NULL, controller VARCHAR(64) NOT NULL, data TEXT NOT NULL,
+    not_before TIMESTAMP, not_after TIMESTAMP,
+    PRIMARY KEY (client_id, agency, purpose, position, ground)
+)
+"""
 
-def test_views_of_an_earlier_layout_are_rebuilt_from_the_log(settings: Settings) -> None:
+
+@pytest.mark.parametrize("old_layout", [ROWS_WITH_BASIS, ROWS_WITH_DATA],
+                         ids=["basis in rows", "data in rows"])
+def test_views_of_an_earlier_layout_are_rebuilt_from_the_log(settings: Settings,
+                                                             old_layout: str) -> None:
     accord = build(settings)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the demo prints its tokens
@@ -41,14 +56,14 @@ def test_views_of_an_earlier_layout_are_rebuilt_from_the_log(settings: Settings)
         assert before
         with accord.engine.begin() as conn:
             conn.execute(text("DROP TABLE accord_view_rows"))
-            conn.execute(text(OLD_VIEW_ROWS))
+            conn.execute(text(old_layout))
     finally:
         accord.close()
 
     reopened = build(settings)
     try:
         columns = {c["name"] for c in inspect(reopened.engine).get_columns("accord_view_rows")}
-        assert "ground" in columns and "basis_key" not in columns
+        assert "ground" in columns and not columns & {"basis_key", "data"}
         views = AgencyViews(reopened.app, reopened.engine)
         assert views.position() == 0  # followed again from the start of the log
         views.catch_up()
