@@ -45,7 +45,7 @@ from api.demo import seed
 from infra.keys import generate_key_file
 from infra.settings import Settings
 from infra.wiring import Accord, build
-from projections.views import AgencyViews, _Writer
+from projections.views import AgencyViews, ViewWriter
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET = 30_000
@@ -73,7 +73,7 @@ def database_alone(accord: Accord, batch: int = 2000) -> float:
     started = time.perf_counter()
     for start in range(0, len(rows), batch):
         with accord.engine.begin() as conn:
-            writer = _Writer(conn, set())
+            writer = ViewWriter(conn, set())
             writer.facts.extend(rows[start:start + batch])
             writer.flush()
     return time.perf_counter() - started

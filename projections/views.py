@@ -144,7 +144,7 @@ class AgencyViews(LogFollower):
             with self.engine.begin() as conn:
                 self._advance(conn, upto)
                 state = self._state or self._load_state(conn)
-                writer = _Writer(conn, self._grounds)
+                writer = ViewWriter(conn, self._grounds)
                 to_domain_event = self.app.mapper.to_domain_event
                 for notification in batch:
                     self._apply(writer, state, to_domain_event(notification), notification.id)
@@ -156,11 +156,17 @@ class AgencyViews(LogFollower):
             raise
         self.tracking.committed()
 
-    def _apply(self, writer: _Writer, state: LogState, event: Any, position: int) -> None:
+    def _apply(self, writer: ViewWriter, state: LogState, event: Any, position: int) -> None:
         """Applies one event. A new fact is only queued: its rows are derived in bulk by
-        the database from the shares (``_Writer.flush``), which is why every change of
-        the shares is preceded by a flush, so that queued facts get the shares of their
-        own moment in the log."""
+        the database from the shares (``ViewWriter.flush``).
+
+        A change of a client's consents, or an erasure, needs no flush first: it derives
+        again every row it can alter, of every fact in the table, from the shares as
+        they now are, and queued facts get the same shares when they are flushed. The
+        rows committed are the same either way (what the transaction passed through on
+        the way is never seen). The rarer changes flush first: an agency registered sees
+        only facts recorded after it, so queued facts must not get its shares, and
+        agreements and emergency grants keep the same order for simplicity."""
         if isinstance(event, Review.Event):
             state.position = position
             reviews.index(writer.conn, event, position)
@@ -176,7 +182,6 @@ class AgencyViews(LogFollower):
             writer.flush()
             _restate_shares(writer, state)
         elif isinstance(effect, ClientPolicyChanged):
-            writer.flush()
             if effect.controller is None:
                 _erase(writer, effect.client_id, position)
             else:
@@ -189,7 +194,7 @@ class AgencyViews(LogFollower):
             _share_in_emergency(writer, state, effect.client_id, effect.agency, position)
 
     @staticmethod
-    def _persist_policy(writer: _Writer, state: LogState, event: Any) -> None:
+    def _persist_policy(writer: ViewWriter, state: LogState, event: Any) -> None:
         if isinstance(event, Agency.Registered):
             writer.upsert(policy_agencies, "slug", {"slug": event.slug,
                                                     "kind": AgencyKind(event.kind).value})
@@ -302,7 +307,7 @@ class AgencyViews(LogFollower):
                 view_rows.c.position, view_rows.c.ground))]
 
 
-class _Writer:
+class ViewWriter:
     """Collects the rows of one transaction and writes them in bulk.
 
     Facts are queued as tuples in the table's column order, with their times already in
@@ -492,7 +497,7 @@ def _pyformat(statement: str) -> str:
 _CONSENT = BasisKind.AGREEMENT_AND_CONSENT.value
 
 
-def _restate_shares(writer: _Writer, state: LogState) -> None:
+def _restate_shares(writer: ViewWriter, state: LogState) -> None:
     """A new agency: every share again, since agreements and consents already in force
     may name it (by itself or by its kind). Facts already projected are not revisited, as
     ``shared_with`` did not give them to an agency not yet registered."""
@@ -502,7 +507,7 @@ def _restate_shares(writer: _Writer, state: LogState) -> None:
         writer.add_shares(client_shares(state, client_id))
 
 
-def _erase(writer: _Writer, client_id: UUID, cause: int) -> None:
+def _erase(writer: ViewWriter, client_id: UUID, cause: int) -> None:
     """An erased client: partners see nothing of the client any more, only controllers
     keep their own records; the client can no longer be matched."""
     client = client_id.hex
@@ -514,7 +519,7 @@ def _erase(writer: _Writer, client_id: UUID, cause: int) -> None:
         writer.sql("DELETE FROM accord_view_shares WHERE client_id = :client", client=client)
 
 
-def _reshare_consents(writer: _Writer, state: LogState, client_id: UUID, controller: str,
+def _reshare_consents(writer: ViewWriter, state: LogState, client_id: UUID, controller: str,
                       cause: int) -> None:
     """A consent given or withdrawn for one controller's data: only that client's
     consent-based rows of that controller's facts can change."""
@@ -530,7 +535,7 @@ def _reshare_consents(writer: _Writer, state: LogState, client_id: UUID, control
                       "s.basis_kind = :kind", client_only=True, **params)
 
 
-def _reshare_agreements(writer: _Writer, state: LogState, controller: str, recipient: str,
+def _reshare_agreements(writer: ViewWriter, state: LogState, controller: str, recipient: str,
                         cause: int) -> None:
     """An agreement came into force or was revoked: the recipient's view of the
     controller's facts is derived again, from the agreements now in force between them
@@ -551,7 +556,7 @@ def _reshare_agreements(writer: _Writer, state: LogState, controller: str, recip
             writer.derive("f.controller = :controller", "s.agency = :agency", **pair)
 
 
-def _share_in_emergency(writer: _Writer, state: LogState, client_id: UUID, agency: str,
+def _share_in_emergency(writer: ViewWriter, state: LogState, client_id: UUID, agency: str,
                         cause: int) -> None:
     """An emergency grant: the agency's view of the client is derived again."""
     where = "client_id = :client AND agency = :agency"
@@ -580,7 +585,7 @@ _PAIR = ("agency = :agency AND controller = :controller AND client_id IN "
 Scope = tuple[str, dict[str, Any]]
 
 
-def _in_partner_views(writer: _Writer, scope: Scope) -> set[tuple[str, str, int]]:
+def _in_partner_views(writer: ViewWriter, scope: Scope) -> set[tuple[str, str, int]]:
     """(agency, client, position) of every fact in a partner's view within ``scope``."""
     where, params = scope
     rows = writer.sql("SELECT DISTINCT agency, client_id, position FROM accord_view_rows "  # noqa: S608 - fixed conditions
@@ -589,7 +594,7 @@ def _in_partner_views(writer: _Writer, scope: Scope) -> set[tuple[str, str, int]
 
 
 @contextlib.contextmanager
-def _feed_changes(writer: _Writer, scope: Scope, cause: int) -> Iterator[None]:
+def _feed_changes(writer: ViewWriter, scope: Scope, cause: int) -> Iterator[None]:
     """Records in the feed outbox the facts a re-projection within ``scope`` made enter
     or leave a partner's view (re-derived rows that were there before are no change)."""
     before = _in_partner_views(writer, scope)
@@ -598,7 +603,6 @@ def _feed_changes(writer: _Writer, scope: Scope, cause: int) -> Iterator[None]:
     for change, keys in (("left", before - after), ("entered", after - before)):
         writer.feed.extend((cause, agency, position, client, change)
                            for agency, client, position in sorted(keys))
-    writer.flush()
 
 
 @functools.lru_cache(maxsize=1024)
