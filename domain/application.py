@@ -671,7 +671,13 @@ class AccordApplication(Application[UUID]):
     def identity_of(self, client_id: UUID) -> Identity:
         """The decrypted identity, for callers that have already established a basis;
         raises IdentityErased once the client's data key is destroyed."""
-        return self.vault.open(client_id, self._client(client_id).sealed_identity)
+        # The identity is sealed once, at registration: its first event is all it takes,
+        # not a replay of the client's whole story (every partner's view asks for it).
+        first = self.recorder.select_events(client_id, lte=1)
+        registered = self.mapper.to_domain_event(first[0]) if first else None
+        if not isinstance(registered, Client.Registered):
+            raise ClientNotFound()
+        return self.vault.open(client_id, registered.sealed_identity)
 
     # -- households ---------------------------------------------------------------------
 

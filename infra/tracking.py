@@ -12,11 +12,14 @@ import threading
 from time import monotonic
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from infra.schema import tracking
+
+_POSITION_SQLITE = f"SELECT position FROM {tracking.name} WHERE name = ?"  # noqa: S608 - schema name
+_POSITION_PSYCOPG = f"SELECT position FROM {tracking.name} WHERE name = %s"  # noqa: S608
 
 
 class TrackingConflict(Exception):
@@ -73,7 +76,11 @@ class SqlTrackingRecorder(TrackingRecorder):
 
     @staticmethod
     def position(conn: Connection, name: str) -> int | None:
-        value = conn.execute(select(tracking.c.position).where(tracking.c.name == name)).scalar()
+        """The tracked position, read on the driver: every view and every poll of every
+        follower asks for it, and building the query cost more than running it."""
+        sqlite_ = conn.dialect.name == "sqlite"
+        value = conn.exec_driver_sql(_POSITION_SQLITE if sqlite_ else _POSITION_PSYCOPG,
+                                     (name,)).scalar()
         return int(value) if value is not None else None
 
     def wait(self, application_name: str, notification_id: int | None, timeout: float = 1.0,

@@ -243,11 +243,14 @@ class AgencyViews(LogFollower):
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, agency: str, client_id: UUID, purpose: str,
-             at: datetime | None = None) -> tuple[bool, list[ViewItem]]:
-        """Whether the agency sees anything of the client at ``at`` (now), for any purpose,
-        and its view of the client for ``purpose``: one item per fact, shown on the
-        preferred basis. One query, on the driver: this is every partner's hot path."""
+             at: datetime | None = None) -> tuple[int, bool, list[ViewItem]]:
+        """The log position the view is current to; whether the agency sees anything of
+        the client at ``at`` (now), for any purpose; and its view of the client for
+        ``purpose``: one item per fact, shown on the preferred basis. Read on the driver,
+        on one connection, the position first (so the rows are current to at least that
+        position): this is every partner's hot path."""
         with self.engine.connect() as conn:
+            position = self.tracking.position(conn, self.name) or 0
             rows = _driver_sql(conn, _READ, **_holding(conn, agency, client_id, at)).all()
             grounds = self._grounds_of(conn, {row.ground for row in rows
                                               if row.purpose in (purpose, ANY_PURPOSE)})
@@ -261,12 +264,12 @@ class AgencyViews(LogFollower):
                 best[row.position] = row, ground
         items = [_item(row, ground) for row, ground in best.values()]
         items.sort(key=lambda item: item.position)
-        return bool(rows), items
+        return position, bool(rows), items
 
     def items(self, agency: str, client_id: UUID, purpose: str,
               at: datetime | None = None) -> list[ViewItem]:
         """The agency's view of a client for a purpose at ``at`` (now): one item per fact."""
-        return self.read(agency, client_id, purpose, at)[1]
+        return self.read(agency, client_id, purpose, at)[2]
 
     def _grounds_of(self, conn: Connection, keys: set[str]) -> dict[str, _Ground]:
         """Grounds by key, remembered: a ground's key is a digest of its content, so what

@@ -46,18 +46,19 @@ def _check_commissioner(actor: Actor, purpose: Purpose) -> None:
 
 
 def _read(views: AgencyViews, actor: Actor, client_id: UUID,
-          purpose: Purpose) -> tuple[bool, list[ViewItem]]:
-    """Whether the principal's agency sees the client at all, and the view's items for this
-    principal. A commissioner-role principal sees only what agreements share for
-    commissioning, never its own agency's full records."""
-    seen, items = views.read(actor.agency, client_id, purpose.value)
+          purpose: Purpose) -> tuple[int, bool, list[ViewItem]]:
+    """The position the view is current to, whether the principal's agency sees the
+    client at all, and the view's items for this principal. A commissioner-role principal
+    sees only what agreements share for commissioning, never its own agency's full
+    records."""
+    position, seen, items = views.read(actor.agency, client_id, purpose.value)
     if actor.role is Role.COMMISSIONER:
         items = [i for i in items if i.basis["kind"] != BasisKind.CONTROLLER.value]
-    return seen, items
+    return position, seen, items
 
 
 def _items(views: AgencyViews, actor: Actor, client_id: UUID, purpose: Purpose) -> list[ViewItem]:
-    return _read(views, actor, client_id, purpose)[1]
+    return _read(views, actor, client_id, purpose)[2]
 
 
 @router.get("/{client_id}/view", response_model=ClientViewOut, responses=_errors)
@@ -81,8 +82,7 @@ def view(
     with access.reading(actor, AccessAction.VIEW, client_id=client_id,
                         purpose=purpose.value) as read:
         _check_commissioner(actor, purpose)
-        position = views.position()
-        seen, items = _read(views, actor, client_id, purpose)
+        position, seen, items = _read(views, actor, client_id, purpose)
         if not seen:
             raise ClientNotFound()
         if not items:
