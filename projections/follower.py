@@ -99,6 +99,15 @@ class LogFollower:
         """Records ``upto`` in the batch's transaction (call it first there)."""
         self.tracking.advance(conn, self.name, self._start, upto)
 
+    def _still_at_start(self, conn: Connection) -> None:
+        """Raises ``TrackingConflict`` if another process has moved this read model since
+        the batch began: for a follower that reads its state outside the batch's write
+        transaction, where ``_advance`` alone could not tell a rebuild that emptied the
+        state and came back to the same position from nothing having happened."""
+        if (self.tracking.position(conn, self.name) or 0) != self._start:
+            raise TrackingConflict(f"{self.name} has been moved from {self._start} "
+                                   "by another process")
+
     def rebuild(self, *, show_progress: bool = False) -> int:
         """Empties the tables and the tracked position, and follows the whole log again."""
         with self._lock, self.engine.begin() as conn:

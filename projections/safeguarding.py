@@ -187,6 +187,9 @@ class SafeguardingRules(LogFollower):
                 for notification in batch:
                     event = self.app.mapper.to_domain_event(notification)
                     outcomes.extend(self._apply(work, policy, event, notification.id))
+                # A rebuild elsewhere may have emptied what was just read: judged on
+                # half the facts, an alert could be missed. Start again if so.
+                self._still_at_start(conn)
             # 2. ...append the alerts (a re-run after a crash finds their ids taken)...
             for aggregate in outcomes:
                 # Already raised (or withheld) by an earlier run of this batch: skip it.

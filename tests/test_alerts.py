@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from domain.agencies import Role
+from infra.schema import tracking
 from infra.wiring import Accord
 from projections.alerts import AlertInbox
 from projections.safeguarding import SafeguardingRules
@@ -347,3 +348,60 @@ def test_the_live_stream_over_real_http(server: str, partnership: Partnership) -
         # The server is still well after the client went away.
         assert http.get("/v1/alerts", headers=hdr(partnership, "childrens",
                                                   SAFEGUARDING)).status_code == 200
+
+
+def test_a_rebuild_that_resets_the_rules_mid_batch_cannot_make_them_miss_an_alert(
+    api: TestClient, accord: Accord, partnership: Partnership
+) -> None:
+    """The rules evaluate a batch against state read outside their write transaction. If
+    an ``accord projections rebuild`` in another process empties that state meanwhile and
+    is back at the same position before the batch commits, the position check alone
+    would pass and the batch would have been judged on half the facts: the third missed
+    appointment would raise nothing. The rules check, before any alert, that the
+    position is still where the batch began; here they start again and raise it."""
+    agree(api, partnership, childrens_terms())
+    parent = client(api, partnership)
+    post_fact(api, partnership, parent, children())
+    for days in (14, 2):
+        post_fact(api, partnership, parent, fact("appointment_missed",
+                                                 {"appointment": "keywork"}, at(days)))
+    rules = api.app.state.projections.find(SafeguardingRules)  # type: ignore[attr-defined]
+    rules.catch_up()
+    with accord.engine.connect() as conn:  # the state at this position, as a rebuild ends
+        kept = {table: [tuple(r) for r in conn.execute(table.select())]
+                for table in (*rules.tables, tracking)}
+    post_fact(api, partnership, parent, fact("appointment_missed",
+                                             {"appointment": "keywork"}, at(1)))
+
+    def rebuild_resets() -> None:  # another process starts a rebuild: all emptied
+        with accord.engine.begin() as conn:
+            for table in (*rules.tables, tracking):
+                conn.execute(table.delete())
+
+    def rebuild_is_back() -> None:  # ... and has rebuilt up to the same position
+        with accord.engine.begin() as conn:
+            for table, rows in kept.items():
+                conn.execute(table.delete())
+                if rows:
+                    conn.execute(table.insert(), [dict(zip(table.c.keys(), r, strict=True))
+                                                  for r in rows])
+
+    apply, advance = rules._apply, rules._advance
+    steps: list[str] = []
+
+    def resetting_apply(*args: Any) -> Any:
+        if not steps:
+            steps.append("reset")
+            rebuild_resets()
+        return apply(*args)
+
+    def advance_after_return(conn: Any, upto: int) -> None:
+        if steps == ["reset"]:
+            steps.append("back")
+            rebuild_is_back()
+        advance(conn, upto)
+
+    rules._apply, rules._advance = resetting_apply, advance_after_return
+    rules.catch_up()
+    assert steps[0] == "reset"
+    assert [a["rule"] for a in inbox(api, partnership)] == ["parent_disengaging"]
