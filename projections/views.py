@@ -160,12 +160,13 @@ class AgencyViews(LogFollower):
         """Applies one event. A new fact is only queued: its rows are derived in bulk by
         the database from the shares (``ViewWriter.flush``).
 
-        A change of a client's consents, or an erasure, needs no flush first: it derives
-        again every row it can alter, of every fact in the table, from the shares as
-        they now are, and queued facts get the same shares when they are flushed. The
-        rows committed are the same either way (what the transaction passed through on
-        the way is never seen). The rarer changes flush first: an agency registered sees
-        only facts recorded after it, so queued facts must not get its shares, and
+        A change of a client's consents, by far the commonest change, needs no flush
+        first: it derives again every row it can alter, of every fact in the table, from
+        the shares as they now are, and queued facts get the same shares when they are
+        flushed. The rows committed are the same either way (what the transaction passed
+        through on the way is never seen). The rarer changes flush first: an agency
+        registered sees only facts recorded after it, so queued facts must not get its
+        shares; an erasure deletes the client's matching rows, queued ones included; and
         agreements and emergency grants keep the same order for simplicity."""
         if isinstance(event, Review.Event):
             state.position = position
@@ -183,6 +184,7 @@ class AgencyViews(LogFollower):
             _restate_shares(writer, state)
         elif isinstance(effect, ClientPolicyChanged):
             if effect.controller is None:
+                writer.flush()  # the client's queued matching rows must go too
                 _erase(writer, effect.client_id, position)
             else:
                 _reshare_consents(writer, state, effect.client_id, effect.controller, position)

@@ -24,6 +24,7 @@ from uuid import UUID
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from consent.policy import ANY_PURPOSE, Fact, Viewer, decide, grants, mask
 from consent.state import LogState, NewFact, evolve
@@ -34,7 +35,7 @@ from domain.errors import AgreementRevoked, ClientNotFound, Conflict, Forbidden
 from domain.identity import Identity
 from domain.vocabulary import Article6, Article9, Article10, LegalDuty, Purpose
 from infra.keys import generate_key_file
-from infra.schema import view_items
+from infra.schema import client_matching, policy_erasures, view_items
 from infra.settings import Settings
 from infra.wiring import Accord, build
 from projections.replay import PointInTime
@@ -574,6 +575,11 @@ def check_random_history(
         rebuilt_views.rebuild()
         assert rebuilt_views.all_rows() == incremental
         assert rebuilt_views.position() == world.app.head_position()
+        # (f) an erased client can no longer be matched, however the log was batched.
+        with world.accord.engine.connect() as conn:
+            erased = set(conn.execute(select(policy_erasures.c.client_id)).scalars())
+            matchable = set(conn.execute(select(client_matching.c.client_id)).scalars())
+        assert not erased & matchable
 
 
 _HEALTH_CHECKS = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
