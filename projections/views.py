@@ -495,9 +495,10 @@ def _pyformat(statement: str) -> str:
 
 
 # -- changes of the shares ---------------------------------------------------------------
-# Each runs after a flush (queued facts have their rows), inside ``_feed_changes`` (what
-# enters or leaves a partner's view goes to the feed): it deletes the rows the change can
-# alter, replaces the shares it alters, and derives those rows again from the shares.
+# Each runs inside ``_feed_changes`` (what enters or leaves a partner's view goes to the
+# feed): it deletes the rows the change can alter, replaces the shares it alters, and
+# derives those rows again from the shares. All but a change of consent run after a flush
+# (``AgencyViews._apply`` says why that one need not).
 
 _CONSENT = BasisKind.AGREEMENT_AND_CONSENT.value
 
