@@ -18,7 +18,12 @@ from infra.settings import Settings
 from infra.signing import SigningKeyError, load_signer, parse_public_key
 from infra.wiring import build
 from projections.log_tree import TreeHead, Verification, verify_log
-from projections.merkle import HASH_SIZE, verify_consistency, verify_inclusion
+from projections.merkle import (
+    hash_from_hex,
+    verify_consistency,
+    verify_inclusion,
+    whole_number,
+)
 
 SHOWN_FINDINGS = 10
 
@@ -154,13 +159,13 @@ def _check_proof(args: argparse.Namespace) -> int:
 def _check_inclusion(proof: dict[str, Any], heads: dict[int, TreeHead],
                      expected_leaf: str | None) -> int:
     size, index = _number(proof, "tree_size"), _number(proof, "leaf_index")
-    leaf = _hex(proof.get("leaf_hash"), "leaf_hash")
-    path = [_hex(h, "audit_path") for h in _list(proof, "audit_path")]
+    leaf = hash_from_hex(proof.get("leaf_hash"), "leaf_hash")
+    path = [hash_from_hex(h, "each hash in audit_path") for h in _list(proof, "audit_path")]
     head = heads.get(size)
     if head is None:
         return _failed(f"the proof is for a tree of size {size}; give the signed head of that "
                        f"size (given: {', '.join(map(str, sorted(heads)))})")
-    if expected_leaf is not None and _hex(expected_leaf, "--leaf-hash") != leaf:
+    if expected_leaf is not None and hash_from_hex(expected_leaf, "--leaf-hash") != leaf:
         return _failed("the proof is for another leaf than --leaf-hash")
     if not verify_inclusion(index, size, leaf, path, head.root_hash):
         return _failed(f"the audit path does not lead from leaf {leaf.hex()} (index {index}) to "
@@ -173,7 +178,8 @@ def _check_inclusion(proof: dict[str, Any], heads: dict[int, TreeHead],
 
 def _check_consistency(proof: dict[str, Any], heads: dict[int, TreeHead]) -> int:
     first, second = _number(proof, "first"), _number(proof, "second")
-    path = [_hex(h, "consistency_path") for h in _list(proof, "consistency_path")]
+    path = [hash_from_hex(h, "each hash in consistency_path")
+            for h in _list(proof, "consistency_path")]
     missing = [s for s in (first, second) if s not in heads]
     if missing:
         return _failed(f"give the signed heads of sizes {first} and {second} (missing: "
@@ -193,10 +199,7 @@ def _failed(message: str) -> int:
 
 
 def _number(proof: dict[str, Any], name: str) -> int:
-    value = proof.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"the proof's {name} must be a whole number")
-    return value
+    return whole_number(proof.get(name), f"the proof's {name}")
 
 
 def _list(proof: dict[str, Any], name: str) -> list[Any]:
@@ -204,13 +207,3 @@ def _list(proof: dict[str, Any], name: str) -> list[Any]:
     if not isinstance(value, list):
         raise ValueError(f"the proof's {name} must be a list of hex hashes")
     return value
-
-
-def _hex(value: Any, name: str) -> bytes:
-    try:
-        raw = bytes.fromhex(str(value))
-    except ValueError:
-        raw = b""
-    if len(raw) != HASH_SIZE:
-        raise ValueError(f"{name} must hold SHA-256 hashes as 64 hex digits")
-    return raw

@@ -57,14 +57,15 @@ from infra.signing import (
 from infra.tracking import SqlTrackingRecorder
 from infra.wiring import Accord
 from projections.merkle import (
-    HASH_SIZE,
     CompactRange,
     consistency_proof,
+    hash_from_hex,
     inclusion_proof,
     leaf_hash,
     node_hash,
     perfect_subtrees,
     subtree_hash,
+    whole_number,
 )
 
 log = logging.getLogger("accord.projections")
@@ -166,10 +167,10 @@ class TreeHead:
             raise ValueError("a tree head is a JSON object")
         try:
             head = cls(
-                tree_size=_whole(raw["tree_size"], "tree_size"),
-                last_position=_whole(raw["last_position"], "last_position"),
-                root_hash=_hash(raw["root_hash"], "root_hash"),
-                timestamp=_whole(raw["timestamp"], "timestamp"),
+                tree_size=whole_number(raw["tree_size"], "tree_size"),
+                last_position=whole_number(raw["last_position"], "last_position"),
+                root_hash=hash_from_hex(raw["root_hash"], "root_hash"),
+                timestamp=whole_number(raw["timestamp"], "timestamp"),
                 key_id=str(raw.get("key_id") or key_id(str(raw["public_key"]))),
                 public_key=str(raw["public_key"]),
                 signature=base64.b64decode(str(raw["signature"]), validate=True),
@@ -184,22 +185,6 @@ class TreeHead:
     def from_row(cls, row: Any) -> TreeHead:
         return cls(row.tree_size, row.last_position, bytes(row.root_hash), row.timestamp,
                    row.key_id, row.public_key, bytes(row.signature))
-
-
-def _whole(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a whole number")
-    return value
-
-
-def _hash(value: Any, name: str) -> bytes:
-    try:
-        raw = bytes.fromhex(str(value))
-    except ValueError:
-        raw = b""
-    if len(raw) != HASH_SIZE:
-        raise ValueError(f"{name} must be 64 hex digits (a SHA-256 hash)")
-    return raw
 
 
 # -- proofs ---------------------------------------------------------------------------------

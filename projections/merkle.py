@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -228,3 +229,23 @@ def verify_consistency(first: int, second: int, first_root: bytes, second_root: 
         fn >>= 1
         sn >>= 1
     return fr == first_root and sr == second_root and sn == 0
+
+
+def hash_from_hex(value: Any, name: str) -> bytes:
+    """A SHA-256 hash given as 64 hex digits (in a tree head or a proof); ValueError
+    naming ``name`` otherwise."""
+    try:
+        raw = bytes.fromhex(str(value))
+    except ValueError:
+        raw = b""
+    if len(raw) != HASH_SIZE:
+        raise ValueError(f"{name} must be 64 hex digits (a SHA-256 hash)")
+    return raw
+
+
+def whole_number(value: Any, name: str) -> int:
+    """A size, index or time in a tree head or a proof: a whole number (not a boolean);
+    ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number")
+    return value
