@@ -49,6 +49,7 @@ from consent.policy import mask
 from domain.alerts import Alert
 from domain.application import AccordApplication
 from infra.keys import load_key_file
+from infra.runner import BackgroundLoop
 from infra.schema import feed_outbox, view_items, view_rows
 from infra.settings import Settings
 from infra.tracking import SqlTrackingRecorder
@@ -128,15 +129,18 @@ class RelayStats:
     errors: list[str] = field(default_factory=list)
 
 
-class Relay:
+class Relay(BackgroundLoop):
     alerts_name = "kafka_relay"
     feed_name = "kafka_feed"
+    thread_name = "accord-kafka-relay"
+    join_timeout = 15.0
 
     def __init__(self, app: AccordApplication, engine: Engine, bootstrap: str, key: bytes,
                  *, prefix: str = "accord", batch_size: int = 500, poll_interval: float = 0.2,
                  feed: bool = True, backoff: tuple[float, float] = (0.2, 5.0),
                  producer_factory: Callable[[], Any] | None = None,
                  producer_options: dict[str, Any] | None = None) -> None:
+        super().__init__()
         self.app = app
         self.engine = engine
         self.bootstrap = bootstrap
@@ -152,9 +156,6 @@ class Relay:
         self._producer_options = producer_options or {}
         self._producer: Any = None
         self._alerts: dict[UUID, Alert.Raised] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, app: AccordApplication, engine: Engine, settings: Settings,
@@ -175,22 +176,8 @@ class Relay:
 
     # -- running ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="accord-kafka-relay", daemon=True)
-        self._thread.start()
-
-    def nudge(self, _position: int | None = None) -> None:
-        self._wake.set()
-
-    def stop_soon(self) -> None:
-        """Asks the loop to finish after the current batch (safe from a signal handler)."""
-        self._stop.set()
-        self._wake.set()
-
     def stop(self) -> None:
-        self.stop_soon()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
+        super().stop()
         self.close()
 
     def close(self) -> None:

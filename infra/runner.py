@@ -22,20 +22,22 @@ class CatchesUp(Protocol):
     def catch_up(self) -> int: ...
 
 
-class ProjectionRunner:
-    def __init__(self, projections: Sequence[CatchesUp], poll_interval: float = 0.5,
-                 linger: float = 0.05) -> None:
-        self.projections = list(projections)
-        self.poll_interval = poll_interval
-        #: After a nudge, how long to gather further writes into the same catch-up: under
-        #: load (every read appends an access record) one pass serves many writes.
-        self.linger = linger
+class BackgroundLoop:
+    """A loop in a daemon thread that can be nudged awake and asked to stop: what the
+    projection runner and the Kafka relay share. Subclasses write ``run``, waiting on
+    ``_wake`` and checking ``_stop``."""
+
+    thread_name = "accord-background"
+    #: How long ``stop`` waits for the loop to finish its batch.
+    join_timeout = 10.0
+
+    def __init__(self) -> None:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="accord-projections", daemon=True)
+        self._thread = threading.Thread(target=self.run, name=self.thread_name, daemon=True)
         self._thread.start()
 
     def nudge(self, _position: int | None = None) -> None:
@@ -47,10 +49,25 @@ class ProjectionRunner:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        self.stop_soon()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self.join_timeout)
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+
+class ProjectionRunner(BackgroundLoop):
+    thread_name = "accord-projections"
+
+    def __init__(self, projections: Sequence[CatchesUp], poll_interval: float = 0.5,
+                 linger: float = 0.05) -> None:
+        super().__init__()
+        self.projections = list(projections)
+        self.poll_interval = poll_interval
+        #: After a nudge, how long to gather further writes into the same catch-up: under
+        #: load (every read appends an access record) one pass serves many writes.
+        self.linger = linger
 
     def run(self) -> None:
         """Catches every projection up until stopped; a failing batch is retried later."""
