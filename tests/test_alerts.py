@@ -79,6 +79,15 @@ def client(api: TestClient, partnership: Partnership, nhs: str = "9434765919") -
     return register(api, partnership, identity={**VALID_IDENTITY, "nhs_number": nhs})
 
 
+def concern_raised(api: TestClient, partnership: Partnership) -> str:
+    """A legal-duty agreement with children's services, and a client of the treatment
+    provider with a child safeguarding concern recorded; returns the client's id."""
+    agree(api, partnership, childrens_terms())
+    client_id = client(api, partnership)
+    post_fact(api, partnership, client_id, concern())
+    return client_id
+
+
 def test_a_child_concern_raises_one_alert_with_its_basis(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
@@ -120,9 +129,7 @@ def test_no_agreement_no_alert_and_the_log_says_why(
 def test_alerts_are_raised_once_per_position_across_a_rebuild_and_a_restart(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
-    agree(api, partnership, childrens_terms())
-    client_id = client(api, partnership)
-    post_fact(api, partnership, client_id, concern())
+    client_id = concern_raised(api, partnership)
     post_fact(api, partnership, client_id, concern())
     assert len(inbox(api, partnership)) == 2
     rules = api.app.state.projections.find(SafeguardingRules)  # type: ignore[attr-defined]
@@ -140,9 +147,7 @@ def test_alerts_are_raised_once_per_position_across_a_rebuild_and_a_restart(
 def test_lifecycle_acknowledge_close_and_refusals(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
-    agree(api, partnership, childrens_terms())
-    client_id = client(api, partnership)
-    post_fact(api, partnership, client_id, concern())
+    concern_raised(api, partnership)
     alert_id = inbox(api, partnership)[0]["alert_id"]
     url = f"/v1/alerts/{alert_id}"
     mine = hdr(partnership, "childrens", SAFEGUARDING)
@@ -169,9 +174,7 @@ def test_lifecycle_acknowledge_close_and_refusals(
 def test_an_unacknowledged_alert_is_escalated_after_its_time(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
-    agree(api, partnership, childrens_terms())
-    client_id = client(api, partnership)
-    post_fact(api, partnership, client_id, concern())
+    concern_raised(api, partnership)
     [alert] = inbox(api, partnership)
     due = datetime.fromisoformat(alert["acknowledge_by"])
     assert timedelta(hours=3.9) < due - datetime.now(UTC) <= timedelta(hours=4)
@@ -273,9 +276,7 @@ def test_multi_agency_concerns_and_pregnancy(
 def test_each_inbox_read_is_recorded(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
-    agree(api, partnership, childrens_terms())
-    client_id = client(api, partnership)
-    post_fact(api, partnership, client_id, concern())
+    concern_raised(api, partnership)
     settle(api)
     before = len(events(accord, "domain.access:AccessRecord.Recorded"))
     inbox(api, partnership)
@@ -288,9 +289,7 @@ def test_each_inbox_read_is_recorded(
 def test_the_stream_sends_open_alerts(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
-    agree(api, partnership, childrens_terms())
-    client_id = client(api, partnership)
-    post_fact(api, partnership, client_id, concern())
+    client_id = concern_raised(api, partnership)
     settle(api)
     response = api.get("/v1/alerts/stream?max_seconds=0",
                        headers=hdr(partnership, "childrens", SAFEGUARDING))
