@@ -9,6 +9,8 @@ with a message.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -25,6 +28,7 @@ from domain.application import OPERATOR
 from infra.keys import generate_key_file
 from infra.settings import Settings
 from infra.wiring import Accord, build
+from tests.kafka_broker import free_port
 
 PG_URL = os.environ.get("ACCORD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -170,3 +174,27 @@ def changes(accord: Accord) -> int:
 
 def access_records(accord: Accord) -> int:
     return sum(1 for topic in _topics(accord) if topic == ACCESS_TOPIC)
+
+
+@pytest.fixture
+def server(accord: Accord) -> Iterator[str]:
+    """A real uvicorn serving the app on a free loopback port, as `accord serve` runs."""
+    port = free_port()
+    config = uvicorn.Config(create_app(accord), host="127.0.0.1", port=port,
+                            log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        if not thread.is_alive():
+            pytest.fail("uvicorn stopped before it started")
+        if time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start within 30 s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "uvicorn did not shut down"

@@ -5,19 +5,12 @@ agencies, access records and the live stream."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from domain.agencies import Role
 from infra.schema import tracking
 from infra.wiring import Accord
@@ -299,32 +292,6 @@ def test_the_stream_sends_open_alerts(
     assert client_id in response.text
     assert api.get("/v1/alerts/stream?max_seconds=0",
                    headers=hdr(partnership, "childrens")).status_code == 403
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def server(accord: Accord) -> Iterator[str]:
-    port = _free_port()
-    instance = uvicorn.Server(uvicorn.Config(create_app(accord), host="127.0.0.1", port=port,
-                                             log_level="warning"))
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        instance.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "uvicorn did not shut down"
 
 
 def test_the_live_stream_over_real_http(server: str, partnership: Partnership) -> None:

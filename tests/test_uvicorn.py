@@ -7,49 +7,15 @@ chunked bodies), the app's lifespan and its thread pool.
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
-from api.app import create_app
 from domain.agencies import Role
 from infra.wiring import Accord
 from tests.conftest import VALID_IDENTITY, Partnership
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def server(accord: Accord) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(create_app(accord), host="127.0.0.1", port=port,
-                            log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        if not thread.is_alive():
-            pytest.fail("uvicorn stopped before it started")
-        if time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start within 30 s")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        instance.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "uvicorn did not shut down"
 
 
 @pytest.fixture
