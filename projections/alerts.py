@@ -90,7 +90,7 @@ class AlertInbox(LogFollower):
                 escalated += 1
         return escalated
 
-    def _process(self, batch: Sequence[Notification], upto: int) -> None:
+    def _process(self, batch: Sequence[Notification], upto: int) -> int:
         with self.engine.begin() as conn:
             self._advance(conn, upto)
             for notification in batch:
@@ -121,6 +121,7 @@ class AlertInbox(LogFollower):
                     continue
                 conn.execute(update(alerts).where(key).values(**changes))
         self.tracking.committed()
+        return len(batch)
 
     # -- queries ---------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ class AccessIndex(LogFollower):
     def __init__(self, app: AccordApplication, engine: Engine, batch_size: int = 2000) -> None:
         super().__init__(app, engine, [ACCESS_TOPIC], batch_size)
 
-    def _process(self, batch: Sequence[Notification], upto: int) -> None:
+    def _process(self, batch: Sequence[Notification], upto: int) -> int:
         rows: list[dict[str, Any]] = []
         owners: list[dict[str, Any]] = []
         for notification in batch:
@@ -80,6 +80,7 @@ class AccessIndex(LogFollower):
             if owners:
                 conn.execute(insert(access_controllers), owners)
         self.tracking.committed()
+        return len(batch)
 
     # -- queries ------------------------------------------------------------------------
 

@@ -47,12 +47,18 @@ class LogFollower:
     doing: ClassVar[str]
     #: The tables ``rebuild`` empties.
     tables: ClassVar[tuple[Table, ...]]
+    #: At most how many positions of the log one batch covers (None: no limit), for a
+    #: follower that reads some events other than through ``_batches``.
+    span: ClassVar[int | None] = None
 
     def __init__(self, app: AccordApplication, engine: Engine, topics: Sequence[str],
-                 batch_size: int = 2000) -> None:
+                 batch_size: int = 2000, *, copied: Sequence[str] = ()) -> None:
         self.app = app
         self.engine = engine
+        #: Every topic followed; ``_batches`` reads those not ``copied`` in bulk by the
+        #: follower itself (which then bounds its batches with ``span``).
         self.topics = list(topics)
+        self._read_topics = [topic for topic in self.topics if topic not in copied]
         self.batch_size = batch_size
         self.tracking = SqlTrackingRecorder(engine)
         self._lock = threading.Lock()
@@ -91,8 +97,7 @@ class LogFollower:
                 steps = progress(steps, self.doing)
             for batch, upto in steps:
                 self._start, self._at = position, None
-                self._process(batch, upto)
-                processed[0] += len(batch)
+                processed[0] += self._process(batch, upto)
                 position = self._at = upto
 
     def _advance(self, conn: Connection, upto: int) -> None:
@@ -121,18 +126,21 @@ class LogFollower:
     def _batches(self, position: int,
                  head: int) -> Iterable[tuple[Sequence[Notification], int]]:
         """Batches of the followed events, each with the position it brings this read
-        model up to (the head, once no more followed events are left before it)."""
+        model up to (the head, once no more followed events are left before it; or the
+        end of the ``span``)."""
         while position < head:
+            stop = head if self.span is None else min(head, position + self.span)
             batch = self.app.recorder.select_notifications(
-                start=position, limit=self.batch_size, stop=head, topics=self.topics,
+                start=position, limit=self.batch_size, stop=stop, topics=self._read_topics,
                 inclusive_of_start=False,
             )
-            upto = batch[-1].id if len(batch) == self.batch_size else head
+            upto = batch[-1].id if len(batch) == self.batch_size else stop
             yield batch, upto
             position = upto
 
-    def _process(self, batch: Sequence[Notification], upto: int) -> None:
-        """Writes the batch's rows and records ``upto`` in one transaction."""
+    def _process(self, batch: Sequence[Notification], upto: int) -> int:
+        """Writes the batch's rows and records ``upto`` in one transaction; returns how
+        many followed events that was (``batch``, and any the follower read another way)."""
         raise NotImplementedError
 
     def _forget(self) -> None:

@@ -177,7 +177,7 @@ class SafeguardingRules(LogFollower):
     def _forget(self) -> None:
         self._policy = None
 
-    def _process(self, batch: Sequence[Notification], upto: int) -> None:
+    def _process(self, batch: Sequence[Notification], upto: int) -> int:
         try:
             # 1. Evaluate, reading the committed state (no write lock is held)...
             with self.engine.connect() as conn:
@@ -209,6 +209,7 @@ class SafeguardingRules(LogFollower):
             self._policy = None  # may be ahead of the committed rows
             raise
         self.tracking.committed()
+        return len(batch)
 
     def _apply(self, work: _Working, policy: _Policy, event: Any,
                position: int) -> list[Aggregate]:

@@ -51,7 +51,6 @@ from consent.state import (
     ClientPolicyChanged,
     EmergencyGranted,
     LogState,
-    NewFact,
     evolve,
 )
 from domain.agencies import Agency, AgencyKind
@@ -75,6 +74,7 @@ from infra.schema import (
 )
 from projections import reviews
 from projections.follower import LogFollower, topics_of
+from projections.log_facts import FACT_RECORDED, copy_parameters, copy_statement
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,16 @@ class AgencyViews(LogFollower):
               policy_consents, policy_erasures, client_matching, policy_emergencies,
               view_grounds, *reviews.TABLES)
 
+    #: The facts are copied by the database (``projections.log_facts``), not read as
+    #: followed events: a batch covers at most this much of the log, however few of the
+    #: events in it are followed.
+    span = 10_000
+
     def __init__(self, app: AccordApplication, engine: Engine, batch_size: int = 2000) -> None:
         # Never the access records, which make up most of a busy log.
-        super().__init__(app, engine, topics_of(Client, Agency, Agreement, Review), batch_size)
+        super().__init__(app, engine, topics_of(Client, Agency, Agreement, Review), batch_size,
+                         copied=[FACT_RECORDED])
+        self._copy_facts = copy_statement(app, engine.dialect.name)
         self._state: LogState | None = None
         #: Grounds written, or queued in the open transaction (forgotten if it rolls back):
         #: each is written once, then referred to by key.
@@ -139,60 +146,61 @@ class AgencyViews(LogFollower):
         self._state = None
         self._grounds = set()
 
-    def _process(self, batch: Sequence[Notification], upto: int) -> None:
+    def _process(self, batch: Sequence[Notification], upto: int) -> int:
         try:
             with self.engine.begin() as conn:
                 self._advance(conn, upto)
                 state = self._state or self._load_state(conn)
-                writer = ViewWriter(conn, self._grounds)
+                writer = ViewWriter(conn, self._grounds, self._copy_facts, self._start)
                 to_domain_event = self.app.mapper.to_domain_event
                 for notification in batch:
                     self._apply(writer, state, to_domain_event(notification), notification.id)
-                writer.flush()
+                writer.flush(upto)
             self._state = state
         except BaseException:
             # The in-memory state and grounds may be ahead of the rolled-back rows.
             self._forget()
             raise
         self.tracking.committed()
+        return len(batch) + writer.copied - writer.registrations
 
     def _apply(self, writer: ViewWriter, state: LogState, event: Any, position: int) -> None:
-        """Applies one event. A new fact is only queued: its rows are derived in bulk by
-        the database from the shares (``ViewWriter.flush``).
+        """Applies one event that changes the policy (the facts between them are copied,
+        and their rows derived in bulk from the shares, when the writer flushes).
 
         A change of a client's consents, by far the commonest change, needs no flush
         first: it derives again every row it can alter, of every fact in the table, from
-        the shares as they now are, and queued facts get the same shares when they are
-        flushed. The rows committed are the same either way (what the transaction passed
-        through on the way is never seen). The rarer changes flush first: an agency
-        registered sees only facts recorded after it, so queued facts must not get its
-        shares; an erasure deletes the client's matching rows, queued ones included; and
-        agreements and emergency grants keep the same order for simplicity."""
+        the shares as they now are, and facts not yet copied get the same shares when
+        they are. The rows committed are the same either way (what the transaction passed
+        through on the way is never seen). The rarer changes flush the facts before them
+        first: an agency registered sees only facts recorded after it, so earlier facts
+        must not get its shares; an erasure deletes the client's matching rows, queued
+        ones included; and agreements and emergency grants keep the same order for
+        simplicity."""
         if isinstance(event, Review.Event):
             state.position = position
             reviews.index(writer.conn, event, position)
             return
         effect = evolve(state, event, position)
         self._persist_policy(writer, state, event)
-        if isinstance(effect, NewFact):
-            writer.facts.append(writer.fact_row(effect))
-            if isinstance(event, Client.Registered):
-                for fingerprint in {event.nhs_fingerprint, event.name_fingerprint}:
-                    writer.matching.append((fingerprint, event.originator_id.hex))
+        if isinstance(event, Client.Registered):  # its identity fact is copied too
+            for fingerprint in {event.nhs_fingerprint, event.name_fingerprint}:
+                writer.matching.append((fingerprint, event.originator_id.hex))
+            writer.registrations += 1
         elif isinstance(event, Agency.Registered):
-            writer.flush()
+            writer.flush(position - 1)
             _restate_shares(writer, state)
         elif isinstance(effect, ClientPolicyChanged):
             if effect.controller is None:
-                writer.flush()  # the client's queued matching rows must go too
+                writer.flush(position - 1)  # the client's queued matching rows must go too
                 _erase(writer, effect.client_id, position)
             else:
                 _reshare_consents(writer, state, effect.client_id, effect.controller, position)
         elif isinstance(effect, AgreementChanged):
-            writer.flush()
+            writer.flush(position - 1)
             _reshare_agreements(writer, state, effect.controller, effect.recipient, position)
         elif isinstance(effect, EmergencyGranted):
-            writer.flush()
+            writer.flush(position - 1)
             _share_in_emergency(writer, state, effect.client_id, effect.agency, position)
 
     @staticmethod
@@ -313,20 +321,24 @@ class AgencyViews(LogFollower):
 
 
 class ViewWriter:
-    """Collects the rows of one transaction and writes them in bulk.
+    """Writes the rows of one transaction in bulk.
 
-    Facts are queued as tuples in the table's column order, with their times already in
-    the form the database stores. Their view rows are not built here one by one: on each
-    flush the database derives them from the shares (``derive``), several for every fact,
-    without a row passing through Python."""
+    No fact passes through Python: on each flush the database copies the facts recorded
+    since the last one from the event store's rows (``projections.log_facts``), then
+    derives their view rows from the shares (``derive``), several for every fact."""
 
-    def __init__(self, conn: Connection, grounds: set[str]) -> None:
+    def __init__(self, conn: Connection, grounds: set[str], copy_facts: str,
+                 after: int) -> None:
         self.conn = conn
         # The driver's own cursor on the transaction's connection: a change of consent
         # runs several small statements, and SQLAlchemy's work around each cost more
         # than running it.
         self.cursor = conn.connection.cursor()
-        self.facts: list[tuple[Any, ...]] = []
+        self.copy_facts = copy_facts
+        #: The facts are copied up to this position.
+        self.flushed = after
+        #: How many facts were copied, and how many of those were registrations.
+        self.copied = self.registrations = 0
         self.matching: list[tuple[str, str]] = []
         self.feed: list[tuple[int, str, int, str, str]] = []
         self.grounds = grounds  # the projector's, added to as grounds are queued
@@ -339,12 +351,6 @@ class ViewWriter:
         if value is None or not self.sqlite:
             return value
         return _sqlite_time(value)
-
-    def fact_row(self, new_fact: NewFact) -> tuple[Any, ...]:
-        fact = new_fact.fact
-        return (fact.position, fact.client_id.hex, new_fact.fact_type, fact.category.value,
-                fact.controller, self.stamp(fact.occurred_at), self.stamp(new_fact.recorded_at),
-                new_fact.recorded_by, _compact_json(new_fact.data))
 
     def add_shares(self, shares: Iterable[Share]) -> None:
         """Writes shares now (the derivations that follow read them), their grounds at
@@ -384,16 +390,19 @@ class ViewWriter:
                          f"AND s.agency != f.controller AND {cover}" for cover in covers),
                      **params)
 
-    def flush(self) -> None:
+    def flush(self, upto: int) -> None:
+        """Writes what is queued, and copies the facts recorded after the last flush up
+        to ``upto`` with their view rows and their partners' feed entries."""
         if self.new_grounds:  # perhaps written before a restart: written only if new
             self.insert(view_grounds, self.new_grounds, if_new=True)
             self.new_grounds.clear()
-        if self.facts:
-            first, last = self.facts[0][0], self.facts[-1][0]
-            self.insert(facts, self.facts)
-            self.facts.clear()
-            self.derive("f.position >= :first AND f.position <= :last", feed=True,
-                        first=first, last=last)
+        if upto > self.flushed:
+            after, self.flushed = self.flushed, upto
+            copied = self.sql(self.copy_facts, **copy_parameters(after, upto)).rowcount
+            if copied:
+                self.copied += copied
+                self.derive("f.position > :after AND f.position <= :upto", feed=True,
+                            after=after, upto=upto)
         for table, pending in ((client_matching, self.matching), (feed_outbox, self.feed)):
             if pending:
                 self.insert(table, pending)
@@ -629,9 +638,6 @@ def _sqlite_time(value: datetime) -> str:
         value = value.astimezone(UTC)
     return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
-
-#: JSON without spaces, by one encoder (``json.dumps`` with options makes one each call).
-_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _aware(value: datetime | str) -> datetime:

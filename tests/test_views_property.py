@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -133,7 +133,7 @@ TP_FACTS: list[tuple[str, dict[str, Any]]] = [
     ("mental_health_concern_recorded", {"concern": "anxiety", "risk_level": "medium"}),
     ("prescription_changed", {"medication": "methadone", "change": "started",
                               "daily_dose_mg": 40.0, "supervised_consumption": True}),
-    ("clinical_note_added", {"text": "Discussed harm reduction."}),
+    ("clinical_note_added", {"text": "Discussed harm reduction with Zoë: «naloxone» 💊"}),
     ("domestic_abuse_risk_recorded", {"role": "victim", "risk_level": "high",
                                       "marac_referral": True}),
 ]
@@ -146,8 +146,11 @@ PARTNER_FACTS: dict[str, tuple[str, dict[str, Any]]] = {
     "childrens": ("child_protection_status_recorded", {"status": "child_in_need",
                                                        "children": 2}),
 }
+#: When facts occurred, as partners give the time: in UTC or not, with microseconds or not
+#: (the last is the evening before in UTC, to the microsecond).
 OCCURRED = [datetime(2025, 2, 1, 10, tzinfo=UTC), datetime(2025, 9, 15, 10, tzinfo=UTC),
-            datetime(2026, 2, 1, 10, tzinfo=UTC)]
+            datetime(2026, 2, 1, 10, tzinfo=UTC),
+            datetime(2025, 9, 15, 0, 30, 0, 250_000, tzinfo=timezone(timedelta(hours=2)))]
 DATA_PERIODS: list[tuple[date | None, date | None]] = [
     (None, None), (date(2025, 6, 1), None), (None, date(2025, 12, 31)),
     (date(2025, 9, 15), date(2025, 9, 15)),
@@ -484,11 +487,13 @@ def check_views_equal_the_policy(world: World) -> None:
                             assert decision.basis is not None
                             expected.append((
                                 new_fact.fact.position, new_fact.fact_type,
-                                new_fact.fact.controller, decision.basis.as_json(),
+                                new_fact.fact.controller, new_fact.fact.occurred_at,
+                                new_fact.recorded_at, decision.basis.as_json(),
                                 mask(new_fact.data, decision.fields),
                             ))
                     actual = [
-                        (i.position, i.fact_type, i.controller, i.basis, i.data)
+                        (i.position, i.fact_type, i.controller, i.occurred_at, i.recorded_at,
+                         i.basis, i.data)
                         for i in world.views.items(agency, client_id, purpose, at)
                     ]
                     assert actual == expected, (agency, purpose, at)
@@ -666,5 +671,5 @@ def test_a_consent_with_a_data_period_limits_what_partners_see() -> None:
         world.views.catch_up()
         shown = [i.occurred_at for i in world.views.items(
             "police", client_id, "offender_management", MOMENTS[0]) if i.category == "treatment"]
-        assert shown == [OCCURRED[1]]
+        assert shown == [OCCURRED[1], OCCURRED[3]]
         check_views_equal_the_policy(world)
