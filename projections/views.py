@@ -384,11 +384,11 @@ class ViewWriter:
                  **params)
         if feed:  # one entry per partner and fact, however many rows it has
             self.sql("INSERT INTO accord_feed_outbox (cause, agency, position, client_id, "
-                     "change) " + " UNION ".join(
+                     "change) " + " UNION ALL ".join(
                          f"SELECT f.position, s.agency, f.position, f.client_id, 'entered' "
                          f"{_FACT_AND_SHARE} AND {facts_where} AND {shares_where} "
-                         f"AND s.agency != f.controller AND {cover}" for cover in covers),
-                     **params)
+                         f"AND s.agency != f.controller AND {cover}" for cover in covers)
+                     + " ON CONFLICT DO NOTHING", **params)
 
     def flush(self, upto: int) -> None:
         """Writes what is queued, and copies the facts recorded after the last flush up

@@ -9,11 +9,13 @@ the data it is looking through.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -21,6 +23,7 @@ from sqlalchemy.engine import make_url
 from domain.agencies import Role
 from infra.schema import client_keys
 from infra.wiring import Accord
+from projections.views import AgencyViews
 from tests.conftest import PG_URL, Partnership
 
 PEOPLE: list[dict[str, str]] = [
@@ -159,3 +162,16 @@ def test_the_scan_would_find_plain_identity(
     assert response.status_code == 201
     raw = sqlite_bytes(accord) if backend == "sqlite" else postgres_rows(accord)
     assert leak.encode() in raw
+
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_deletes_are_still_zeroed_after_a_rebuild_of_the_views(accord: Accord) -> None:
+    """SQLite zeroes what a delete frees (``secure_delete``), so that shredded keys and
+    what an erasure removes leave nothing in free pages. A rebuild turns that off for its
+    own deletes only: no pooled connection is left without it."""
+    AgencyViews(accord.app, accord.engine).rebuild()
+    with contextlib.ExitStack() as stack:
+        connections = [stack.enter_context(accord.engine.connect()) for _ in range(6)]
+        assert [c.exec_driver_sql("PRAGMA secure_delete").scalar() for c in connections] \
+            == [1] * 6
