@@ -34,7 +34,7 @@ _COLUMNS = ("position, client_id, fact_type, category, controller, occurred_at, 
             "recorded_by, data")
 
 
-def _sqlite_time(value: str) -> str:
+def _sqlite_time_sql(value: str) -> str:
     """SQL for an ISO time in UTC (``2026-01-22T21:51:58[.804090]+00:00``) as SQLAlchemy's
     ``DateTime`` text on SQLite (``2026-01-22 21:51:58.804090``); NULL for any other form."""
     return (f"(CASE WHEN length({value}) = 32 AND substr({value}, 20, 1) = '.' "
@@ -51,10 +51,10 @@ def _sqlite(table: str) -> str:
     events = (f"(SELECT rowid AS position, replace(originator_id, '-', '') AS client_id, "  # noqa: S608 - the library's table name
               f"topic, CAST(state AS TEXT) AS state FROM {table} "
               "WHERE rowid > :after AND rowid <= :upto AND topic IN (:recorded, :registered)) e")
-    recorded_at = _sqlite_time(field("timestamp._data_"))
+    recorded_at = _sqlite_time_sql(field("timestamp._data_"))
     return (f"INSERT INTO accord_facts ({_COLUMNS}) "  # noqa: S608 - fixed text
             f"SELECT e.position, e.client_id, {field('fact_type')}, {field('category')}, "
-            f"{field('controller')}, {_sqlite_time(field('occurred_at._data_'))}, "
+            f"{field('controller')}, {_sqlite_time_sql(field('occurred_at._data_'))}, "
             f"{recorded_at}, {field('recorded_by')}, json_extract(e.state, '$.data') "
             f"FROM {events} WHERE e.topic = :recorded "
             f"UNION ALL SELECT e.position, e.client_id, :registration, :identity, "
