@@ -12,7 +12,7 @@ programming error and fails the request: no path returns client data unrecorded
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 from uuid import UUID
@@ -50,20 +50,25 @@ class Read:
     """One read in progress."""
 
     def __init__(self, app: AccordApplication, actor: Actor, action: AccessAction,
-                 client_id: UUID | None, purpose: str | None, subject_agency: str | None) -> None:
+                 client_id: UUID | None, purpose: str | None, subject_agency: str | None,
+                 client_ids: Sequence[UUID] = ()) -> None:
         self.app = app
         self.actor = actor
         self.action = action
         self.client_id = client_id
+        self.client_ids = list(client_ids)
         self.purpose = purpose
         self.subject_agency = subject_agency
         self.position: int | None = None
 
     def returned(self, items: Iterable[dict[str, Any]], *,
-                 client_id: UUID | None = None) -> int:
-        """Records what is about to be returned; call it just before building the response."""
+                 client_id: UUID | None = None, client_ids: Sequence[UUID] = ()) -> int:
+        """Records what is about to be returned; call it just before building the response.
+        ``client_ids`` names every client it discloses something about, where that is not
+        the one ``client_id`` (an alert read: each alert's client)."""
         if client_id is not None:
             self.client_id = client_id
+        self.client_ids.extend(client_ids)
         return self._record(AccessOutcome.RETURNED, list(items))
 
     def found_nothing(self, outcome: AccessOutcome = AccessOutcome.NO_MATCH,
@@ -78,7 +83,7 @@ class Read:
             self.position = self.app.record_access(
                 self.actor, self.action, purpose=self.purpose, client_id=self.client_id,
                 outcome=outcome, returned=items, detail=detail,
-                subject_agency=self.subject_agency,
+                subject_agency=self.subject_agency, client_ids=self.client_ids,
             )
         except Exception as exc:
             log.exception("could not record an access by %s", self.actor.reference)
@@ -110,6 +115,26 @@ class AccessLog:
             raise
         if read.position is None:
             raise UnrecordedRead(f"{action.value} returned without an access record")
+
+    @contextmanager
+    def attempting(self, actor: Actor, action: AccessAction, *,
+                   client_ids: Sequence[UUID], purpose: str | None = None) -> Iterator[None]:
+        """A write about clients: recorded only if it is refused (404 or 403), so that an
+        attempt on a client the caller may not see is on the record for the client's
+        controllers (``GET /v1/audit/accesses``), as a refused read is. The record is
+        written whether or not the client exists, so the answer and the work done are
+        the same for an unknown client and a hidden one. A write that succeeds is on the
+        log already; bad input (422) and conflicts (409) are not attempts on a client."""
+        read = Read(self.app, actor, action, client_ids[0] if len(client_ids) == 1 else None,
+                    purpose, None, client_ids)
+        try:
+            yield
+        except NotFound as exc:
+            read.found_nothing(AccessOutcome.NOT_FOUND, str(exc))
+            raise
+        except Forbidden as exc:
+            read.found_nothing(AccessOutcome.REFUSED, str(exc))
+            raise
 
 
 async def access_log(request: Request) -> AccessLog:

@@ -1,7 +1,8 @@
 """The ``accord`` command line: serve the API, seed the demo, manage agencies and principals.
 
 The CLI runs on the server with the database's own credentials, so it acts as the
-local operator (an admin); what it does is recorded under ``operator:cli``.
+local operator: a partnership administrator that may also add any agency's staff; what it
+does is recorded under ``operator:cli``.
 """
 
 from __future__ import annotations
@@ -97,7 +98,11 @@ def _parser() -> argparse.ArgumentParser:
     principal_commands = principals.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_principal = principal_commands.add_parser("add", help="enrol a principal; prints its token")
     add_principal.add_argument("--agency", required=True, type=_slug)
-    add_principal.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add_principal.add_argument(
+        "--role", required=True, choices=[r.value for r in Role],
+        help="partnership_admin registers agencies and appoints agency admins; it must fit "
+             "the agency's kind (commissioner only in a commissioner agency, practitioner "
+             "and safeguarding not there)")
     add_principal.add_argument("--name", required=True)
     list_principals = principal_commands.add_parser("list", help="list an agency's principals")
     list_principals.add_argument("--agency", required=True, type=_slug)
@@ -211,9 +216,10 @@ def _principals(accord: Accord, args: argparse.Namespace) -> int:
         print("token (shown once; only its hash is kept):")
         print(issued.token)
     elif args.action == "list":
-        for p in app.principals(args.agency):
+        for p in app.principals(args.agency, OPERATOR):
             state = "revoked" if p.revoked else "active"
-            print(f"{p.principal_id}  {p.role.value:13} {state:8} {p.name}")
+            print(f"{p.principal_id}  {p.role.value:17} {state:8} {p.name}  "
+                  f"(added by {p.added_by.name} {p.added_at:%Y-%m-%d %H:%M})")
     else:
         app.revoke_principal(args.principal_id, args.reason, OPERATOR)
         print(f"revoked {args.principal_id}")

@@ -42,6 +42,7 @@ PRINCIPALS: list[tuple[str, Role, str]] = [
     ("riverside-recovery", Role.PRACTITIONER, "Sam Okafor (recovery worker)"),
     ("riverside-recovery", Role.SAFEGUARDING, "Priya Shah (safeguarding lead)"),
     ("riverside-recovery", Role.IG_LEAD, "Helen Ward (IG lead)"),
+    ("riverside-recovery", Role.ADMIN, "Riverside service administrator"),
     ("northshire-police", Role.PRACTITIONER, "DC Tom Reid"),
     ("northshire-police", Role.IG_LEAD, "Police IG lead"),
     ("northshire-probation", Role.PRACTITIONER, "Jo Bell (probation officer)"),
@@ -51,7 +52,8 @@ PRINCIPALS: list[tuple[str, Role, str]] = [
     ("northshire-gp-federation", Role.SAFEGUARDING, "GP safeguarding lead"),
     ("northshire-housing", Role.PRACTITIONER, "Housing options officer"),
     ("northshire-commissioning", Role.COMMISSIONER, "Commissioning analyst"),
-    ("northshire-commissioning", Role.ADMIN, "Partnership administrator"),
+    ("northshire-commissioning", Role.ADMIN, "Commissioning team administrator"),
+    ("northshire-commissioning", Role.PARTNERSHIP_ADMIN, "Partnership administrator"),
 ]
 
 GIVEN = ["Alex", "Jamie", "Sam", "Chris", "Danny", "Kerry", "Lee", "Paula", "Gary", "Donna",
@@ -80,9 +82,9 @@ def seed(accord: Accord, clients: int = 300, seed_value: int = 2026) -> int:
     existing = {a.slug for a in app.agencies()}
     path = tokens_file(accord)
     if AGENCIES[0][0] in existing:
-        tokens = _load_tokens(path)
-        if tokens is None:
-            tokens = _enrol(app)
+        loaded = _load_tokens(path)
+        tokens = _enrol(app, loaded or [])
+        if tokens != loaded:
             _save_tokens(path, tokens)
         print("demo partnership already seeded")
     else:
@@ -98,11 +100,15 @@ def seed(accord: Accord, clients: int = 300, seed_value: int = 2026) -> int:
     return 0
 
 
-def _enrol(app: AccordApplication) -> list[DemoToken]:
-    tokens = []
+def _enrol(app: AccordApplication, tokens: list[DemoToken] | None = None) -> list[DemoToken]:
+    """Enrols each demo (agency, role) not yet among ``tokens``: a demo seeded before a role
+    was added (the partnership administrator) keeps its tokens and gains the new ones."""
+    tokens = list(tokens or [])
+    have = {(t.agency, t.role) for t in tokens}
     for agency, role, name in PRINCIPALS:
-        issued = app.add_principal(agency, role, name, OPERATOR)
-        tokens.append(DemoToken(agency, role.value, name, issued.token))
+        if (agency, role.value) not in have:
+            issued = app.add_principal(agency, role, name, OPERATOR)
+            tokens.append(DemoToken(agency, role.value, name, issued.token))
     return tokens
 
 
@@ -123,7 +129,7 @@ def _load_tokens(path: Path) -> list[DemoToken] | None:
 def _print_tokens(tokens: list[DemoToken], path: Path) -> None:
     print(f"\nDemo tokens (fictional partnership; also in {path}):")
     for t in tokens:
-        print(f"  {t.agency:26} {t.role:13} {t.token}")
+        print(f"  {t.agency:26} {t.role:17} {t.token}")
     print("\nUse one as:  curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8000/v1/event-types")
 
 

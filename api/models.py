@@ -208,7 +208,9 @@ class ClientViewOut(BaseModel):
 
 
 class MatchIn(Strict):
-    purpose: Purpose
+    purpose: Purpose | None = Field(None, description="why the caller needs to know; "
+                                    "required, except for an IG lead finding a client "
+                                    "of its own agency (a subject access request)")
     nhs_number: str | None = Field(None, description="ten digits; spaces or hyphens allowed")
     family_name: str | None = Field(None, min_length=1, max_length=100)
     date_of_birth: date | None = None
@@ -232,6 +234,8 @@ class ReturnedItemOut(BaseModel):
     category: str
     controller: str
     basis: dict[str, Any]
+    client_id: UUID | None = Field(None, description="the client the item is about, where "
+                                   "one access concerned several (an alert read)")
 
 
 class AccessOut(BaseModel):
@@ -242,11 +246,18 @@ class AccessOut(BaseModel):
     principal_name: str
     agency: str
     role: str
-    action: str = Field(description="record, view, match, consents, disclosures or replay")
+    action: str = Field(description="a read (record, view, match, consents, disclosures, "
+                        "replay, alerts) or a refused write (record_fact, give_consent, "
+                        "withdraw_consent, link_household, add_household_member, "
+                        "emergency_access)")
     purpose: str | None
-    client_id: UUID | None
+    client_id: UUID | None = Field(description="the client, where the access concerned one")
+    client_ids: list[UUID] = Field(description="every client the access concerned that you "
+                                   "may know of (an alert read names each alert's client)")
     subject_agency: str | None = Field(description="for a replay: whose view it rebuilt")
-    outcome: str = Field(description="returned, not_found, refused or no_match")
+    outcome: str = Field(description="returned, not_found, refused or no_match; "
+                         "not_found and refused are attempts that disclosed nothing, "
+                         "shown to the client's controllers whoever made them")
     detail: str | None
     returned: list[ReturnedItemOut] = Field(
         description="what was shown and on which basis (only items of data your agency "

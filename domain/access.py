@@ -27,6 +27,14 @@ class AccessAction(StrEnum):
     DISCLOSURES = "disclosures"  # the client's disclosures, for a subject access request
     REPLAY = "replay"  # an IG lead's point-in-time replay
     ALERTS = "alerts"  # a safeguarding team's alert inbox (or its live stream)
+    # Writes are recorded only when refused (404 or 403): an attempt on a client the
+    # caller may not see is something the client's controller must be able to find.
+    RECORD_FACT = "record_fact"
+    GIVE_CONSENT = "give_consent"
+    WITHDRAW_CONSENT = "withdraw_consent"
+    LINK_HOUSEHOLD = "link_household"
+    ADD_HOUSEHOLD_MEMBER = "add_household_member"
+    EMERGENCY_ACCESS = "emergency_access"
 
 
 class AccessOutcome(StrEnum):
@@ -34,6 +42,10 @@ class AccessOutcome(StrEnum):
     NOT_FOUND = "not_found"  # unknown, erased, or no basis: the caller cannot tell which
     REFUSED = "refused"  # e.g. a purpose no agreement names
     NO_MATCH = "no_match"  # a match that found no client the caller may see
+
+
+#: Outcomes of an attempt that disclosed nothing: the client's controllers see these too.
+ATTEMPTS = (AccessOutcome.NOT_FOUND, AccessOutcome.REFUSED)
 
 
 class AccessRecord(Aggregate):
@@ -47,10 +59,21 @@ class AccessRecord(Aggregate):
         action: str
         purpose: str | None
         client_id: UUID | None
+        client_ids: list[UUID]
         subject_agency: str | None
         outcome: str
         detail: str | None
         returned: list[dict[str, Any]]
+
+        #: Version 2 names every client the access concerned (``client_ids``).
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """A record written before ``client_ids`` concerned its one client, if any
+            (alert reads then named none: that is what version 2 fixes)."""
+            client_id = state.get("client_id")
+            state["client_ids"] = [client_id] if client_id is not None else []
 
     @event(Recorded)
     def __init__(
@@ -62,15 +85,22 @@ class AccessRecord(Aggregate):
         action: str,
         purpose: str | None,
         client_id: UUID | None,
+        client_ids: list[UUID],
         subject_agency: str | None,
         outcome: str,
         detail: str | None,
         returned: list[dict[str, Any]],
     ) -> None:
         """``returned`` lists each item shown: its log position, category, controller
-        and basis. ``subject_agency`` is the agency whose view a replay reconstructed."""
+        and basis (and, where one access concerned several clients, as an alert read
+        does, the ``client_id`` it is about). ``client_id`` is the one client a read of
+        one client named; ``client_ids`` every client the access concerned, so that it
+        is found under each of them (disclosures, the client-filtered audit) and an
+        attempt is routed to each client's controllers. ``subject_agency`` is the agency
+        whose view a replay reconstructed."""
         self.principal = principal
         self.agency = agency
         self.action = AccessAction(action)
         self.client_id = client_id
+        self.client_ids = client_ids
         self.outcome = AccessOutcome(outcome)

@@ -41,8 +41,41 @@ class Role(StrEnum):
     PRACTITIONER = "practitioner"
     SAFEGUARDING = "safeguarding"
     IG_LEAD = "ig_lead"
+    #: Manages its own agency's principals, and only those.
     ADMIN = "admin"
     COMMISSIONER = "commissioner"
+    #: The partnership administrator: registers agencies and appoints (and removes) the
+    #: admins of every agency. It sits in any one agency (the demo's in the commissioner),
+    #: which gives it nothing more: it reads no client data and does not create staff.
+    PARTNERSHIP_ADMIN = "partnership_admin"
+
+
+#: The roles that administer principals, each within its own scope.
+ADMINISTRATORS = frozenset({Role.ADMIN, Role.PARTNERSHIP_ADMIN})
+
+#: Roles that only some kinds of agency may hold. A commissioner works with the whole
+#: partnership's outcomes and acts for a commissioning body; practitioners and
+#: safeguarding staff work with clients, which a commissioner does not. IG leads and both
+#: kinds of administrator fit every agency.
+_ROLE_KINDS: dict[Role, frozenset[AgencyKind]] = {
+    Role.COMMISSIONER: frozenset({AgencyKind.COMMISSIONER}),
+    Role.PRACTITIONER: frozenset(AgencyKind) - {AgencyKind.COMMISSIONER},
+    Role.SAFEGUARDING: frozenset(AgencyKind) - {AgencyKind.COMMISSIONER},
+}
+
+
+def role_fits(kind: AgencyKind, role: Role) -> bool:
+    """Whether a principal of an agency of this kind may hold this role.
+
+    The one table of the rule, used by every way of adding a principal (API, CLI, demo),
+    so that e.g. a `commissioner` token can only ever act for a commissioner agency.
+    """
+    return kind in _ROLE_KINDS.get(role, frozenset(AgencyKind))
+
+
+def roles_for(kind: AgencyKind) -> list[Role]:
+    """The roles that fit an agency of this kind, in the enum's order (for messages)."""
+    return [role for role in Role if role_fits(kind, role)]
 
 
 class Agency(Aggregate):
@@ -94,11 +127,19 @@ class Principal(Aggregate):
         self.added_by = added_by
         self.revoked = False
         self.revoked_reason: str | None = None
+        self.revoked_by: str | None = None
 
-    @event("Revoked")
+    class Revoked(Aggregate.Event):
+        """Named here (same topic as before) so the listing can read when it happened."""
+
+        reason: str
+        revoked_by: str
+
+    @event(Revoked)
     def revoke(self, reason: str, revoked_by: str) -> None:
         self.revoked = True
         self.revoked_reason = reason
+        self.revoked_by = revoked_by
 
 
 class Partnership(Aggregate):
@@ -115,6 +156,12 @@ class Partnership(Aggregate):
     @event("AgencyJoined")
     def admit(self, slug: str) -> None:
         self.agencies.append(slug)
+
+    @event("AdministratorRevoked")
+    def note_administrator_revoked(self, principal_id: UUID, agency: str, role: str) -> None:
+        """Recorded with each revocation of an admin or partnership admin, in the same
+        transaction: two such revocations at once then conflict on this aggregate, and the
+        one retried counts again, so no race can remove the last administrator."""
 
 
 PARTNERSHIP_ID = uuid5(_NAMESPACE, "partnership")

@@ -795,13 +795,17 @@ class AccordApplication(Application[UUID]):
         returned: list[dict[str, Any]] | None = None,
         detail: str | None = None,
         subject_agency: str | None = None,
+        client_ids: Iterable[UUID] = (),
     ) -> int:
-        """Appends the record of one read (a new aggregate: reads never contend)."""
+        """Appends the record of one read, or of one refused write (a new aggregate: reads
+        never contend). ``client_ids`` are the clients it concerned besides ``client_id``
+        (each alert's client, in an alert read)."""
+        concerned = list(dict.fromkeys([*([client_id] if client_id else []), *client_ids]))
         record = AccessRecord(
             principal=by.reference, principal_name=by.name, agency=by.agency,
             role=by.role.value, action=action.value, purpose=purpose, client_id=client_id,
-            subject_agency=subject_agency, outcome=outcome.value, detail=detail,
-            returned=returned or [],
+            client_ids=concerned, subject_agency=subject_agency, outcome=outcome.value,
+            detail=detail, returned=returned or [],
         )
         return self._position(self.save(record))
 

@@ -74,6 +74,11 @@ class AgencyExists(Conflict):
         super().__init__(f"agency {slug!r} is already registered")
 
 
+class LastAdministrator(Conflict):
+    """Revoking this principal would leave the partnership, or an agency, without an
+    administrator to manage its principals; the message says which, and what to do first."""
+
+
 class ClientAlreadyRegistered(Conflict):
     """The registering agency already has a client with this NHS number."""
 

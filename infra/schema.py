@@ -200,6 +200,10 @@ reviews = Table(
     Column("note", Text, nullable=True),
     Column("closed_by", String(64), nullable=True),
     Column("closed_at", DateTime(timezone=True), nullable=True),
+    # When the grant was ended before it expired, by whom and why (EmergencyEndCause).
+    Column("grant_ended_at", DateTime(timezone=True), nullable=True),
+    Column("grant_ended_by", String(64), nullable=True),
+    Column("grant_end_cause", String(32), nullable=True),
 )
 review_audience = Table(
     "accord_review_audience",
@@ -249,16 +253,28 @@ access_log = Table(
     Index("accord_access_log_client", "client_id", "at"),
 )
 
-#: Which agencies' data each read returned: one row per (read, controller). A read of
+#: Which agencies' data each read returned, about which client: one row per (read,
+#: controller, client) (``client_id`` is '' for an item about no one client). A read of
 #: another agency's data is a disclosure; a controller's IG lead finds reads of its data.
 access_controllers = Table(
     "accord_access_controllers",
     metadata,
     Column("position", BigInteger, primary_key=True, autoincrement=False),
     Column("controller", String(64), primary_key=True),
-    Column("client_id", String(32), nullable=True),
+    Column("client_id", String(32), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Index("accord_access_controllers_controller_at", "controller", "at"),
+    Index("accord_access_controllers_client", "client_id", "controller"),
+)
+
+#: Every client each access concerned (an alert read names several), so the audit
+#: filtered by client and the routing of attempts to a client's controllers find it.
+access_clients = Table(
+    "accord_access_clients",
+    metadata,
+    Column("client_id", String(32), primary_key=True),
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Index("accord_access_clients_position", "position"),
 )
 
 # -- the log's Merkle tree (projections.log_tree) ---------------------------------------
@@ -354,5 +370,6 @@ alerts = Table(
     Column("note", Text, nullable=True),
     Column("updated_position", BigInteger, nullable=False),
     Index("accord_alerts_recipient", "recipient", "raised_position"),
+    Index("accord_alerts_recipient_changed", "recipient", "updated_position"),
     Index("accord_alerts_due", "status", "acknowledge_by"),
 )

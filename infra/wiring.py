@@ -10,6 +10,10 @@ from domain.application import AccordApplication
 from infra.database import create_read_engine, eventsourcing_env
 from infra.keys import FieldVault, load_key_file
 from infra.schema import (
+    access_clients,
+    access_controllers,
+    access_log,
+    alerts,
     client_matching,
     facts,
     feed_outbox,
@@ -26,6 +30,9 @@ from infra.schema import (
     view_shares,
 )
 from infra.settings import Settings
+
+#: The alert stream's index: an agency's alerts in the order they last changed.
+alerts_changed = next(i for i in alerts.indexes if i.name == "accord_alerts_recipient_changed")
 
 
 @dataclass
@@ -46,10 +53,28 @@ def build(settings: Settings | None = None) -> Accord:
     env = eventsourcing_env(settings)
     engine = create_read_engine(settings)
     _drop_outdated_views(engine)
+    _drop_outdated_access_index(engine)
     metadata.create_all(engine)
+    # An index added to a table that already exists (create_all adds only new tables).
+    alerts_changed.create(engine, checkfirst=True)
     vault = FieldVault(engine, load_key_file(settings.key_file))
     app = AccordApplication(vault=vault, env=env)
     return Accord(settings=settings, app=app, engine=engine)
+
+
+def _drop_outdated_access_index(engine: Engine) -> None:
+    """Drops an access-audit index written before it kept every client an access
+    concerned (``accord_access_clients``), so the index is written again from the access
+    records in the log: alert reads, and refused writes, are then found under each client."""
+    inspector = inspect(engine)
+    if not inspector.has_table(access_log.name) or inspector.has_table(access_clients.name):
+        return
+    with engine.begin() as conn:
+        for table in (access_log, access_controllers):
+            if inspector.has_table(table.name):
+                table.drop(conn)
+        if inspector.has_table(tracking.name):
+            conn.execute(tracking.delete().where(tracking.c.name == "access_audit"))
 
 
 def _drop_outdated_views(engine: Engine) -> None:

@@ -125,12 +125,28 @@ class AlertInbox(LogFollower):
 
     # -- queries ---------------------------------------------------------------------
 
-    def latest(self, recipient: str) -> int:
-        """The log position of the recipient's newest alert (0 if none)."""
-        query = select(func.max(alerts.c.raised_position)).where(
+    def last_change(self, recipient: str) -> int:
+        """The log position of the latest change to any of the recipient's alerts (0 if
+        none): where a live stream that has sent every alert's state carries on from."""
+        query = select(func.max(alerts.c.updated_position)).where(
             alerts.c.recipient == recipient)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
+
+    def changed(self, recipient: str, *, after: int, upto: int | None = None,
+                open_only: bool = False, limit: int = 500) -> list[AlertItem]:
+        """The recipient's alerts whose latest change is after log position ``after`` (and
+        at most ``upto``), each in its current state, in the order of those changes. An
+        alert changed twice since ``after`` appears once, as it is now."""
+        query = select(alerts).where(alerts.c.recipient == recipient,
+                                     alerts.c.updated_position > after)
+        if upto is not None:
+            query = query.where(alerts.c.updated_position <= upto)
+        if open_only:
+            query = query.where(alerts.c.status.in_(OPEN))
+        query = query.order_by(alerts.c.updated_position).limit(limit)
+        with self.engine.connect() as conn:
+            return [_item(row) for row in conn.execute(query)]
 
     def alerts_of(self, recipient: str, status: AlertStatus | None = None, *,
              open_only: bool = False, after: int = 0, limit: int = 500) -> list[AlertItem]:

@@ -1,9 +1,15 @@
 """The access-audit index: every recorded read, searchable by IG leads.
 
 It follows only access records in the log (a topic-filtered read of the notification
-log) and writes one row per read, plus one row per agency whose data the read returned,
-with its tracked position in the same transaction. Controllers find every disclosure of
-their data; agencies find every read by their own staff.
+log) and writes one row per read, one row per client the read concerned (an alert read
+names several) and one per (agency, client) whose data the read returned, with its
+tracked position in the same transaction: each row is a function of its record alone, so
+a rebuild writes exactly what following the log wrote. Controllers find every disclosure
+of their data; agencies find every read by their own staff; and a client's controllers
+(the agencies that hold their own record of the client) find every attempt on it that
+found nothing or was refused, whoever made it. Those are routed when the audit is read,
+from the agency views' copy of the facts (which agency recorded something about which
+client), so an agency that holds a record of the client later finds earlier attempts too.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
-from sqlalchemy import Engine, and_, insert, or_, select
+from sqlalchemy import Engine, and_, exists, insert, or_, select
 
-from domain.access import AccessRecord
+from domain.access import ATTEMPTS, AccessRecord
 from domain.application import AccordApplication
-from infra.schema import access_controllers, access_log
+from infra.schema import access_clients, access_controllers, access_log, facts
 from projections.follower import LogFollower
 
 ACCESS_TOPIC = get_topic(AccessRecord.Recorded)
@@ -39,6 +45,7 @@ class Access:
     action: str
     purpose: str | None
     client_id: UUID | None
+    client_ids: list[UUID]
     subject_agency: str | None
     outcome: str
     detail: str | None
@@ -48,7 +55,7 @@ class Access:
 class AccessIndex(LogFollower):
     name = "access_audit"
     doing = "indexing access records"
-    tables = (access_controllers, access_log)
+    tables = (access_controllers, access_clients, access_log)
 
     def __init__(self, app: AccordApplication, engine: Engine, batch_size: int = 2000) -> None:
         super().__init__(app, engine, [ACCESS_TOPIC], batch_size)
@@ -56,6 +63,7 @@ class AccessIndex(LogFollower):
     def _process(self, batch: Sequence[Notification], upto: int) -> int:
         rows: list[dict[str, Any]] = []
         owners: list[dict[str, Any]] = []
+        concerned: list[dict[str, Any]] = []
         for notification in batch:
             event = self.app.mapper.to_domain_event(notification)
             if not isinstance(event, AccessRecord.Recorded):
@@ -70,13 +78,21 @@ class AccessIndex(LogFollower):
                 "outcome": event.outcome, "detail": event.detail,
                 "returned": json.dumps(event.returned, separators=(",", ":")),
             })
-            for controller in sorted({str(item["controller"]) for item in event.returned}):
-                owners.append({"position": notification.id, "controller": controller,
-                               "client_id": client, "at": event.timestamp})
+            concerned.extend({"client_id": c.hex, "position": notification.id}
+                             for c in dict.fromkeys(event.client_ids))
+            # Whose data about whom: an item names its client where the read concerned
+            # several (an alert read), else it is about the read's one client.
+            pairs = {(str(item["controller"]), _client_of(item, client))
+                     for item in event.returned}
+            owners.extend({"position": notification.id, "controller": controller,
+                           "client_id": about, "at": event.timestamp}
+                          for controller, about in sorted(pairs))
         with self.engine.begin() as conn:
             self._advance(conn, upto)
             if rows:
                 conn.execute(insert(access_log), rows)
+            if concerned:
+                conn.execute(insert(access_clients), concerned)
             if owners:
                 conn.execute(insert(access_controllers), owners)
         self.tracking.committed()
@@ -95,20 +111,28 @@ class AccessIndex(LogFollower):
         until: datetime | None = None,
         limit: int = 500,
     ) -> list[Access]:
-        """Reads an IG lead of ``for_agency`` may see: those of data their agency controls
-        and those made by their own staff, newest first."""
+        """Reads an IG lead of ``for_agency`` may see: those of data their agency controls,
+        those made by their own staff, and attempts by anyone on a client their agency
+        holds its own record of that found nothing or were refused; newest first."""
         controlled = select(access_controllers.c.position).where(
             access_controllers.c.controller == for_agency)
+        attempt_on_own_client = and_(
+            access_log.c.outcome.in_([outcome.value for outcome in ATTEMPTS]),
+            exists().where(
+                access_clients.c.position == access_log.c.position,
+                _held_by(for_agency, access_clients.c.client_id)))
         query = select(access_log).where(or_(
-            access_log.c.agency == for_agency, access_log.c.position.in_(controlled)))
+            access_log.c.agency == for_agency, access_log.c.position.in_(controlled),
+            attempt_on_own_client))
         query = query.where(*_filters(client_id, agency, principal, since, until))
         query = query.order_by(access_log.c.position.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [_access(row) for row in conn.execute(query)]
+            return _accesses(conn, query)
 
     def disclosures(self, controller: str, client_id: UUID) -> list[Access]:
         """Every read by another agency that returned ``controller``'s data about the
-        client, oldest first: what a subject access request must list."""
+        client, oldest first: what a subject access request must list (an alert about
+        the client included)."""
         query = select(access_log).join(
             access_controllers, access_controllers.c.position == access_log.c.position
         ).where(
@@ -117,14 +141,25 @@ class AccessIndex(LogFollower):
             access_log.c.agency != controller,
         ).order_by(access_log.c.position)
         with self.engine.connect() as conn:
-            return [_access(row) for row in conn.execute(query)]
+            return _accesses(conn, query)
+
+    def held(self, agency: str, client_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these clients ``agency`` holds its own record of (it recorded
+        something about them, their registration included)."""
+        if not client_ids:
+            return set()
+        query = select(facts.c.client_id).distinct().where(
+            facts.c.controller == agency, facts.c.client_id.in_([c.hex for c in client_ids]))
+        with self.engine.connect() as conn:
+            return {UUID(hex=c) for c in conn.execute(query).scalars()}
 
 
 def _filters(client_id: UUID | None, agency: str | None, principal: str | None,
              since: datetime | None, until: datetime | None) -> list[Any]:
     conditions: list[Any] = []
     if client_id is not None:
-        conditions.append(access_log.c.client_id == client_id.hex)
+        conditions.append(access_log.c.position.in_(select(access_clients.c.position).where(
+            access_clients.c.client_id == client_id.hex)))
     if agency is not None:
         conditions.append(access_log.c.agency == agency)
     if principal is not None:
@@ -136,13 +171,39 @@ def _filters(client_id: UUID | None, agency: str | None, principal: str | None,
     return [and_(*conditions)] if conditions else []
 
 
-def _access(row: Any) -> Access:
+def _held_by(agency: str, client_id: Any) -> Any:
+    """Whether ``agency`` holds its own record of the client: it recorded a fact about
+    them (the registration's identity fact counts), as the agency views copied it."""
+    return exists().where(facts.c.client_id == client_id, facts.c.controller == agency)
+
+
+def _client_of(item: dict[str, Any], client: str | None) -> str:
+    about = item.get("client_id")
+    return UUID(str(about)).hex if about else (client or "")
+
+
+def _accesses(conn: Any, query: Any) -> list[Access]:
+    """The rows the query selects from ``access_log``, each with the clients it concerned."""
+    rows = conn.execute(query).all()
+    concerned: dict[int, list[UUID]] = {}
+    positions = [row.position for row in rows]
+    for start in range(0, len(positions), 1000):
+        found = select(access_clients.c.position, access_clients.c.client_id).where(
+            access_clients.c.position.in_(positions[start:start + 1000])
+        ).order_by(access_clients.c.position, access_clients.c.client_id)
+        for position, client in conn.execute(found):
+            concerned.setdefault(position, []).append(UUID(hex=client))
+    return [_access(row, concerned.get(row.position, [])) for row in rows]
+
+
+def _access(row: Any, client_ids: list[UUID]) -> Access:
     at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
     return Access(
         position=row.position, access_id=UUID(hex=row.access_id), at=at,
         principal=row.principal, principal_name=row.principal_name, agency=row.agency,
         role=row.role, action=row.action, purpose=row.purpose,
         client_id=UUID(hex=row.client_id) if row.client_id else None,
+        client_ids=client_ids,
         subject_agency=row.subject_agency, outcome=row.outcome, detail=row.detail,
         returned=json.loads(row.returned),
     )

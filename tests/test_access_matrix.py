@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -105,15 +106,19 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
         rest(P, S, I): DENIED,
     }),
     # Views and matching: the controller sees its own client; nobody else has a basis here.
-    # The commissioner role reads only for the purpose commissioning (these cells ask for
-    # direct care), before any client is looked up, so its 403 says nothing of the client.
+    # The commissioner role reads no per-client view (it works with aggregates) and
+    # matches only for the purpose commissioning (these cells ask for direct care): both
+    # refused before any client is looked up, so its 403 says nothing of the client. A
+    # match answers a partner only on a basis that shares identity
+    # (test_a_match_answers_only_on_a_share_of_identity), and an IG lead for a client its
+    # own agency holds a record of (a subject access request).
     ("GET", "/v1/clients/{client_id}/view"): rows({
         only(P, S): (200, *CONTROLLER_ONLY),
         rest(P, S): DENIED,
     }),
     ("POST", "/v1/clients/match"): rows({
-        only(P, S): (200, *CONTROLLER_ONLY),
-        rest(P, S): DENIED,
+        only(P, S, I): (200, *CONTROLLER_ONLY),
+        rest(P, S, I): DENIED,
     }),
     # Accountability: IG leads search reads of their data and by their staff; the
     # controller answers subject access requests; replay rebuilds what an agency could see
@@ -433,6 +438,15 @@ REQUESTS: dict[tuple[str, str], Build] = {
 }
 
 
+#: Writes about clients: each refused (404, or 403 once a client is looked up) is
+#: recorded as an attempt, so the client's controllers find it in their access audit.
+CLIENT_WRITES = {
+    ("POST", "/v1/clients/{client_id}/events"), ("POST", "/v1/clients/{client_id}/consents"),
+    ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"),
+    ("POST", "/v1/clients/{client_id}/emergency-access"), ("POST", "/v1/households"),
+    ("POST", "/v1/households/{household_id}/members"),
+}
+
 #: Routes outside the /v1/clients/{client_id}/... family that read client data.
 OTHER_READS = {("POST", "/v1/clients/match"), ("GET", "/v1/audit/replay"),
                ("GET", "/v1/alerts"), ("GET", "/v1/alerts/stream")}
@@ -497,6 +511,14 @@ def check_cells(
                     if recorded != 1:
                         wrong.append(f"{method} {key[1]} {role.value}@{column}: "
                                      f"{recorded} access records for one read")
+                elif key in CLIENT_WRITES and response.status_code >= 400:
+                    # A write refused about a client is an attempt on the record, once: a
+                    # 404 always; a 403 where the command refused it (not where the role
+                    # was refused before anything was looked up).
+                    allowed = {404: {1}, 403: {0, 1}}.get(response.status_code, {0})
+                    if recorded not in allowed:
+                        wrong.append(f"{method} {key[1]} {role.value}@{column}: "
+                                     f"{recorded} access records for one refused write")
                 elif recorded and not reads_client_data(key):
                     wrong.append(f"{method} {key[1]} {role.value}@{column}: recorded a "
                                  f"read for a route that reads no client data")
@@ -513,6 +535,45 @@ def check_cells(
 def test_access_matrix(accord: Accord, partnership: Partnership, client: TestClient) -> None:
     check_cells(accord, partnership, client,
                 lambda key, role, column: (*key, role, column) not in KNOWN_BUGS)
+
+
+#: Who a match answers about ``tp``'s client, once the police see its housing status and
+#: children's services its housing status and name: (agency, role, purpose, status).
+MATCH_BY_SHARE = (
+    ("police", P, "care_coordination", 404),  # a basis, but none that shares identity
+    ("childrens", P, "care_coordination", 200),  # the identity share
+    ("tp", I, None, 200),  # its own agency's client, for a subject access request
+    ("tp2", I, None, 404),  # holds no record of the client
+    ("childrens", I, None, 404),  # sees the client, but holds no record of its own
+)
+
+
+def test_a_match_answers_only_on_a_share_of_identity(
+    accord: Accord, partnership: Partnership, client: TestClient
+) -> None:
+    world = build_world(accord, partnership, client)
+    app = accord.app
+    for recipient, categories in (("police", {"housing": ["status"]}),
+                                  ("childrens", {"housing": ["status"],
+                                                 "identity": ["family_name"]})):
+        proposed = app.propose_agreement(AgreementTerms.model_validate(
+            {**terms(recipient), "categories": categories}), world.actor("tp", I))
+        for party in ("tp", recipient):
+            app.approve_agreement(UUID(str(proposed.id)), world.actor(party, I))
+    app.record_fact(world.clients["tp"], "housing_status_recorded", {"status": "settled"},
+                    datetime(2026, 1, 5, 9, tzinfo=UTC), world.actor("tp", P))
+    client.app.state.projections.catch_up()  # type: ignore[attr-defined]
+    wrong = []
+    for agency, role, purpose, expected in MATCH_BY_SHARE:
+        body = {"nhs_number": NHS_NUMBERS[0], **({"purpose": purpose} if purpose else {})}
+        reads_before = access_records(accord)
+        response = call(client, "POST", "/v1/clients/match", body,
+                        partnership.headers(agency, role))
+        if response.status_code != expected or access_records(accord) != reads_before + 1:
+            wrong.append(f"{role.value}@{agency}: {response.status_code} {response.text}")
+        if expected == 200 and response.json() != {"client_id": str(world.clients["tp"])}:
+            wrong.append(f"{role.value}@{agency}: {response.text}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_anonymous_callers_get_401_everywhere_but_the_docs(

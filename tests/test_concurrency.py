@@ -88,7 +88,7 @@ def test_concurrent_registrations_of_one_person_make_one_client(
 def test_concurrent_registrations_of_one_agency_make_one_agency(
     client: TestClient, partnership: Partnership
 ) -> None:
-    headers = partnership.headers("tp", Role.ADMIN)
+    headers = partnership.headers("tp", Role.PARTNERSHIP_ADMIN)
 
     def register(i: int) -> httpx.Response:
         return client.post("/v1/agencies", headers=headers,
@@ -104,7 +104,7 @@ def test_concurrent_registrations_of_one_agency_make_one_agency(
 def test_concurrent_enrolments_in_one_agency_are_all_listed_and_work(
     client: TestClient, partnership: Partnership
 ) -> None:
-    admin = partnership.headers("tp", Role.ADMIN)
+    admin = partnership.headers("police", Role.ADMIN)
     before = len(client.get("/v1/agencies/police/principals", headers=admin).json())
 
     def enrol(i: int) -> httpx.Response:

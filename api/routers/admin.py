@@ -1,4 +1,10 @@
-"""For partnership administrators: agencies and the principals who act for them."""
+"""Administration: agencies and the principals who act for them.
+
+Partnership administrators register agencies and appoint each agency's admins; an
+agency's admin manages that agency's own principals; its IG lead sees who was added and
+removed, by whom. The scope rules live in the application's commands; the role checks here
+only refuse early (403) the roles that can never call a route.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,22 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, status
 
 from api.auth import AnyActor, App, require
-from api.models import AgencyIn, AgencyOut, IssuedTokenOut, PrincipalIn, PrincipalOut, RevokeIn
+from api.models import (
+    AgencyIn,
+    AgencyOut,
+    IssuedTokenOut,
+    PrincipalIn,
+    PrincipalOut,
+    RecordedByOut,
+    RevokeIn,
+)
 from domain.agencies import Agency, Role
-from domain.application import Actor
+from domain.application import Actor, RecordedBy
 
 router = APIRouter(prefix="/v1", tags=["admin"])
-Admin = Annotated[Actor, Depends(require(Role.ADMIN))]
+PartnershipAdmin = Annotated[Actor, Depends(require(Role.PARTNERSHIP_ADMIN))]
+Admin = Annotated[Actor, Depends(require(Role.ADMIN, Role.PARTNERSHIP_ADMIN))]
+Overseer = Annotated[Actor, Depends(require(Role.ADMIN, Role.IG_LEAD, Role.PARTNERSHIP_ADMIN))]
 
 
 def _agency_out(agency: Agency) -> AgencyOut:
@@ -21,8 +37,8 @@ def _agency_out(agency: Agency) -> AgencyOut:
 
 
 @router.post("/agencies", status_code=status.HTTP_201_CREATED, response_model=AgencyOut)
-def register_agency(body: AgencyIn, app: App, admin: Admin) -> AgencyOut:
-    """Registers a partner agency. Its id is a permanent slug."""
+def register_agency(body: AgencyIn, app: App, admin: PartnershipAdmin) -> AgencyOut:
+    """Registers a partner agency (partnership administrators). Its id is a permanent slug."""
     return _agency_out(app.register_agency(body.id, body.name, body.kind, admin))
 
 
@@ -34,21 +50,41 @@ def list_agencies(app: App, _: AnyActor) -> list[AgencyOut]:
 
 @router.post("/principals", status_code=status.HTTP_201_CREATED, response_model=IssuedTokenOut)
 def add_principal(body: PrincipalIn, app: App, admin: Admin) -> IssuedTokenOut:
-    """Enrols a person or system; the token is returned once and only its hash is kept."""
+    """Enrols a person or system; the token is returned once and only its hash is kept.
+
+    An agency's admin enrols in its own agency (403 for another); a partnership
+    administrator enrols admins and partnership administrators in any agency. A role that
+    does not fit the agency's kind is a 422 naming `role`.
+    """
     issued = app.add_principal(body.agency, body.role, body.name, admin)
     return IssuedTokenOut(principal_id=issued.principal_id, token=issued.token)
 
 
+def _recorded_by(who: RecordedBy) -> RecordedByOut:
+    return RecordedByOut(id=who.reference, name=who.name, agency=who.agency, role=who.role)
+
+
 @router.get("/agencies/{agency}/principals", response_model=list[PrincipalOut])
-def list_principals(agency: str, app: App, _: Admin) -> list[PrincipalOut]:
+def list_principals(agency: str, app: App, by: Overseer) -> list[PrincipalOut]:
+    """The agency's principals, with who added each and when, and who revoked it, when and
+    why: for its own admin and IG lead (403 for another agency's), and partnership
+    administrators."""
     return [
         PrincipalOut(principal_id=p.principal_id, agency=p.agency, role=p.role, name=p.name,
-                     revoked=p.revoked, added_at=p.added_at)
-        for p in app.principals(agency)
+                     revoked=p.revoked, added_at=p.added_at,
+                     added_by=_recorded_by(p.added_by), revoked_at=p.revoked_at,
+                     revoked_by=_recorded_by(p.revoked_by) if p.revoked_by else None,
+                     revoked_reason=p.revoked_reason)
+        for p in app.principals(agency, by)
     ]
 
 
 @router.post("/principals/{principal_id}/revoke", status_code=status.HTTP_204_NO_CONTENT)
 def revoke_principal(principal_id: UUID, body: RevokeIn, app: App, admin: Admin) -> None:
-    """Revokes a token; it stops working at the next request."""
+    """Revokes a token; it stops working at the next request.
+
+    An agency's admin revokes only its own agency's principals (another agency's are 404,
+    like an unknown id). 409 for the partnership's last partnership administrator, and for
+    an agency's last admin unless a partnership administrator revokes it.
+    """
     app.revoke_principal(principal_id, body.reason, admin)

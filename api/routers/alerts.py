@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -42,6 +43,8 @@ MAX_WAIT_SECONDS = 2.0
 #: How often the stream looks for new alerts, and sends a keep-alive comment.
 POLL_SECONDS = 0.25
 KEEP_ALIVE_SECONDS = 15.0
+#: At most how many alerts one event batch of the stream sends (more follow at once).
+PAGE = 500
 
 
 async def alert_inbox(request: Request) -> AlertInbox:
@@ -100,19 +103,23 @@ def _out(item: AlertItem) -> AlertOut:
 
 
 def _shown(items: list[AlertItem]) -> list[dict[str, Any]]:
-    """The access record's items: per alert, each controller it rests on and the basis."""
+    """The access record's items: per alert, each controller it rests on and the basis,
+    and the client it is about (an alert tells its recipient something of the
+    controllers' data about that client: a disclosure the client's controllers list)."""
     shown = []
     for item in items:
         for agreement in item.basis.get("agreements", []):
-            shown.append(returned_item(
+            shown.append({**returned_item(
                 item.trigger_position, "safeguarding_alert", str(agreement["controller"]),
-                {"kind": "legal_duty", **agreement}))
+                {"kind": "legal_duty", **agreement}), "client_id": str(item.client_id)})
     return shown
 
 
 def _record(access: AccessLog, actor: Actor, items: list[AlertItem]) -> None:
+    """Records one read of alerts, naming every client they are about, so that it is in
+    each client's disclosures and the access audit filtered by client."""
     with access.reading(actor, AccessAction.ALERTS, client_id=None, purpose=None) as read:
-        read.returned(_shown(items))
+        read.returned(_shown(items), client_ids=[item.client_id for item in items])
 
 
 @router.get("", response_model=list[AlertOut], responses=_errors)
@@ -147,9 +154,11 @@ async def stream(
                                                "after this long (default: never)")] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
-    """A live inbox (server-sent events): your agency's open alerts, then each new alert
-    as it is indexed. Each event's id is its log position; reconnecting with
-    ``Last-Event-ID`` resumes after it. Each batch sent is recorded as a read."""
+    """A live inbox (server-sent events): your agency's open alerts as they are now, then
+    each alert again whenever it changes (raised, acknowledged, escalated, closed), in its
+    current state. Each event's id is the log position of the change it reports;
+    reconnecting with ``Last-Event-ID`` sends every alert changed since (closed ones
+    too), as it is now. Each batch sent is recorded as a read, naming its clients."""
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
     deadline = None if max_seconds is None else monotonic() + max_seconds
     return StreamingResponse(
@@ -161,31 +170,45 @@ async def stream(
 
 async def _events(request: Request, inbox: AlertInbox, access: AccessLog, actor: Actor,
                   after: int | None, deadline: float | None) -> AsyncIterator[str]:
+    """The stream's events. ``sent`` is the log position of the last change it has sent
+    or passed over. A fresh connection first sends every open alert as it is now (up to
+    the latest change when it connected: later changes follow as changes); a resumed one
+    every alert changed after ``Last-Event-ID``, closed ones included, so that it learns
+    of the closures it missed. Then each change, as the inbox indexes it: the inbox keeps
+    each alert's current state, so an alert changed twice between two polls is sent
+    once, as it is after both."""
+    agency = actor.agency
     try:
-        if after is None:
-            after = await run_in_threadpool(inbox.latest, actor.agency)
-            items = [i for i in await run_in_threadpool(inbox.alerts_of, actor.agency,
-                                                        open_only=True)
-                     if i.raised_position <= after]
-        else:
-            items = await run_in_threadpool(inbox.alerts_of, actor.agency, after=after)
+        # "As it is now": the inbox first catches up with what was written before the
+        # connection (an alert closed a moment ago is sent as closed, not as raised).
+        await run_in_threadpool(_caught_up, inbox)
+        sent = after or 0
+        snapshot = None if after is not None else await run_in_threadpool(
+            inbox.last_change, agency)
         first, quiet_since = True, monotonic()
         while True:
+            items = await run_in_threadpool(functools.partial(
+                inbox.changed, agency, after=sent, upto=snapshot,
+                open_only=snapshot is not None, limit=PAGE))
             if items or first:
                 await run_in_threadpool(_record, access, actor, items)
                 for item in items:
                     yield _event(item)
-                    after = max(after, item.raised_position)
+                    sent = item.updated_position
                 first, quiet_since = False, monotonic()
+            more = len(items) == PAGE
+            if snapshot is not None and not more:
+                sent, snapshot = max(sent, snapshot), None  # every open alert is sent
             if deadline is not None and monotonic() >= deadline:
                 return
             if await request.is_disconnected():
                 return
+            if more:
+                continue
             if monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
                 yield ": keep-alive\n\n"
                 quiet_since = monotonic()
             await asyncio.sleep(POLL_SECONDS)
-            items = await run_in_threadpool(inbox.alerts_of, actor.agency, after=after)
     except AccessNotRecorded:
         yield "event: error\ndata: the read could not be recorded; reconnect to retry\n\n"
     except Exception:  # headers are sent: end the stream rather than break the response
@@ -193,9 +216,16 @@ async def _events(request: Request, inbox: AlertInbox, access: AccessLog, actor:
         yield "event: error\ndata: the stream failed; reconnect to retry\n\n"
 
 
+def _caught_up(inbox: AlertInbox) -> None:
+    with contextlib.suppress(TimeoutError):
+        inbox.tracking.wait(inbox.name, inbox.app.head_position() or None,
+                            timeout=MAX_WAIT_SECONDS)
+
+
 def _event(item: AlertItem) -> str:
+    """One alert as it is now; its id is the log position of its latest change."""
     data = _out(item).model_dump_json()
-    return f"id: {item.raised_position}\nevent: alert\ndata: {data}\n\n"
+    return f"id: {item.updated_position}\nevent: alert\ndata: {data}\n\n"
 
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertChanged, responses=_errors)

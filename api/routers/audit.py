@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,7 +21,7 @@ from api.models import (
     ReturnedItemOut,
     WithheldFactOut,
 )
-from domain.access import AccessAction
+from domain.access import ATTEMPTS, AccessAction
 from domain.agencies import Role
 from domain.application import Actor
 from domain.errors import ClientNotFound, InvalidCommand
@@ -54,16 +54,34 @@ def _current(index: AccessIndex, app: App) -> None:
         index.tracking.wait(index.name, app.head_position(), timeout=MAX_WAIT_SECONDS)
 
 
-def _out(row: AccessRow, for_agency: str) -> AccessOut:
+def _about(item: dict[str, Any], row: AccessRow) -> UUID | None:
+    """The client a returned item is about: its own, or the read's one client."""
+    return UUID(str(item["client_id"])) if item.get("client_id") else row.client_id
+
+
+def _out(row: AccessRow, for_agency: str, held: set[UUID],
+         client_id: UUID | None = None) -> AccessOut:
+    """One access as an IG lead of ``for_agency`` may see it. Its own staff's accesses in
+    full; anyone else's only as far as they concern the agency: the items of its data,
+    and the clients those are about or (for an attempt) that it holds a record of. With
+    a ``client_id`` filter, only the items about that client."""
     own_staff = row.agency == for_agency
-    items = [ReturnedItemOut(**item) for item in row.returned
-             if own_staff or item["controller"] == for_agency]
+    items = [item for item in row.returned
+             if (own_staff or item["controller"] == for_agency)
+             and (client_id is None or _about(item, row) in (None, client_id))]
+    if own_staff:
+        clients = list(row.client_ids)
+    else:
+        mine = {_about(item, row) for item in items}
+        clients = [c for c in row.client_ids if c in mine or c in held]
     return AccessOut(
         position=row.position, access_id=row.access_id, at=row.at, principal=row.principal,
         principal_name=row.principal_name, agency=row.agency, role=row.role,
-        action=row.action, purpose=row.purpose, client_id=row.client_id,
-        subject_agency=row.subject_agency, outcome=row.outcome,
-        detail=row.detail if own_staff else None, returned=items,
+        action=row.action, purpose=row.purpose,
+        client_id=row.client_id if own_staff or row.client_id in clients else None,
+        client_ids=clients, subject_agency=row.subject_agency, outcome=row.outcome,
+        detail=row.detail if own_staff else None,
+        returned=[ReturnedItemOut(**item) for item in items],
     )
 
 
@@ -79,14 +97,21 @@ def accesses(
     to: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[AccessOut]:
-    """Reads of data your agency controls, and reads made by your own staff, newest
-    first. Items of other agencies' data in your partners' reads are left out."""
+    """Reads of data your agency controls, reads made by your own staff, and attempts by
+    anyone on a client your agency holds a record of that found nothing or were refused
+    (outcome ``not_found`` or ``refused``: reads, and writes such as recording a fact),
+    newest first. Items of other agencies' data in your partners' reads are left out."""
     if from_ is not None and to is not None and to <= from_:
         raise InvalidCommand("to", "must be after from")
     _current(index, app)
     rows = index.accesses(ig_lead.agency, client_id=client_id, agency=agency,
                           principal=principal, since=from_, until=to, limit=limit)
-    return [_out(row, ig_lead.agency) for row in rows]
+    # The clients in partners' attempts that this agency holds a record of (its own
+    # staff's accesses it sees whole).
+    held = index.held(ig_lead.agency, sorted({
+        c for row in rows if row.agency != ig_lead.agency and row.outcome in ATTEMPTS
+        for c in row.client_ids}))
+    return [_out(row, ig_lead.agency, held, client_id) for row in rows]
 
 
 @router.get("/v1/clients/{client_id}/disclosures", response_model=list[DisclosureOut],
@@ -106,7 +131,7 @@ def disclosures(client_id: UUID, app: App, index: Index, access: Access,
             at=row.at, recipient=row.agency, principal_name=row.principal_name,
             role=row.role, action=row.action, purpose=row.purpose,
             items=[ReturnedItemOut(**i) for i in row.returned
-                   if i["controller"] == actor.agency],
+                   if i["controller"] == actor.agency and _about(i, row) == client_id],
         )
         for row in rows
     ]

@@ -45,9 +45,12 @@ def register_client(body: ClientIn, app: App, actor: Practitioner) -> ClientCrea
 
 @router.post("/{client_id}/events", status_code=status.HTTP_201_CREATED,
              response_model=EventRecorded, responses=_errors)
-def record_event(client_id: UUID, body: EventIn, app: App, actor: Recorder) -> EventRecorded:
-    """Records one fact about the client; the payload is validated against its type."""
-    position = app.record_fact(client_id, body.type, body.data, body.occurred_at, actor)
+def record_event(client_id: UUID, body: EventIn, app: App, access: Access,
+                 actor: Recorder) -> EventRecorded:
+    """Records one fact about the client; the payload is validated against its type.
+    A refusal (404 for a client you may not see, as for an unknown one) is recorded."""
+    with access.attempting(actor, AccessAction.RECORD_FACT, client_ids=[client_id]):
+        position = app.record_fact(client_id, body.type, body.data, body.occurred_at, actor)
     return EventRecorded(position=position)
 
 

@@ -24,22 +24,29 @@ _errors: dict[int | str, dict[str, object]] = {
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConsentCreated,
              responses=_errors)
-def give(client_id: UUID, body: ConsentIn, app: App, actor: Recorder) -> ConsentCreated:
-    """Records consent to share the caller agency's data about the client."""
-    consent_id, position = app.give_consent(
-        client_id, recipient_agency=body.recipient_agency, recipient_kind=body.recipient_kind,
-        categories=[c.value for c in body.categories], purposes=[p.value for p in body.purposes],
-        data_from=body.data_from, data_to=body.data_to, expires_at=body.expires_at,
-        obtained=body.obtained.value, by=actor,
-    )
+def give(client_id: UUID, body: ConsentIn, app: App, access: Access,
+         actor: Recorder) -> ConsentCreated:
+    """Records consent to share the caller agency's data about the client. A refusal
+    (404 for a client your agency holds no record of) is recorded."""
+    with access.attempting(actor, AccessAction.GIVE_CONSENT, client_ids=[client_id]):
+        consent_id, position = app.give_consent(
+            client_id, recipient_agency=body.recipient_agency,
+            recipient_kind=body.recipient_kind, categories=[c.value for c in body.categories],
+            purposes=[p.value for p in body.purposes], data_from=body.data_from,
+            data_to=body.data_to, expires_at=body.expires_at, obtained=body.obtained.value,
+            by=actor,
+        )
     return ConsentCreated(consent_id=consent_id, position=position)
 
 
 @router.post("/{consent_id}/withdraw", response_model=PositionOut, responses=_errors)
-def withdraw(client_id: UUID, consent_id: UUID, body: WithdrawIn, app: App,
+def withdraw(client_id: UUID, consent_id: UUID, body: WithdrawIn, app: App, access: Access,
              actor: Recorder) -> PositionOut:
-    """Withdrawal takes effect at its log position: partners' views lose what it covered."""
-    return PositionOut(position=app.withdraw_consent(client_id, consent_id, body.reason, actor))
+    """Withdrawal takes effect at its log position: partners' views lose what it covered.
+    A refusal (404) is recorded."""
+    with access.attempting(actor, AccessAction.WITHDRAW_CONSENT, client_ids=[client_id]):
+        position = app.withdraw_consent(client_id, consent_id, body.reason, actor)
+    return PositionOut(position=position)
 
 
 @router.get("", response_model=list[ConsentOut], responses=_errors)

@@ -7,8 +7,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
+from api.access import Access
 from api.auth import App, require
 from api.models import EmergencyAccessCreated, EmergencyAccessIn, ErrorBody
+from domain.access import AccessAction
 from domain.agencies import Role
 from domain.application import Actor
 
@@ -21,7 +23,7 @@ _errors: dict[int | str, dict[str, object]] = {
 
 @router.post("/{client_id}/emergency-access", status_code=status.HTTP_201_CREATED,
              response_model=EmergencyAccessCreated, responses=_errors)
-def break_glass(client_id: UUID, body: EmergencyAccessIn, app: App,
+def break_glass(client_id: UUID, body: EmergencyAccessIn, app: App, access: Access,
                 actor: Breaker) -> EmergencyAccessCreated:
     """Time-limited access (at most 24 hours) to every fact of one client, for one purpose,
     for the caller's agency; clinical notes only for a clinical agency (treatment provider,
@@ -30,7 +32,9 @@ def break_glass(client_id: UUID, body: EmergencyAccessIn, app: App,
 
     An unknown or erased client is a 404; the client's own registering agency gets a 403
     (it sees its own record without breaking glass)."""
-    grant = app.grant_emergency_access(client_id, body.purpose, body.justification,
-                                       body.minutes, actor)
+    with access.attempting(actor, AccessAction.EMERGENCY_ACCESS, client_ids=[client_id],
+                           purpose=body.purpose.value):
+        grant = app.grant_emergency_access(client_id, body.purpose, body.justification,
+                                           body.minutes, actor)
     return EmergencyAccessCreated(grant_id=grant.grant_id, expires_at=grant.expires_at,
                                   position=grant.position, review_id=grant.review_id)

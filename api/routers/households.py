@@ -8,8 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, Field
 
+from api.access import Access
 from api.auth import App, require
 from api.models import ErrorBody, Strict
+from domain.access import AccessAction
 from domain.agencies import Role
 from domain.application import Actor
 from domain.households import MAX_MEMBERS
@@ -42,18 +44,22 @@ class MemberAdded(BaseModel):
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=HouseholdCreated,
              responses=_errors)
-def link(body: HouseholdIn, app: App, actor: Linker) -> HouseholdCreated:
+def link(body: HouseholdIn, app: App, access: Access, actor: Linker) -> HouseholdCreated:
     """Links clients who live together into a household, so the safeguarding rules see
     them together. Your agency must hold its own record of, or have a basis to see, each
     client (else 404, as for an unknown client); a client already in a household is 409."""
-    household_id, position = app.link_household(body.client_ids, actor)
+    with access.attempting(actor, AccessAction.LINK_HOUSEHOLD, client_ids=body.client_ids):
+        household_id, position = app.link_household(body.client_ids, actor)
     return HouseholdCreated(household_id=household_id, position=position)
 
 
 @router.post("/{household_id}/members", status_code=status.HTTP_201_CREATED,
              response_model=MemberAdded, responses=_errors)
-def add_member(household_id: UUID, body: MemberIn, app: App, actor: Linker) -> MemberAdded:
+def add_member(household_id: UUID, body: MemberIn, app: App, access: Access,
+               actor: Linker) -> MemberAdded:
     """Adds a client to a household. You must see the client and a member already in the
-    household; otherwise the household is as unknown (404)."""
-    position = app.add_household_member(household_id, body.client_id, actor)
+    household; otherwise the household is as unknown (404). A refusal is recorded."""
+    with access.attempting(actor, AccessAction.ADD_HOUSEHOLD_MEMBER,
+                           client_ids=[body.client_id]):
+        position = app.add_household_member(household_id, body.client_id, actor)
     return MemberAdded(household_id=household_id, client_id=body.client_id, position=position)

@@ -15,7 +15,7 @@ from domain.errors import NotFound
 from projections.log_tree import LogTree, TreeIncomplete
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-Auditor = Annotated[Actor, Depends(require(Role.IG_LEAD, Role.ADMIN))]
+Auditor = Annotated[Actor, Depends(require(Role.IG_LEAD, Role.ADMIN, Role.PARTNERSHIP_ADMIN))]
 MAX_POSITION = 2**63 - 1  # the log's positions are 64-bit
 
 

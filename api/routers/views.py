@@ -16,7 +16,7 @@ from domain.access import AccessAction, AccessOutcome
 from domain.agencies import Role
 from domain.application import Actor
 from domain.categories import DataCategory
-from domain.errors import ClientNotFound, Conflict, Forbidden
+from domain.errors import ClientNotFound, Conflict, Forbidden, InvalidCommand
 from domain.identity import IdentityErased
 from domain.vocabulary import Purpose
 from projections.views import AgencyViews, ViewItem
@@ -24,6 +24,11 @@ from projections.views import AgencyViews, ViewItem
 router = APIRouter(prefix="/v1/clients", tags=["partners"])
 Viewer = Annotated[
     Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING, Role.COMMISSIONER))
+]
+#: Who may match: partners for a purpose, and IG leads for their own agency's clients.
+Matcher = Annotated[
+    Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING, Role.COMMISSIONER,
+                           Role.IG_LEAD))
 ]
 _errors: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
@@ -43,6 +48,14 @@ Views = Annotated[AgencyViews, Depends(agency_views)]
 def _check_commissioner(actor: Actor, purpose: Purpose) -> None:
     if actor.role is Role.COMMISSIONER and purpose is not Purpose.COMMISSIONING:
         raise Forbidden("the commissioner role reads only for the purpose commissioning")
+
+
+def _no_per_client_view(actor: Actor) -> None:
+    """Commissioners work with aggregates (outcome reports), never one person's record:
+    even a view with no identifiers would let them follow one person's scores over time
+    and, with anything else they know, single that person out."""
+    if actor.role is Role.COMMISSIONER:
+        raise Forbidden("commissioners read aggregate reports, not one client's view")
 
 
 def _read(views: AgencyViews, actor: Actor, client_id: UUID,
@@ -81,7 +94,7 @@ def view(
             views.tracking.wait(views.name, min_position, timeout=MAX_WAIT_SECONDS)
     with access.reading(actor, AccessAction.VIEW, client_id=client_id,
                         purpose=purpose.value) as read:
-        _check_commissioner(actor, purpose)
+        _no_per_client_view(actor)
         position, seen, items = _read(views, actor, client_id, purpose)
         if not seen:
             raise ClientNotFound()
@@ -112,26 +125,51 @@ def view(
 
 
 @router.post("/match", response_model=MatchOut, responses=_errors)
-def match(body: MatchIn, app: App, views: Views, access: Access, actor: Viewer) -> MatchOut:
-    """Finds the client for an NHS number (or family name and date of birth), only if the
-    caller's agency has a basis to see something of that client for the stated purpose.
-    Every match is recorded, including those that found nothing (never the search terms)."""
+def match(body: MatchIn, app: App, views: Views, access: Access, actor: Matcher) -> MatchOut:
+    """Finds the client for an NHS number (or family name and date of birth).
+
+    A partner gets an answer only for a client whose identity its agency may see for the
+    stated purpose: the same shares (``decide``) that give its view the ``identity``
+    category. Any other basis (outcomes without identifiers, say) is no basis to learn who
+    a person is, or whether they are a client at all. An IG lead gets an answer only for
+    a client its own agency holds a record of (to answer a subject access request); the
+    purpose is then optional. Anything else is the same no-match answer as for an
+    unknown person. Every match is recorded, including those that found nothing (never
+    the search terms)."""
+    if body.purpose is None and actor.role is not Role.IG_LEAD:
+        raise InvalidCommand("purpose", "state the purpose of the match")
     fingerprint = app.match_keys(body.nhs_number, body.family_name, body.date_of_birth)
+    # An IG lead's answer rests on its agency's own record, which holds for every purpose.
+    purpose = body.purpose or Purpose.DIRECT_CARE
     with access.reading(actor, AccessAction.MATCH, client_id=None,
-                        purpose=body.purpose.value) as read:
-        _check_commissioner(actor, body.purpose)
-        visible = [
-            client_id for client_id in views.matching_clients(fingerprint)
-            if _items(views, actor, client_id, body.purpose)
-        ]
-        if not visible:
+                        purpose=body.purpose.value if body.purpose else None) as read:
+        if body.purpose is not None:
+            _check_commissioner(actor, body.purpose)
+        shown = {client_id: items for client_id in views.matching_clients(fingerprint)
+                 if (items := _match_basis(views, actor, client_id, purpose))}
+        if not shown:
             raise ClientNotFound()
-        if len(visible) > 1:
+        if len(shown) > 1:
             read.found_nothing(AccessOutcome.REFUSED, "more than one client matched")
             raise Conflict("more than one client you may see matches; match on the NHS number")
         # What the match disclosed: that this person is a client known to these agencies.
+        [(client_id, items)] = shown.items()
         bases = {(i.controller, i.basis.get("kind"), i.basis.get("agreement_id")): i
-                 for i in _items(views, actor, visible[0], body.purpose)}
+                 for i in items}
         read.returned([returned_item(None, "match", i.controller, i.basis)
-                       for i in bases.values()], client_id=visible[0])
-    return MatchOut(client_id=visible[0])
+                       for i in bases.values()], client_id=client_id)
+    return MatchOut(client_id=client_id)
+
+
+def _match_basis(views: AgencyViews, actor: Actor, client_id: UUID,
+                 purpose: Purpose) -> list[ViewItem]:
+    """The items on which the caller may be told this client's id (none: no match).
+
+    For an IG lead, its own agency's record of the client (the controller rows, which
+    hold for every purpose). For anyone else, the identity the view would show for the
+    purpose: a match answers who a person is, so it needs the basis that shares who they
+    are, not merely a basis to see something of them."""
+    items = _items(views, actor, client_id, purpose)
+    if actor.role is Role.IG_LEAD:
+        return [i for i in items if i.basis["kind"] == BasisKind.CONTROLLER.value]
+    return [i for i in items if i.category == DataCategory.IDENTITY.value]
