@@ -48,6 +48,15 @@ class PrincipalIn(Strict):
     name: str = Field(min_length=1, max_length=200)
 
 
+class RecordedByOut(BaseModel):
+    """Who did something: a principal, or the CLI operator."""
+
+    id: str = Field(description="the principal id as recorded, or `operator:cli`")
+    name: str
+    agency: str | None = Field(description="the principal's agency (none for the operator)")
+    role: Role | None = Field(description="the principal's role (none for the operator)")
+
+
 class PrincipalOut(BaseModel):
     principal_id: UUID
     agency: str
@@ -55,6 +64,10 @@ class PrincipalOut(BaseModel):
     name: str
     revoked: bool
     added_at: datetime
+    added_by: RecordedByOut
+    revoked_at: datetime | None = None
+    revoked_by: RecordedByOut | None = None
+    revoked_reason: str | None = None
 
 
 class IssuedTokenOut(BaseModel):

@@ -24,6 +24,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording,
 
 from domain.access import AccessAction, AccessOutcome, AccessRecord
 from domain.agencies import (
+    ADMINISTRATORS,
     CLINICAL_KINDS,
     PARTNERSHIP_ID,
     Agency,
@@ -32,6 +33,8 @@ from domain.agencies import (
     Principal,
     Role,
     agency_uuid,
+    role_fits,
+    roles_for,
 )
 from domain.agreements import Agreement, AgreementTerms
 from domain.alerts import Alert, AlertOutcome, AlertStatus
@@ -51,6 +54,7 @@ from domain.errors import (
     Forbidden,
     HouseholdNotFound,
     InvalidCommand,
+    LastAdministrator,
     PrincipalNotFound,
     ReviewNotFound,
     Unauthenticated,
@@ -93,9 +97,15 @@ class Actor:
         """How the actor is named on the record."""
         return str(self.principal_id) if self.principal_id else f"operator:{self.name}"
 
+    @property
+    def is_operator(self) -> bool:
+        """The CLI operator, not a principal: it may add any principal (staff included)."""
+        return self.principal_id is None
 
-#: The local operator running the CLI on the server: trusted like a database administrator.
-OPERATOR = Actor(None, "cli", "", None, Role.ADMIN)
+
+#: The local operator running the CLI on the server: trusted like a database administrator,
+#: it acts as a partnership administrator that may also add any agency's staff.
+OPERATOR = Actor(None, "cli", "", None, Role.PARTNERSHIP_ADMIN)
 
 
 @dataclass(frozen=True)
@@ -146,13 +156,31 @@ class IssuedToken:
 
 
 @dataclass(frozen=True)
+class RecordedBy:
+    """Who did something, as the record names them: a principal (with its name, agency
+    and role as they are now), or the CLI operator (``operator:cli``)."""
+
+    reference: str
+    name: str
+    agency: str | None
+    role: Role | None
+
+
+@dataclass(frozen=True)
 class PrincipalSummary:
+    """A principal as its agency's admin and IG lead see it: who added it and when, and
+    who revoked it, when and why."""
+
     principal_id: UUID
     agency: str
     role: Role
     name: str
     revoked: bool
     added_at: datetime
+    added_by: RecordedBy
+    revoked_at: datetime | None = None
+    revoked_by: RecordedBy | None = None
+    revoked_reason: str | None = None
 
 
 class DateAsISO(Transcoding):
@@ -203,8 +231,9 @@ class AccordApplication(Application[UUID]):
     # -- agencies and principals -------------------------------------------------
 
     def register_agency(self, slug: str, name: str, kind: AgencyKind, by: Actor) -> Agency:
-        if by.role is not Role.ADMIN:
-            raise Forbidden("only an admin registers agencies")
+        """Admits an agency to the partnership; ``registered_by`` keeps who did it."""
+        if by.role is not Role.PARTNERSHIP_ADMIN:
+            raise Forbidden("only a partnership administrator registers agencies")
         if self._exists(agency_uuid(slug)):
             raise AgencyExists(slug)
 
@@ -234,9 +263,21 @@ class AccordApplication(Application[UUID]):
         return agency
 
     def add_principal(self, agency: str, role: Role, name: str, by: Actor) -> IssuedToken:
-        """Enrols a person or system and returns its bearer token (shown once, never stored)."""
-        if by.role is not Role.ADMIN:
-            raise Forbidden("only an admin adds principals")
+        """Enrols a person or system and returns its bearer token (shown once, never stored).
+
+        An agency's admin adds principals to its own agency only (any role but partnership
+        administrator); a partnership administrator adds admins and partnership
+        administrators to any agency (so the first admin of a new one), not staff, so no
+        single token mints readers of another agency's data; the CLI operator adds anyone.
+        The role must fit the agency's kind (``role_fits``).
+        """
+        self._check_may_add(agency, role, by)
+        kind = self.agency(agency).kind
+        if not role_fits(kind, role):
+            fitting = ", ".join(r.value for r in roles_for(kind))
+            raise InvalidCommand(
+                "role", f"a {role.value} cannot act for a {kind.value} agency (roles that "
+                        f"fit: {fitting})")
         secret = secrets.token_urlsafe(32)
 
         def attempt() -> IssuedToken:
@@ -252,25 +293,116 @@ class AccordApplication(Application[UUID]):
         return self._retrying(attempt)
 
     def revoke_principal(self, principal_id: UUID, reason: str, by: Actor) -> None:
-        if by.role is not Role.ADMIN:
-            raise Forbidden("only an admin revokes principals")
+        """Revokes a principal; revoking it again changes nothing.
+
+        An agency's admin revokes its own agency's principals (another agency's are as
+        unknown, so an id reveals nothing), but not a partnership administrator, nor its
+        agency's last admin. A partnership administrator (or the CLI operator) may revoke
+        anyone: taking access away exposes nothing. Nobody revokes the partnership's last
+        partnership administrator.
+        """
+        if by.role not in ADMINISTRATORS:
+            raise Forbidden("only an admin or a partnership administrator revokes principals")
 
         def attempt() -> None:
             principal = self._principal(principal_id)
-            if not principal.revoked:
+            if by.role is not Role.PARTNERSHIP_ADMIN and principal.agency != by.agency:
+                raise PrincipalNotFound()
+            if principal.revoked:
+                return
+            if principal.role is Role.PARTNERSHIP_ADMIN and by.role is not Role.PARTNERSHIP_ADMIN:
+                raise Forbidden("only a partnership administrator revokes a partnership "
+                                "administrator")
+            if principal.role not in ADMINISTRATORS:
                 principal.revoke(reason=reason, revoked_by=by.reference)
                 self.save(principal)
+                return
+            partnership = self._partnership()
+            self._check_not_last_administrator(partnership, principal, by)
+            principal.revoke(reason=reason, revoked_by=by.reference)
+            # Saved with the revocation: two at once conflict here and the retry counts again.
+            partnership.note_administrator_revoked(principal.id, principal.agency,
+                                                   principal.role.value)
+            self.save(principal, partnership)
 
         self._retrying(attempt)
 
-    def principals(self, agency: str) -> list[PrincipalSummary]:
+    def principals(self, agency: str, by: Actor) -> list[PrincipalSummary]:
+        """An agency's principals, each with who added it and when, and who revoked it,
+        when and why: for the agency's own admin and IG lead (so an IG lead sees every
+        admin and IG lead created in its agency) and for partnership administrators."""
+        if by.role not in (Role.ADMIN, Role.IG_LEAD, Role.PARTNERSHIP_ADMIN):
+            raise Forbidden("an agency's principals are listed for its admin and IG lead and "
+                            "for partnership administrators")
+        if by.role is not Role.PARTNERSHIP_ADMIN and agency != by.agency:
+            raise Forbidden("an admin or IG lead lists only its own agency's principals")
+        names: dict[str, RecordedBy] = {}
         result = []
         for principal_id in self.agency(agency).principal_ids:
             p = self._principal(principal_id)
-            result.append(
-                PrincipalSummary(p.id, p.agency, p.role, p.name, p.revoked, p.created_on)
-            )
+            revoked_at = None
+            if p.revoked:
+                revoked_at = next(e.timestamp for e in self.events.get(p.id)
+                                  if isinstance(e, Principal.Revoked))
+            result.append(PrincipalSummary(
+                p.id, p.agency, p.role, p.name, p.revoked, p.created_on,
+                added_by=self._recorded_by(p.added_by, names),
+                revoked_at=revoked_at,
+                revoked_by=self._recorded_by(p.revoked_by, names) if p.revoked_by else None,
+                revoked_reason=p.revoked_reason,
+            ))
         return result
+
+    def _check_may_add(self, agency: str, role: Role, by: Actor) -> None:
+        """Refuses (403) an addition outside the caller's scope; see ``add_principal``."""
+        if by.role not in ADMINISTRATORS:
+            raise Forbidden("only an admin or a partnership administrator adds principals")
+        if by.is_operator:
+            return
+        if by.role is Role.PARTNERSHIP_ADMIN:
+            if role not in ADMINISTRATORS:
+                raise Forbidden("a partnership administrator adds admins and partnership "
+                                "administrators; an agency's own admin adds its staff")
+            return
+        if agency != by.agency:
+            raise Forbidden("an admin manages only its own agency's principals")
+        if role is Role.PARTNERSHIP_ADMIN:
+            raise Forbidden("only a partnership administrator adds a partnership administrator")
+
+    def _check_not_last_administrator(
+        self, partnership: Partnership, principal: Principal, by: Actor
+    ) -> None:
+        """Refuses (409) to revoke the partnership's last partnership administrator (for
+        anyone), or an agency's last admin (unless a partnership administrator does it)."""
+        if principal.role is Role.PARTNERSHIP_ADMIN:
+            everyone = (i for slug in partnership.agencies for i in self.agency(slug).principal_ids)
+            if not self._any_active(everyone, Role.PARTNERSHIP_ADMIN, besides=principal.id):
+                raise LastAdministrator(
+                    "this is the partnership's last active partnership administrator; add "
+                    "another before revoking it")
+        elif by.role is not Role.PARTNERSHIP_ADMIN and not self._any_active(
+                self.agency(principal.agency).principal_ids, Role.ADMIN, besides=principal.id):
+            raise LastAdministrator(
+                f"this is the last active admin of {principal.agency}; only a partnership "
+                "administrator may revoke an agency's last admin")
+
+    def _any_active(self, principal_ids: Iterable[UUID], role: Role, besides: UUID) -> bool:
+        return any(
+            not p.revoked and p.role is role
+            for p in (self._principal(i) for i in principal_ids if i != besides)
+        )
+
+    def _recorded_by(self, reference: str, known: dict[str, RecordedBy]) -> RecordedBy:
+        """Names who a record's ``added_by``/``revoked_by`` reference is."""
+        if reference not in known:
+            try:
+                who = self._get(UUID(reference), Principal)
+            except ValueError:  # the CLI operator, "operator:cli"
+                who = None
+            known[reference] = (
+                RecordedBy(reference, who.name, who.agency, who.role) if who
+                else RecordedBy(reference, reference, None, None))
+        return known[reference]
 
     def authenticate(self, token: str) -> Actor:
         """Resolves a bearer token to an actor; raises Unauthenticated for anything else."""

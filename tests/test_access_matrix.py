@@ -44,11 +44,12 @@ COLUMNS = ("own", "other", "police", "commission")
 CALLER = {"own": "tp", "other": "tp", "police": "police", "commission": "commissioner"}
 #: Whose resource each column's caller acts on.
 OWNER = {"own": "tp", "other": "tp2", "police": "tp", "commission": "tp"}
-ROLES = (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD, Role.ADMIN, Role.COMMISSIONER)
-P, S, I, A, C = ROLES  # noqa: E741 - the roles' initials read best in the table
+ROLES = (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD, Role.ADMIN, Role.COMMISSIONER,
+         Role.PARTNERSHIP_ADMIN)
+P, S, I, A, C, PA = ROLES  # noqa: E741 - the roles' initials read best in the table
 
 Row = tuple[int, int, int, int]  # statuses for (own, other, police, commission)
-ALL = {P, S, I, A, C}
+ALL = {P, S, I, A, C, PA}
 
 
 def rows(spec: dict[frozenset[Role], Row]) -> dict[Role, Row]:
@@ -134,12 +135,14 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
     }),
     # Tamper evidence: the signed Merkle tree head and its proofs, for IG leads and
     # administrators of any agency (a partner checks them offline).
-    ("GET", "/v1/audit/tree-head"): rows({only(I, A): (200, 200, 200, 200), rest(I, A): DENIED}),
+    ("GET", "/v1/audit/tree-head"): rows({
+        only(I, A, PA): (200, 200, 200, 200), rest(I, A, PA): DENIED,
+    }),
     ("GET", "/v1/audit/proofs/inclusion"): rows({
-        only(I, A): (200, 200, 200, 200), rest(I, A): DENIED,
+        only(I, A, PA): (200, 200, 200, 200), rest(I, A, PA): DENIED,
     }),
     ("GET", "/v1/audit/proofs/consistency"): rows({
-        only(I, A): (200, 200, 200, 200), rest(I, A): DENIED,
+        only(I, A, PA): (200, 200, 200, 200), rest(I, A, PA): DENIED,
     }),
     # Agreements: IG leads act on those their agency is party to; parties may read them.
     ("POST", "/v1/agreements"): rows({
@@ -163,14 +166,17 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
     # The catalogue and the directory of agencies are for everyone in the partnership.
     ("GET", "/v1/event-types"): rows({rest(): (200, 200, 200, 200)}),
     ("GET", "/v1/agencies"): rows({rest(): (200, 200, 200, 200)}),
-    # Administration: partnership admins only, whichever agency they sit in.
-    ("POST", "/v1/agencies"): rows({only(A): (201, 201, 201, 201), rest(A): DENIED}),
-    ("POST", "/v1/principals"): rows({only(A): (201, 201, 201, 201), rest(A): DENIED}),
+    # Administration. Partnership admins (whichever agency they sit in) register agencies
+    # and appoint admins, but add no staff (here a practitioner); an agency's admin manages
+    # its own agency's principals only (another agency's principal is as unknown: 404),
+    # and its IG lead sees them with who added each.
+    ("POST", "/v1/agencies"): rows({only(PA): (201, 201, 201, 201), rest(PA): DENIED}),
+    ("POST", "/v1/principals"): rows({only(A): (201, 403, 403, 403), rest(A): DENIED}),
     ("GET", "/v1/agencies/{agency}/principals"): rows({
-        only(A): (200, 200, 200, 200), rest(A): DENIED,
+        only(A, I): (200, 403, 403, 403), only(PA): (200, 200, 200, 200), rest(A, I, PA): DENIED,
     }),
     ("POST", "/v1/principals/{principal_id}/revoke"): rows({
-        only(A): (204, 204, 204, 204), rest(A): DENIED,
+        only(A): (204, 404, 404, 404), only(PA): (204, 204, 204, 204), rest(A, PA): DENIED,
     }),
     # Emergency (break-glass) access: a partner's practitioner or safeguarding officer, on
     # a client of another agency; never the registering agency itself (it sees its own
