@@ -305,6 +305,11 @@ class EmergencyAccessCreated(BaseModel):
     review_id: UUID = Field(description="the IG review opened for the client's controller")
 
 
+class EmergencyAccessEndIn(Strict):
+    reason: str = Field(min_length=1, max_length=500,
+                        description="why the access ends before it expires, for the record")
+
+
 class ReviewCloseIn(Strict):
     outcome: ReviewOutcome
     note: str = Field(min_length=1, max_length=2000)
@@ -331,6 +336,12 @@ class ReviewOut(BaseModel):
     note: str | None
     closed_by: str | None
     closed_at: datetime | None
+    grant_ended_at: datetime | None = Field(
+        description="when the grant was ended before it expired (by the controller's IG lead, "
+                    "or by closing this review as not_justified); null if it ran its course")
+    grant_ended_by: str | None = Field(description="the principal who ended the grant")
+    grant_end_cause: str | None = Field(
+        description="`review_not_justified` or `ended_by_ig_lead`")
 
 
 class ReviewClosedOut(BaseModel):

@@ -15,7 +15,8 @@ The rules (DESIGN.md, "Who may see what"):
 4. Where the agreement's basis is a legal duty, sharing goes ahead without consent.
 5. Emergency ("break-glass") access: a grant on the client's stream lets one agency see
    every fact of the client (clinical notes only if the agency is clinical) for one
-   purpose, from when it was granted until it expires; an IG review is opened for it.
+   purpose, from when it was granted until it expires or is ended (by the controller's
+   IG lead, or by its review closed as not justified); an IG review is opened for it.
 6. Everything else is denied, with the reasons.
 
 The same rules compiled for bulk use are ``Share``s: a grant with the facts it covers
@@ -40,6 +41,7 @@ from uuid import UUID
 from domain.agencies import AgencyKind
 from domain.agreements import AgreementTerms
 from domain.categories import DataCategory
+from domain.clients import EmergencyEndCause
 from domain.vocabulary import Purpose
 
 #: The purpose under which a controller's own rows are stored: any purpose.
@@ -200,6 +202,16 @@ class EmergencyScope:
     clinical_notes: bool
     granted_at: datetime
     expires_at: datetime
+    #: When the grant was ended before it expired, and why; None while it runs its course.
+    ended_at: datetime | None = None
+    end_cause: str | None = None
+
+    @property
+    def until(self) -> datetime:
+        """When the grant stops showing anything: its expiry, or its end if earlier."""
+        if self.ended_at is None:
+            return self.expires_at
+        return min(self.expires_at, self.ended_at)
 
     def covers(self, category: DataCategory) -> bool:
         """Every category of the client's facts, identity included; clinical notes only for
@@ -594,15 +606,26 @@ def _emergency_grants(
     return granted, refused
 
 
+#: How the reason of an ended grant says why it ended.
+_END_CAUSES = {
+    EmergencyEndCause.REVIEW_NOT_JUSTIFIED.value: "its IG review found it not justified",
+    EmergencyEndCause.ENDED_BY_IG_LEAD.value: "ended by the controller's IG lead",
+}
+
+
 @functools.lru_cache(maxsize=4096)
 def _emergency_grant(scope: EmergencyScope) -> Grant:
-    """Rule 5: what an emergency grant gives, for its purpose, in its window."""
+    """Rule 5: what an emergency grant gives, for its purpose, in its window: from when
+    it was granted until it expires, or until it was ended if that came first."""
+    reason = (f"rule 5: emergency access {scope.grant_id} by {scope.principal} for "
+              f"{scope.purpose}, from {scope.granted_at.isoformat()} until "
+              f"{scope.expires_at.isoformat()}; under IG review")
+    if scope.ended_at is not None:
+        why = _END_CAUSES.get(scope.end_cause or "", scope.end_cause or "ended")
+        reason += f"; ended at {scope.ended_at.isoformat()} ({why})"
     return Grant(
         purpose=scope.purpose, basis=Basis(BasisKind.EMERGENCY, grant_id=scope.grant_id),
-        fields=None, not_before=scope.granted_at, not_after=scope.expires_at,
-        reason=(f"rule 5: emergency access {scope.grant_id} by {scope.principal} for "
-                f"{scope.purpose}, from {scope.granted_at.isoformat()} until "
-                f"{scope.expires_at.isoformat()}; under IG review"),
+        fields=None, not_before=scope.granted_at, not_after=scope.until, reason=reason,
     )
 
 

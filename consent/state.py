@@ -2,13 +2,15 @@
 
 ``evolve`` applies an event to a ``PolicyState`` and says what it means for the views:
 a new fact to project, a client whose consents changed, an agreement that came into
-force or was revoked, or an emergency grant that lets one agency see one client. Live
-projections and replays both step through the log with it.
+force or was revoked, or an emergency grant that lets one agency see one client (or
+its ending, which closes the grant's window at the end's time). Live projections and
+replays both step through the log with it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -50,7 +52,18 @@ class EmergencyGranted:
     agency: str
 
 
-Effect = NewFact | ClientPolicyChanged | AgreementChanged | EmergencyGranted | None
+@dataclass(frozen=True)
+class EmergencyEnded:
+    """An emergency grant ended before it expired: the (agency, client) pair must be
+    re-projected, and what the grant alone showed at ``ended_at`` leaves the view."""
+
+    client_id: UUID
+    agency: str
+    ended_at: datetime
+
+
+Effect = (NewFact | ClientPolicyChanged | AgreementChanged | EmergencyGranted | EmergencyEnded
+          | None)
 
 
 @dataclass
@@ -110,6 +123,13 @@ def evolve(state: LogState, event: Any, position: int) -> Effect:
             expires_at=event.expires_at,
         )
         return EmergencyGranted(event.originator_id, event.agency)
+    if isinstance(event, Client.EmergencyAccessEnded):
+        grants = state.emergencies.get(event.originator_id, {})
+        scope = grants.get(event.grant_id)
+        if scope is None:
+            return None
+        grants[event.grant_id] = replace(scope, ended_at=event.ended_at, end_cause=event.cause)
+        return EmergencyEnded(event.originator_id, scope.agency, event.ended_at)
     if isinstance(event, Client.Erased):
         state.erased.add(event.originator_id)
         return ClientPolicyChanged(event.originator_id)

@@ -39,7 +39,7 @@ from domain.agencies import (
 from domain.agreements import Agreement, AgreementTerms
 from domain.alerts import Alert, AlertOutcome, AlertStatus
 from domain.catalogue import CATALOGUE, FactType, fact_type
-from domain.clients import Client, NhsNumberIndex, nhs_index_id
+from domain.clients import Client, EmergencyEndCause, NhsNumberIndex, nhs_index_id
 from domain.errors import (
     AgencyExists,
     AgencyNotFound,
@@ -50,7 +50,6 @@ from domain.errors import (
     ClientNotFound,
     ConcurrentWrite,
     Conflict,
-    ConsentNotFound,
     Forbidden,
     HouseholdNotFound,
     InvalidCommand,
@@ -663,13 +662,10 @@ class AccordApplication(Application[UUID]):
             client = self._client(client_id)
             if by.agency not in client.controllers:
                 raise ClientNotFound()
-            consent = client.consents.get(consent_id)
-            if consent is None:
-                raise ConsentNotFound()
-            if consent.withdrawn:
-                raise Conflict("this consent has already been withdrawn")
+            # The aggregate refuses another agency's consent as unknown, and a second
+            # withdrawal as a conflict (domain/clients.py).
             client.withdraw_consent(consent_id=consent_id, reason=reason,
-                                    recorded_by=by.reference)
+                                    recorded_by=by.reference, agency=by.agency)
             return self._position(self.save(client))
 
         return self._retrying(attempt)
@@ -770,7 +766,10 @@ class AccordApplication(Application[UUID]):
     ) -> tuple[Review, int]:
         """The registering controller's IG lead closes a review, once, with an outcome.
 
-        A review the caller's agency is not told of is a 404, as for an unknown one."""
+        A review the caller's agency is not told of is a 404, as for an unknown one.
+        Closed as ``not_justified``, a grant still running ends in the same transaction
+        (an ``EmergencyAccessEnded`` on the client's stream, at that log position): an
+        access judged unjustified must not go on until it expires."""
         if by.role is not Role.IG_LEAD:
             raise Forbidden("only an IG lead closes a review")
 
@@ -785,7 +784,47 @@ class AccordApplication(Application[UUID]):
                 raise Conflict(f"this review is already closed ({review.outcome.value})")
             review.close(outcome=ReviewOutcome(outcome).value, note=note,
                          closed_by=by.reference)
-            return review, self._position(self.save(review))
+            changed: list[Aggregate] = [review]
+            if ReviewOutcome(outcome) is ReviewOutcome.NOT_JUSTIFIED:
+                now = self.clock().astimezone(UTC)
+                client = self._get(review.client_id, Client)
+                if (client is not None and not client.erased
+                        and client.emergency_access_running(review.grant_id, now)):
+                    client.end_emergency_access(
+                        review.grant_id, agency=by.agency, ended_at=now,
+                        cause=EmergencyEndCause.REVIEW_NOT_JUSTIFIED, reason=note,
+                        ended_by=by.reference,
+                    )
+                    changed.append(client)
+            return review, self._position(self.save(*changed))
+
+        return self._retrying(attempt)
+
+    def end_emergency_access(self, client_id: UUID, grant_id: UUID, reason: str,
+                             by: Actor) -> int:
+        """The IG lead of the client's registering controller ends a running emergency
+        grant now; returns the log position from which it shows nothing.
+
+        Anyone else gets the same 404 as for an unknown client (an agency holding no
+        record of the client) or an unknown grant (one that does, such as the grantee
+        once it has recorded a fact). A grant already ended or expired is a 409."""
+        if by.role is not Role.IG_LEAD:
+            raise Forbidden("only the IG lead of the client's registering controller "
+                            "ends emergency access")
+        reason = reason.strip()
+        if not reason:
+            raise InvalidCommand("reason", "say why the emergency access is ended")
+
+        def attempt() -> int:
+            client = self._client(client_id)
+            if client.erased or by.agency not in client.controllers:
+                raise ClientNotFound()
+            client.end_emergency_access(
+                grant_id, agency=by.agency, ended_at=self.clock().astimezone(UTC),
+                cause=EmergencyEndCause.ENDED_BY_IG_LEAD, reason=reason,
+                ended_by=by.reference,
+            )
+            return self._position(self.save(client))
 
         return self._retrying(attempt)
 

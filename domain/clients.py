@@ -1,21 +1,43 @@
 """The client: a person the partnership works with, and the facts recorded about them.
 
-A client's registration, facts (and, later, consents and emergency grants) are
-events on the client's own aggregate, so one stream replays the client's whole
-story in order. The aggregate keeps only what its commands need to check;
-readers get the facts from the stream itself.
+A client's registration, facts, consents and emergency grants are events on the
+client's own aggregate, so one stream replays the client's whole story in order. The
+aggregate keeps only what its commands need to check; readers get the facts from the
+stream itself.
+
+Some of what is on a client's stream belongs to one agency: a consent to the agency that
+recorded it, the ending of an emergency grant to the client's registering controller.
+The commands that act on those (``withdraw_consent``, ``end_emergency_access``) check
+the acting agency themselves, so no caller can forget to; the events they trigger apply
+unchecked, so the stream always replays, whatever it holds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from domain.agencies import namespaced_uuid
+from domain.errors import (
+    ConsentAlreadyWithdrawn,
+    ConsentNotFound,
+    EmergencyAccessNotFound,
+    EmergencyAccessOver,
+)
+
+
+class EmergencyEndCause(StrEnum):
+    """Why an emergency grant ended before it expired."""
+
+    #: The controller's IG lead closed the grant's review as ``not_justified``.
+    REVIEW_NOT_JUSTIFIED = "review_not_justified"
+    #: The controller's IG lead ended it early.
+    ENDED_BY_IG_LEAD = "ended_by_ig_lead"
 
 
 class Client(Aggregate):
@@ -47,8 +69,8 @@ class Client(Aggregate):
         self.controllers: set[str] = {controller}
         self.consents: dict[UUID, Consent] = {}
         self.erased = False
-        #: Emergency grants: grant id -> the agency it was granted to.
-        self.emergency_grants: dict[UUID, str] = {}
+        #: Emergency grants by grant id: to whom, until when, and whether ended.
+        self.emergency_grants: dict[UUID, GrantOnRecord] = {}
 
     class FactRecorded(Aggregate.Event):
         fact_type: str
@@ -109,10 +131,22 @@ class Client(Aggregate):
         reason: str
         recorded_by: str
 
+    def withdraw_consent(self, consent_id: UUID, reason: str, recorded_by: str,
+                         agency: str) -> None:
+        """Only the agency that recorded a consent withdraws it. To any other agency the
+        consent is as unknown (``ConsentNotFound``, whether or not it has been withdrawn):
+        a partner that recorded one fact about the client must not be able to end the
+        provider's consent, nor learn that it exists."""
+        consent = self.consents.get(consent_id)
+        if consent is None or consent.controller != agency:
+            raise ConsentNotFound()
+        if consent.withdrawn:
+            raise ConsentAlreadyWithdrawn()
+        self._withdraw_consent(consent_id=consent_id, reason=reason, recorded_by=recorded_by)
+
     @event(ConsentWithdrawn)
-    def withdraw_consent(self, consent_id: UUID, reason: str, recorded_by: str) -> None:
-        self.consents[consent_id] = Consent(consent_id, self.consents[consent_id].controller,
-                                            withdrawn=True)
+    def _withdraw_consent(self, consent_id: UUID, reason: str, recorded_by: str) -> None:
+        self.consents[consent_id] = replace(self.consents[consent_id], withdrawn=True)
 
     class EmergencyAccessGranted(Aggregate.Event):
         grant_id: UUID
@@ -148,7 +182,48 @@ class Client(Aggregate):
         from ``granted_at`` until ``expires_at``; clinical notes only if ``clinical_notes``
         (decided when granted, from the agency's kind). IG review ``review_id`` is opened
         in the same transaction."""
-        self.emergency_grants[grant_id] = agency
+        self.emergency_grants[grant_id] = GrantOnRecord(agency, review_id, expires_at)
+
+    def emergency_access_running(self, grant_id: UUID, at: datetime) -> bool:
+        """Whether the grant exists, has not been ended and has not expired at ``at``."""
+        grant = self.emergency_grants.get(grant_id)
+        return grant is not None and not grant.ended and at < grant.expires_at
+
+    class EmergencyAccessEnded(Aggregate.Event):
+        grant_id: UUID
+        review_id: UUID
+        agency: str
+        ended_at: datetime
+        cause: str
+        reason: str
+        ended_by: str
+
+    def end_emergency_access(self, grant_id: UUID, *, agency: str, ended_at: datetime,
+                             cause: EmergencyEndCause, reason: str, ended_by: str) -> None:
+        """Ends a running grant at ``ended_at``: from then on it shows nothing. Only the
+        client's registering controller (whose IG lead reviews the grant) ends one; to any
+        other agency the grant is as unknown. A grant already ended or expired conflicts."""
+        grant = self.emergency_grants.get(grant_id)
+        if grant is None or agency != self.controller:
+            raise EmergencyAccessNotFound()
+        if grant.ended:
+            raise EmergencyAccessOver("this emergency access has already been ended")
+        if ended_at >= grant.expires_at:
+            raise EmergencyAccessOver(
+                f"this emergency access expired at {grant.expires_at.isoformat()}")
+        self._end_emergency_access(
+            grant_id=grant_id, review_id=grant.review_id, agency=grant.agency,
+            ended_at=ended_at, cause=EmergencyEndCause(cause).value, reason=reason,
+            ended_by=ended_by,
+        )
+
+    @event(EmergencyAccessEnded)
+    def _end_emergency_access(self, grant_id: UUID, review_id: UUID, agency: str,
+                              ended_at: datetime, cause: str, reason: str,
+                              ended_by: str) -> None:
+        """The grant's window closes at ``ended_at`` (its review is ``review_id``; ``agency``
+        is the agency it was granted to, ``ended_by`` who ended it and ``reason`` why)."""
+        self.emergency_grants[grant_id] = replace(self.emergency_grants[grant_id], ended=True)
 
     class Erased(Aggregate.Event):
         reason: str
@@ -167,6 +242,16 @@ class Consent:
     consent_id: UUID
     controller: str
     withdrawn: bool
+
+
+@dataclass(frozen=True)
+class GrantOnRecord:
+    """What the aggregate needs to check the ending of an emergency grant."""
+
+    agency: str
+    review_id: UUID
+    expires_at: datetime
+    ended: bool = False
 
 
 class NhsNumberIndex(Aggregate):

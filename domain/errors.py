@@ -33,8 +33,19 @@ class AgreementNotFound(NotFound):
 
 
 class ConsentNotFound(NotFound):
+    """Unknown, or recorded by another agency: only the recording agency may act on a
+    consent, and to anyone else it is as unknown."""
+
     def __init__(self) -> None:
         super().__init__("consent not found")
+
+
+class EmergencyAccessNotFound(NotFound):
+    """An unknown emergency grant, or one the caller's agency may not end (only the IG
+    lead of the client's registering controller may): the two are the same answer."""
+
+    def __init__(self) -> None:
+        super().__init__("emergency access not found")
 
 
 class PrincipalNotFound(NotFound):
@@ -92,6 +103,15 @@ class ClientAlreadyRegistered(Conflict):
 class AgreementRevoked(Conflict):
     def __init__(self) -> None:
         super().__init__("this agreement has been revoked; propose a new one")
+
+
+class ConsentAlreadyWithdrawn(Conflict):
+    def __init__(self) -> None:
+        super().__init__("this consent has already been withdrawn")
+
+
+class EmergencyAccessOver(Conflict):
+    """The grant has already ended, or expired: there is nothing left to end."""
 
 
 class ConcurrentWrite(Conflict):

@@ -79,20 +79,25 @@ def _drop_outdated_access_index(engine: Engine) -> None:
 
 def _drop_outdated_views(engine: Engine) -> None:
     """Drops agency-view rows of an earlier layout (before view grounds, or with the
-    masked data in each row), so that the projector rebuilds them from the log: they are
-    derived data, and the log keeps everything they were made from."""
+    masked data in each row, or a review inbox that cannot say a grant was ended), so
+    that the projector rebuilds them from the log: they are derived data, and the log
+    keeps everything they were made from."""
     inspector = inspect(engine)
     if not inspector.has_table(view_rows.name):
         return
     columns = {column["name"] for column in inspector.get_columns(view_rows.name)}
-    if "ground" in columns and "data" not in columns:
+    old_reviews = inspector.has_table(reviews.name) and "grant_ended_at" not in {
+        column["name"] for column in inspector.get_columns(reviews.name)}
+    if "ground" in columns and "data" not in columns and not old_reviews:
         return
     with engine.begin() as conn:
         view_rows.drop(conn)
+        if old_reviews:  # create_all makes it again, with the columns it lacked
+            reviews.drop(conn)
         for table in (view_shares, facts, feed_outbox, policy_agencies, policy_agreements,
                       policy_consents, policy_erasures, client_matching, policy_emergencies,
                       reviews, review_audience):
-            if inspector.has_table(table.name):
+            if inspector.has_table(table.name) and not (old_reviews and table is reviews):
                 conn.execute(table.delete())
         if inspector.has_table(tracking.name):
             conn.execute(tracking.delete().where(tracking.c.name == "agency_views"))

@@ -3,8 +3,10 @@
 The rows are written by the agency-views projector in the same transaction as its view
 rows and tracked position (``index``), so they follow the log wherever the views run (in
 the API process and in ``accord worker``), survive a crash without loss or repetition,
-and are rebuilt with the views. Closing a review reads the ``Review`` aggregate itself;
-this index only answers "which reviews may my agency see".
+and are rebuilt with the views. Each row also says whether the grant was ended before
+it expired, when, by whom and why (``grant_ended``, from the client's stream). Closing
+a review reads the ``Review`` aggregate itself; this index only answers "which reviews
+may my agency see".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from domain.clients import Client
 from domain.reviews import Review, ReviewStatus
 from infra.schema import review_audience, reviews
 
@@ -43,6 +46,9 @@ class ReviewItem:
     note: str | None
     closed_by: str | None
     closed_at: datetime | None
+    grant_ended_at: datetime | None
+    grant_ended_by: str | None
+    grant_end_cause: str | None
 
 
 def index(conn: Connection, event: Any, position: int) -> None:
@@ -66,6 +72,15 @@ def index(conn: Connection, event: Any, position: int) -> None:
             status=ReviewStatus.CLOSED.value, outcome=event.outcome, note=event.note,
             closed_by=event.closed_by, closed_at=event.timestamp,
         ))
+
+
+def grant_ended(conn: Connection, event: Client.EmergencyAccessEnded) -> None:
+    """Marks the review of a grant ended before it expired, inside the projector's
+    transaction (the grant's review was opened in the same transaction as the grant)."""
+    conn.execute(update(reviews).where(reviews.c.review_id == event.review_id.hex).values(
+        grant_ended_at=event.ended_at, grant_ended_by=event.ended_by,
+        grant_end_cause=event.cause,
+    ))
 
 
 def list_reviews(engine: Engine, agency: str,
@@ -102,4 +117,6 @@ def _item(row: Any) -> ReviewItem:
         expires_at=_aware_at(row.expires_at), position=row.opened_position,
         status=ReviewStatus(row.status), outcome=row.outcome, note=row.note,
         closed_by=row.closed_by, closed_at=_aware(row.closed_at),
+        grant_ended_at=_aware(row.grant_ended_at), grant_ended_by=row.grant_ended_by,
+        grant_end_cause=row.grant_end_cause,
     )

@@ -4,8 +4,8 @@ The projector follows the notification log. For each fact it writes, for every a
 with a possible basis, the masked fact with its basis and the window of time in which
 that basis holds. Consent given or withdrawn re-projects the client; an agreement
 coming into force or being revoked re-projects the (recipient, controller) pair; an
-emergency grant re-projects the (grantee, client) pair. The IG review inbox of those
-grants (``projections.reviews``) is kept in the same transactions. The
+emergency grant, and its ending, re-projects the (grantee, client) pair. The IG review
+inbox of those grants (``projections.reviews``) is kept in the same transactions. The
 rows, the policy state they were computed from and the tracked log position are
 written in one transaction, so a crash neither loses nor repeats work, and a view
 dropped and rebuilt from the log equals the incrementally built one.
@@ -49,6 +49,7 @@ from consent.state import (
     AgreementChanged,
     AgreementDraft,
     ClientPolicyChanged,
+    EmergencyEnded,
     EmergencyGranted,
     LogState,
     evolve,
@@ -181,6 +182,8 @@ class AgencyViews(LogFollower):
             state.position = position
             reviews.index(writer.conn, event, position)
             return
+        if isinstance(event, Client.EmergencyAccessEnded):
+            reviews.grant_ended(writer.conn, event)
         effect = evolve(state, event, position)
         self._persist_policy(writer, state, event)
         if isinstance(event, Client.Registered):  # its identity fact is copied too
@@ -202,6 +205,10 @@ class AgencyViews(LogFollower):
         elif isinstance(effect, EmergencyGranted):
             writer.flush(position - 1)
             _share_in_emergency(writer, state, effect.client_id, effect.agency, position)
+        elif isinstance(effect, EmergencyEnded):
+            writer.flush(position - 1)
+            _share_in_emergency(writer, state, effect.client_id, effect.agency, position,
+                                ended_at=effect.ended_at)
 
     @staticmethod
     def _persist_policy(writer: ViewWriter, state: LogState, event: Any) -> None:
@@ -220,8 +227,10 @@ class AgencyViews(LogFollower):
                 "consent_id": event.consent_id.hex, "client_id": event.originator_id.hex,
                 "scope": json.dumps(_scope_json(scope)),
             })
-        elif isinstance(event, Client.EmergencyAccessGranted):
-            emergency = state.emergencies[event.originator_id][event.grant_id]
+        elif isinstance(event, Client.EmergencyAccessGranted | Client.EmergencyAccessEnded):
+            emergency = state.emergencies.get(event.originator_id, {}).get(event.grant_id)
+            if emergency is None:
+                return
             writer.upsert(policy_emergencies, "grant_id", {
                 "grant_id": event.grant_id.hex, "client_id": event.originator_id.hex,
                 "scope": json.dumps(_emergency_json(emergency)),
@@ -572,12 +581,15 @@ def _reshare_agreements(writer: ViewWriter, state: LogState, controller: str, re
 
 
 def _share_in_emergency(writer: ViewWriter, state: LogState, client_id: UUID, agency: str,
-                        cause: int) -> None:
-    """An emergency grant: the agency's view of the client is derived again."""
+                        cause: int, ended_at: datetime | None = None) -> None:
+    """An emergency grant, or its end (``ended_at``): the agency's view of the client is
+    derived again. An ended grant keeps its rows for the window it ran (a view or replay
+    of that time shows it), closed at ``ended_at``; so the feed compares what the view
+    held at ``ended_at`` before and after, not whether rows exist."""
     where = "client_id = :client AND agency = :agency"
     params: dict[str, Any] = {"client": client_id.hex, "agency": agency,
                               "kind": BasisKind.EMERGENCY.value, "any": ANY_PURPOSE}
-    with _feed_changes(writer, (where, params), cause):
+    with _feed_changes(writer, (where, params), cause, at=ended_at):
         writer.sql(f"DELETE FROM accord_view_rows WHERE {where} AND purpose != :any",  # noqa: S608
                    **params)
         writer.sql(f"DELETE FROM accord_view_shares WHERE {where} AND basis_kind = :kind",  # noqa: S608
@@ -600,22 +612,39 @@ _PAIR = ("agency = :agency AND controller = :controller AND client_id IN "
 Scope = tuple[str, dict[str, Any]]
 
 
-def _in_partner_views(writer: ViewWriter, scope: Scope) -> set[tuple[str, str, int]]:
-    """(agency, client, position) of every fact in a partner's view within ``scope``."""
+def _in_partner_views(writer: ViewWriter, scope: Scope,
+                      at: datetime | None = None) -> set[tuple[str, str, int]]:
+    """(agency, client, position) of every fact in a partner's view within ``scope``
+    (with ``at``: only those with a basis that has not lapsed by then; one that begins
+    later is a window the feed's consumers apply themselves)."""
     where, params = scope
+    if at is not None:
+        where += " AND (not_after IS NULL OR not_after > :feed_at)"
+        params = {**params, "feed_at": writer.stamp(at)}
     rows = writer.sql("SELECT DISTINCT agency, client_id, position FROM accord_view_rows "  # noqa: S608 - fixed conditions
                       f"WHERE {where} AND agency != controller", **params)
     return {(row[0], row[1], row[2]) for row in rows}
 
 
 @contextlib.contextmanager
-def _feed_changes(writer: ViewWriter, scope: Scope, cause: int) -> Iterator[None]:
+def _feed_changes(writer: ViewWriter, scope: Scope, cause: int,
+                  at: datetime | None = None) -> Iterator[None]:
     """Records in the feed outbox the facts a re-projection within ``scope`` made enter
-    or leave a partner's view (re-derived rows that were there before are no change)."""
-    before = _in_partner_views(writer, scope)
+    or leave a partner's view (re-derived rows that were there before are no change).
+    With ``at`` (an emergency grant ended then), a fact is in the view if a basis of it
+    has not lapsed by ``at``; a fact the grant showed that stays on another basis is sent again as
+    entered, so a consumer's copy of it no longer names the grant as holding."""
+    before = _in_partner_views(writer, scope, at)
+    redescribed: set[tuple[str, str, int]] = set()
+    if at is not None:
+        where, params = scope
+        redescribed = _in_partner_views(
+            writer, (f"{where} AND basis_kind = :emergency",
+                     {**params, "emergency": BasisKind.EMERGENCY.value}), at)
     yield
-    after = _in_partner_views(writer, scope)
-    for change, keys in (("left", before - after), ("entered", after - before)):
+    after = _in_partner_views(writer, scope, at)
+    entered = (after - before) | (after & redescribed)
+    for change, keys in (("left", before - after), ("entered", entered)):
         writer.feed.extend((cause, agency, position, client, change)
                            for agency, client, position in sorted(keys))
 
@@ -677,6 +706,8 @@ def _emergency_json(scope: EmergencyScope) -> dict[str, Any]:
         "agency": scope.agency, "principal": scope.principal, "purpose": scope.purpose,
         "clinical_notes": scope.clinical_notes, "granted_at": scope.granted_at.isoformat(),
         "expires_at": scope.expires_at.isoformat(),
+        "ended_at": scope.ended_at.isoformat() if scope.ended_at else None,
+        "end_cause": scope.end_cause,
     }
 
 
@@ -687,6 +718,9 @@ def _emergency_from_json(raw: dict[str, Any]) -> EmergencyScope:
         clinical_notes=raw["clinical_notes"],
         granted_at=datetime.fromisoformat(raw["granted_at"]),
         expires_at=datetime.fromisoformat(raw["expires_at"]),
+        # Absent from the rows of grants kept before grants could be ended.
+        ended_at=datetime.fromisoformat(raw["ended_at"]) if raw.get("ended_at") else None,
+        end_cause=raw.get("end_cause"),
     )
 
 

@@ -98,6 +98,9 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
         only(P, S): (201, *CONTROLLER_ONLY),
         rest(P, S): DENIED,
     }),
+    # Only the agency that recorded a consent withdraws it: here the other provider and
+    # the police have each recorded a fact about the client (under an emergency grant), so
+    # they control a fact of it, and the consent is still as unknown to them.
     ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"): rows({
         only(P, S): (200, *CONTROLLER_ONLY),
         rest(P, S): DENIED,
@@ -184,6 +187,13 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
     ("POST", "/v1/clients/{client_id}/emergency-access"): rows({
         only(P, S): (403, 201, 201, 403),
         rest(P, S): DENIED,
+    }),
+    # Ending a running grant early: the IG lead of the client's registering controller
+    # only; anyone else, the grantee's own IG lead included, as unknown (a fresh grant
+    # each cell).
+    ("POST", "/v1/clients/{client_id}/emergency-access/{grant_id}/end"): rows({
+        only(I): (200, 404, 404, 404),
+        rest(I): DENIED,
     }),
     # IG reviews of emergency access: the IG lead of the client's registering controller
     # closes; another agency's review is as unknown (each cell closes a fresh review).
@@ -293,15 +303,6 @@ class World:
         )
         return UUID(str(proposed.id))
 
-    def consent(self, owner: str) -> UUID:
-        consent_id, _ = self.accord.app.give_consent(
-            self.clients[owner], recipient_agency="police", recipient_kind=None,
-            categories=["housing"], purposes=["care_coordination"], data_from=None,
-            data_to=None, expires_at=None, obtained="written",
-            by=self.actor(owner, Role.PRACTITIONER),
-        )
-        return consent_id
-
     def principal(self, owner: str) -> UUID:
         """A fresh practitioner of ``owner``, for the matrix to revoke."""
         return self.accord.app.add_principal(owner, Role.PRACTITIONER, "To be revoked",
@@ -340,6 +341,41 @@ class World:
             self.fresh_client(owner), Purpose.SAFEGUARDING_ADULTS, EMERGENCY["justification"],
             30, self.actor("police", Role.PRACTITIONER))
         return grant.review_id
+
+    def running_grant(self, owner: str) -> tuple[UUID, UUID]:
+        """(client, grant): a running police emergency grant on a fresh client of ``owner``."""
+        client_id = self.fresh_client(owner)
+        grant = self.accord.app.grant_emergency_access(
+            client_id, Purpose.SAFEGUARDING_ADULTS, EMERGENCY["justification"], 30,
+            self.actor("police", Role.PRACTITIONER))
+        return client_id, grant.grant_id
+
+    def consent_beside_a_partners_fact(self, owner: str) -> tuple[UUID, UUID]:
+        """(client, consent): a fresh client of ``owner`` with a consent ``owner``
+        recorded, about whom a partner (the other provider for ``tp2``'s client, else the
+        police) has recorded a fact under an emergency grant, so that it controls a fact
+        of the client. The consent is still not the partner's to withdraw."""
+        import time
+        from datetime import UTC, datetime
+
+        app = self.accord.app
+        partner = self.actor("tp" if owner == "tp2" else "police", Role.PRACTITIONER)
+        client_id = self.fresh_client(owner)
+        app.grant_emergency_access(client_id, Purpose.SAFEGUARDING_ADULTS,
+                                   EMERGENCY["justification"], 30, partner)
+        deadline = time.monotonic() + 10
+        while not app.sees_client(partner.agency, client_id):  # the views catch up
+            assert time.monotonic() < deadline, "the grant never reached the views"
+            time.sleep(0.02)
+        app.record_fact(client_id, "housing_status_recorded", {"status": "settled"},
+                        datetime.now(UTC), partner)
+        consent_id, _ = app.give_consent(
+            client_id, recipient_agency="police", recipient_kind=None,
+            categories=["housing"], purposes=["care_coordination"], data_from=None,
+            data_to=None, expires_at=None, obtained="written",
+            by=self.actor(owner, Role.PRACTITIONER),
+        )
+        return client_id, consent_id
 
 
 def signed_tree_size(accord: Accord) -> int:
@@ -382,7 +418,7 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("POST", "/v1/clients/{client_id}/consents"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/consents", CONSENT),
     ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"): lambda w, o: (
-        f"/v1/clients/{_client(w, o)}/consents/{w.consent(o)}/withdraw",
+        "/v1/clients/{}/consents/{}/withdraw".format(*w.consent_beside_a_partners_fact(o)),
         {"reason": "client changed their mind"}),
     ("GET", "/v1/clients/{client_id}/consents"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/consents", None),
@@ -428,6 +464,9 @@ REQUESTS: dict[tuple[str, str], Build] = {
         f"/v1/principals/{w.principal(o)}/revoke", {"reason": "matrix"}),
     ("POST", "/v1/clients/{client_id}/emergency-access"): lambda w, o: (
         f"/v1/clients/{w.fresh_client(o)}/emergency-access", EMERGENCY),
+    ("POST", "/v1/clients/{client_id}/emergency-access/{grant_id}/end"): lambda w, o: (
+        "/v1/clients/{}/emergency-access/{}/end".format(*w.running_grant(o)),
+        {"reason": "the emergency is over"}),
     ("GET", "/v1/audit/reviews"): lambda w, o: ("/v1/audit/reviews", None),
     ("POST", "/v1/audit/reviews/{review_id}"): lambda w, o: (
         f"/v1/audit/reviews/{w.review(o)}", {"outcome": "justified", "note": "matrix"}),

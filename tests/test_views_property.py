@@ -2,7 +2,8 @@
 
 Hypothesis writes a random history through the application's commands: facts recorded by
 the treatment provider and by partners that have a basis, agreements proposed, approved,
-amended and revoked, consents given and withdrawn, clients erased; the views catch up at
+amended and revoked, consents given and withdrawn, emergency grants made and ended (early,
+or by a review closed as not justified), clients erased; the views catch up at
 random points, sometimes through a fresh projector that must resume from the database.
 Afterwards the materialised views must agree with the pure policy replayed over the
 whole log, hold no row without a permit, hold nothing under a withdrawn consent, and
@@ -31,8 +32,15 @@ from consent.state import LogState, NewFact, evolve
 from domain.agencies import CLINICAL_KINDS, AgencyKind, Role
 from domain.agreements import AgreementTerms
 from domain.application import OPERATOR, Actor
-from domain.errors import AgreementRevoked, ClientNotFound, Conflict, Forbidden
+from domain.errors import (
+    AgreementRevoked,
+    ClientNotFound,
+    Conflict,
+    EmergencyAccessOver,
+    Forbidden,
+)
 from domain.identity import Identity
+from domain.reviews import ReviewOutcome
 from domain.vocabulary import Article6, Article9, Article10, LegalDuty, Purpose
 from infra.keys import generate_key_file
 from infra.schema import client_matching, policy_erasures, view_items
@@ -178,6 +186,9 @@ EMERGENCY_WINDOWS = [
     (MOMENTS[1] + timedelta(minutes=1), 1),
     (MOMENTS[2] - timedelta(minutes=1), 1),
 ]
+#: When a grant is ended, in minutes after it was granted: at once, within the shortest
+#: window, inside the longest, and after every window.
+EMERGENCY_ENDS = [0, 30, 90, 1500]
 IDENTITIES = [
     Identity(given_name="Ann", family_name="Example", date_of_birth=date(1985, 4, 12),
              nhs_number="9434765919", postcode="NR1 3QU"),
@@ -210,6 +221,7 @@ operations = st.one_of(
     st.tuples(st.just("withdraw"), _index, _index),
     st.tuples(st.just("erase"), _index),
     st.tuples(st.just("emergency"), _index, _index, _index, _index),
+    st.tuples(st.just("end_emergency"), _index, _index, st.booleans()),
 )
 #: A catch-up of the views, sometimes by a fresh projector (a restart) with a small batch.
 catch_up = st.tuples(st.just("catch_up"), st.booleans(), st.integers(1, 7))
@@ -234,6 +246,10 @@ class World:
     consents: list[tuple[UUID, UUID, str]] = field(default_factory=list)  # client, id, giver
     withdrawn: set[UUID] = field(default_factory=set)
     erased: set[UUID] = field(default_factory=set)
+    #: Emergency grants: (client, grant, review, granted at, expires at).
+    grants: list[tuple[UUID, UUID, UUID, datetime, datetime]] = field(default_factory=list)
+    ended: set[UUID] = field(default_factory=set)  # grants ended
+    closed: set[UUID] = field(default_factory=set)  # reviews closed
     catch_ups: int = 0
 
     @property
@@ -396,7 +412,7 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
         granted_at, minutes = pick(EMERGENCY_WINDOWS, window)
         real_clock, app.clock = app.clock, lambda: granted_at
         try:
-            app.grant_emergency_access(
+            grant = app.grant_emergency_access(
                 client_id, Purpose(pick(EMERGENCY_PURPOSES, purpose)),
                 "Found collapsed; need the history now.", minutes,
                 world.actor(pick(EMERGENCY_AGENCIES, agency), Role.PRACTITIONER))
@@ -404,6 +420,36 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
             assert client_id in world.erased
         else:
             event("an emergency grant")
+            world.grants.append((client_id, grant.grant_id, grant.review_id, granted_at,
+                                 grant.expires_at))
+        finally:
+            app.clock = real_clock
+    elif tag == "end_emergency" and world.grants:
+        _, index, when, by_review = op
+        client_id, grant_id, review_id, granted_at, expires_at = pick(world.grants, index)
+        at = granted_at + timedelta(minutes=pick(EMERGENCY_ENDS, when))
+        real_clock, app.clock = app.clock, lambda: at
+        ig_lead = world.actor("tp", Role.IG_LEAD)
+        running = (grant_id not in world.ended and at < expires_at
+                   and client_id not in world.erased)
+        try:
+            if by_review:
+                app.close_review(review_id, ReviewOutcome.NOT_JUSTIFIED,
+                                 "No emergency on the record.", ig_lead)
+            else:
+                app.end_emergency_access(client_id, grant_id, "The emergency is over.", ig_lead)
+        except ClientNotFound:
+            assert not by_review and client_id in world.erased
+        except EmergencyAccessOver:
+            assert not by_review and not running
+        except Conflict:
+            assert by_review and review_id in world.closed
+        else:
+            assert by_review or running
+            world.closed.update({review_id} if by_review else set())
+            if running:
+                world.ended.add(grant_id)
+                event("an emergency grant ended")
         finally:
             app.clock = real_clock
     elif tag == "erase":

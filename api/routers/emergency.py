@@ -9,13 +9,20 @@ from fastapi import APIRouter, Depends, status
 
 from api.access import Access
 from api.auth import App, require
-from api.models import EmergencyAccessCreated, EmergencyAccessIn, ErrorBody
+from api.models import (
+    EmergencyAccessCreated,
+    EmergencyAccessEndIn,
+    EmergencyAccessIn,
+    ErrorBody,
+    PositionOut,
+)
 from domain.access import AccessAction
 from domain.agencies import Role
 from domain.application import Actor
 
 router = APIRouter(prefix="/v1/clients", tags=["partners"])
 Breaker = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
+IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
 _errors: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
 }
@@ -38,3 +45,17 @@ def break_glass(client_id: UUID, body: EmergencyAccessIn, app: App, access: Acce
                                            body.minutes, actor)
     return EmergencyAccessCreated(grant_id=grant.grant_id, expires_at=grant.expires_at,
                                   position=grant.position, review_id=grant.review_id)
+
+
+@router.post("/{client_id}/emergency-access/{grant_id}/end", response_model=PositionOut,
+             responses=_errors)
+def end(client_id: UUID, grant_id: UUID, body: EmergencyAccessEndIn, app: App,
+        actor: IgLead) -> PositionOut:
+    """The IG lead of the client's registering controller ends a running grant now: from
+    the position returned, the grantee's view (and its feed, and a replay) no longer
+    shows what the grant alone showed. The grant's review stays open for its outcome.
+
+    A grant already ended or expired is a 409. Any other agency's IG lead gets a 404, the
+    same as for an unknown client or grant."""
+    return PositionOut(position=app.end_emergency_access(client_id, grant_id, body.reason,
+                                                         actor))

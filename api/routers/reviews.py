@@ -45,7 +45,8 @@ def list_open_or_closed(
 @router.post("/{review_id}", response_model=ReviewClosedOut, responses=_errors)
 def close(review_id: UUID, body: ReviewCloseIn, app: App, actor: IgLead) -> ReviewClosedOut:
     """The registering controller's IG lead closes the review with an outcome and a note.
-    Closing twice is a 409; another agency's review is a 404."""
+    Closed as `not_justified`, a grant still running ends at once (the position returned
+    is the end's too). Closing twice is a 409; another agency's review is a 404."""
     review, position = app.close_review(review_id, body.outcome, body.note, actor)
     return ReviewClosedOut(review_id=review.id, status=review.status,
                            outcome=ReviewOutcome(body.outcome), position=position)
@@ -61,4 +62,6 @@ def _out(item: ReviewItem) -> ReviewOut:
         expires_at=item.expires_at, position=item.position,
         outcome=ReviewOutcome(item.outcome) if item.outcome else None, note=item.note,
         closed_by=item.closed_by, closed_at=item.closed_at,
+        grant_ended_at=item.grant_ended_at, grant_ended_by=item.grant_ended_by,
+        grant_end_cause=item.grant_end_cause,
     )
