@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, hardening
 from api.routers import (
     admin,
     agreements,
@@ -49,7 +49,10 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
             if owned:
                 api.state.accord.close()
 
-    api = FastAPI(title="accord", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # The reference pages are served with vendored assets, not from a CDN (api/hardening).
+    api = FastAPI(title="accord", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    hardening.install_docs(api)
     errors.install(api)
     api.include_router(views.router)  # before clients: /v1/clients/match is not a client id
     api.include_router(clients.router)
@@ -64,4 +67,5 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(households.router)
     api.include_router(alerts.router)
     api.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
+    api.add_middleware(hardening.SecurityHeaders)  # last added: outermost, sees every answer
     return api

@@ -12,16 +12,20 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import kafka_cli, tree_cli
 from domain.agencies import SLUG, AgencyKind, Role
 from domain.application import OPERATOR
 from domain.errors import AccordError
-from infra.keys import KeyFileError, generate_key_file
+from infra.database import create_read_engine, eventsourcing_env, is_sqlite
+from infra.keys import KeyFileError, check_replaceable, generate_key_file, rotate
 from infra.relay import KafkaNotConfigured
 from infra.runner import ProjectionRunner
 from infra.settings import Settings, SettingsError
@@ -70,7 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     generate = keys_commands.add_parser(
         "generate", help="create ACCORD_KEY_FILE and ACCORD_SIGNING_KEY_FILE if absent")
     generate.add_argument("--force", action="store_true",
-                          help="replace an existing key (makes existing identities unreadable)")
+                          help="replace an existing key; refused while it wraps client data "
+                               "keys in the database (use `accord keys rotate`)")
+    keys_commands.add_parser(
+        "rotate", help="re-wrap every client data key under a new ACCORD_KEY_FILE, in one "
+                       "transaction (stop the servers and workers first)")
 
     projections = commands.add_parser("projections", help="read models built from the log")
     projection_commands = projections.add_subparsers(dest="action", required=True,
@@ -119,12 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "keys":
-            created = generate_key_file(settings.key_file, overwrite=args.force)
-            print(f"{'created' if created else 'kept existing'} key file {settings.key_file}")
-            signing = generate_signing_key_file(settings.signing_key_path)
-            print(f"{'created' if signing else 'kept existing'} tree-head signing key "
-                  f"{settings.signing_key_path}")
-            return 0
+            return _keys(settings, args)
         if args.command == "audit":
             return tree_cli.run(settings, args)
         if args.command in kafka_cli.COMMANDS:
@@ -162,9 +165,58 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
     from api.app import create_app
 
-    uvicorn.run(create_app(settings=settings), host=host or settings.host,
-                port=port or settings.port, log_level="info")
+    # Built before the server starts, so that a key-encryption key that does not open the
+    # stored data keys (or an unusable database) ends here in one line, not in a traceback.
+    accord = build(settings)
+    try:
+        # server_header=False: the server does not announce itself (as uvicorn).
+        uvicorn.run(create_app(accord), host=host or settings.host,
+                    port=port or settings.port, log_level="info", server_header=False)
+    finally:
+        accord.close()
     return 0
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    """``generate`` writes a key file unless doing so would strand data keys in the
+    database; ``rotate`` re-wraps them under a new one (``infra.keys.rotate``)."""
+    if args.action == "rotate":
+        engine = create_read_engine(settings)
+        try:
+            rotated = rotate(engine, settings.key_file)
+        finally:
+            engine.dispose()
+        print(f"{'finished the interrupted rotation' if rotated.resumed else 'rotated'}: "
+              f"{settings.key_file} is now key id {rotated.new_kek_id}"
+              + (f" ({rotated.rewrapped} client data keys re-wrapped)"
+                 if not rotated.resumed else ""))
+        print(f"the previous key (id {rotated.old_kek_id}) is kept in {rotated.kept}: "
+              "database backups taken before now need it; keep it with them, then delete it "
+              "here. Restart the servers and workers.")
+        return 0
+    if args.force or not settings.key_file.exists():
+        existing = _existing_database(settings)
+        try:
+            check_replaceable(existing, settings.key_file)
+        finally:
+            if existing is not None:
+                existing.dispose()
+    created = generate_key_file(settings.key_file, overwrite=args.force)
+    print(f"{'created' if created else 'kept existing'} key file {settings.key_file}")
+    signing = generate_signing_key_file(settings.signing_key_path)
+    print(f"{'created' if signing else 'kept existing'} tree-head signing key "
+          f"{settings.signing_key_path}")
+    return 0
+
+
+def _existing_database(settings: Settings) -> Engine | None:
+    """The database's engine, or None if it is an SQLite file not created yet (looking
+    must not create it)."""
+    eventsourcing_env(settings)  # a bad URL is a SettingsError
+    url = make_url(settings.database_url)
+    if is_sqlite(settings) and not Path(url.database or "").exists():
+        return None
+    return create_read_engine(settings)
 
 
 def _projections(accord: Accord, args: argparse.Namespace) -> int:

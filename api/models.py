@@ -6,12 +6,13 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.agencies import SLUG, AgencyKind, Role
 from domain.agreements import AgreementStatus, AgreementTerms
 from domain.categories import DataCategory
 from domain.identity import Identity, checked_nhs_number
+from domain.inputs import AwareIsoDatetime, IsoDate, Name, Text
 from domain.reviews import ReviewOutcome, ReviewStatus
 from domain.vocabulary import ConsentObtained, Purpose
 
@@ -32,7 +33,7 @@ class ErrorBody(BaseModel):
 
 class AgencyIn(Strict):
     id: str = Field(pattern=SLUG.pattern, description="a short slug, e.g. `police`")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
     kind: AgencyKind
 
 
@@ -45,7 +46,7 @@ class AgencyOut(BaseModel):
 class PrincipalIn(Strict):
     agency: str = Field(pattern=SLUG.pattern)
     role: Role
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
 
 
 class RecordedByOut(BaseModel):
@@ -76,7 +77,7 @@ class IssuedTokenOut(BaseModel):
 
 
 class RevokeIn(Strict):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class ClientIn(Strict):
@@ -89,8 +90,10 @@ class ClientCreated(BaseModel):
 
 
 class EventIn(Strict):
-    type: str = Field(min_length=1, max_length=64, description="a name from GET /v1/event-types")
-    occurred_at: AwareDatetime = Field(description="when it happened, with a time zone")
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$",
+                      description="a name from GET /v1/event-types")
+    occurred_at: AwareIsoDatetime = Field(description="when it happened, ISO 8601 with a "
+                                          "time zone")
     data: dict[str, Any] = Field(description="the payload, validated against the type's schema")
 
 
@@ -160,9 +163,9 @@ class ConsentIn(Strict):
     recipient_kind: AgencyKind | None = None
     categories: list[DataCategory] = Field(min_length=1)
     purposes: list[Purpose] = Field(min_length=1)
-    data_from: date | None = Field(None, description="earliest date of data covered")
-    data_to: date | None = Field(None, description="latest date of data covered")
-    expires_at: AwareDatetime | None = None
+    data_from: IsoDate | None = Field(None, description="earliest date of data covered")
+    data_to: IsoDate | None = Field(None, description="latest date of data covered")
+    expires_at: AwareIsoDatetime | None = None
     obtained: ConsentObtained
 
 
@@ -172,7 +175,7 @@ class ConsentCreated(BaseModel):
 
 
 class WithdrawIn(Strict):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class PositionOut(BaseModel):
@@ -225,8 +228,8 @@ class MatchIn(Strict):
                                     "required, except for an IG lead finding a client "
                                     "of its own agency (a subject access request)")
     nhs_number: str | None = Field(None, description="ten digits; spaces or hyphens allowed")
-    family_name: str | None = Field(None, min_length=1, max_length=100)
-    date_of_birth: date | None = None
+    family_name: Name | None = Field(None, min_length=1, max_length=100)
+    date_of_birth: IsoDate | None = None
 
     @field_validator("nhs_number")
     @classmethod
@@ -293,7 +296,7 @@ class DisclosureOut(BaseModel):
 class EmergencyAccessIn(Strict):
     purpose: Purpose = Field(description="why the caller needs to see the client now "
                              "(not commissioning)")
-    justification: str = Field(min_length=10, max_length=1000,
+    justification: Text = Field(min_length=10, max_length=1000,
                                description="the emergency, in words the IG lead will review")
     minutes: int = Field(ge=1, le=1440, description="how long the access lasts: at most 24 hours")
 
@@ -306,13 +309,13 @@ class EmergencyAccessCreated(BaseModel):
 
 
 class EmergencyAccessEndIn(Strict):
-    reason: str = Field(min_length=1, max_length=500,
+    reason: Text = Field(min_length=1, max_length=500,
                         description="why the access ends before it expires, for the record")
 
 
 class ReviewCloseIn(Strict):
     outcome: ReviewOutcome
-    note: str = Field(min_length=1, max_length=2000)
+    note: Text = Field(min_length=1, max_length=2000)
 
 
 class ReviewOut(BaseModel):

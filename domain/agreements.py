@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from eventsourcing.domain import Aggregate, event
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from domain.agencies import SLUG
 from domain.catalogue import CATALOGUE
 from domain.categories import (
     CRIMINAL_OFFENCE_CATEGORIES,
@@ -23,9 +24,12 @@ from domain.categories import (
     NEVER_SHARED_BY_AGREEMENT,
     DataCategory,
 )
+from domain.inputs import STORED, IsoDate, Text
 from domain.vocabulary import Article6, Article9, Article10, LegalDuty, Purpose
 
 IDENTITY_FIELDS = ("given_name", "family_name", "date_of_birth", "nhs_number", "postcode")
+#: A payload field's name, as the catalogue writes them.
+FieldName = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")]
 
 
 def shareable_fields(category: DataCategory) -> set[str]:
@@ -51,17 +55,17 @@ class AgreementTerms(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    recipient: str = Field(description="the agency that receives the data")
-    title: str = Field(min_length=1, max_length=200)
+    recipient: str = Field(pattern=SLUG.pattern, description="the agency that receives the data")
+    title: Text = Field(min_length=1, max_length=200)
     purposes: list[Purpose] = Field(min_length=1)
-    categories: dict[DataCategory, list[str]] = Field(
+    categories: dict[DataCategory, list[FieldName]] = Field(
         min_length=1, description="each category shared, with the payload fields shared for it"
     )
     lawful_basis: LawfulBasis
     consent_required: bool
-    valid_from: date
-    valid_to: date | None = None
-    review_on: date
+    valid_from: IsoDate
+    valid_to: IsoDate | None = None
+    review_on: IsoDate
     retention_days: int = Field(ge=1, le=36500)
 
     @model_validator(mode="after")
@@ -146,7 +150,9 @@ class Agreement(Aggregate):
         return self.in_force is not None and not self.revoked and self.in_force < self.latest
 
     def terms(self, version: int | None = None) -> AgreementTerms:
-        return AgreementTerms.model_validate(self.versions[(version or self.latest) - 1])
+        # Terms on the record were checked when proposed, by the checks of that time.
+        return AgreementTerms.model_validate(self.versions[(version or self.latest) - 1],
+                                             context=STORED)
 
     @property
     def parties(self) -> tuple[str, str]:

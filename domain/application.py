@@ -447,7 +447,11 @@ class AccordApplication(Application[UUID]):
                 name_match_key(identity.family_name, identity.date_of_birth)
             ),
         )
-        index = NhsNumberIndex(agency=by.agency, fingerprint=fingerprint, client_id=client_id)
+        index = self._get(nhs_index_id(by.agency, fingerprint), NhsNumberIndex)
+        if index is None:
+            index = NhsNumberIndex(agency=by.agency, fingerprint=fingerprint, client_id=client_id)
+        else:  # whoever was registered under the number has been erased
+            index.reassign(client_id=client_id)
         try:
             recordings = self.save(client, index)
         except IntegrityError:
@@ -519,7 +523,14 @@ class AccordApplication(Application[UUID]):
         def attempt() -> int:
             fresh = self._client(client_id)
             fresh.erase(reason=reason, erased_by=by.reference)
-            return self._position(self.save(fresh))
+            # The NHS number no longer leads to the erased client: the person can be
+            # registered again, and that registration is not told the erased id.
+            index = self._get(nhs_index_id(fresh.controller, fresh.nhs_fingerprint),
+                              NhsNumberIndex)
+            if index is None or index.client_id != client_id:
+                return self._position(self.save(fresh))
+            index.release(erased=client_id)
+            return self._position(self.save(fresh, index))
 
         return self._retrying(attempt)
 
@@ -1043,8 +1054,13 @@ class AccordApplication(Application[UUID]):
         return self.events.get(client_id)  # type: ignore[return-value]
 
     def _indexed_client(self, agency: str, fingerprint: str) -> UUID | None:
+        """The client the agency registered under this NHS number, if not erased (an
+        index written before erasures released it may still name an erased client)."""
         index = self._get(nhs_index_id(agency, fingerprint), NhsNumberIndex)
-        return index.client_id if index else None
+        if index is None or index.client_id is None:
+            return None
+        client = self._get(index.client_id, Client)
+        return None if client is None or client.erased else index.client_id
 
     def _exists(self, aggregate_id: UUID) -> bool:
         return bool(self.recorder.select_events(aggregate_id, limit=1))

@@ -10,13 +10,13 @@ text is short and optional so that the minimum necessary is recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.categories import DataCategory
+from domain.inputs import IsoDate, Text
 
 
 class Payload(BaseModel):
@@ -25,7 +25,7 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-ShortText = Annotated[str, Field(min_length=1, max_length=280)]
+ShortText = Annotated[Text, Field(min_length=1, max_length=280)]
 Days28 = Annotated[int, Field(ge=0, le=28, description="days in the past 28")]
 Score20 = Annotated[int, Field(ge=0, le=20, description="self-rated score 0-20")]
 
@@ -169,7 +169,7 @@ class OrderStatus(StrEnum):
 class CriminalJusticeStatus(Payload):
     order: CriminalJusticeOrder
     status: OrderStatus
-    ends_on: date | None = None
+    ends_on: IsoDate | None = None
 
 
 class DomesticAbuseRole(StrEnum):
@@ -225,7 +225,7 @@ class HouseholdUpdated(Payload):
     children_in_household: int = Field(ge=0, le=20)
     parental_responsibility: bool
     pregnant: bool = False
-    due_date: date | None = None
+    due_date: IsoDate | None = None
 
 
 class ChildConcern(StrEnum):
@@ -371,11 +371,11 @@ class TreatmentOutcomesProfile(Payload):
 
 class CarePlanAgreed(Payload):
     goals: list[ShortText] = Field(min_length=1, max_length=10)
-    review_on: date
+    review_on: IsoDate
 
 
 class ClinicalNoteAdded(Payload):
-    text: str = Field(min_length=1, max_length=4000)
+    text: Text = Field(min_length=1, max_length=4000)
 
 
 class Discharged(Payload):

@@ -258,7 +258,9 @@ class NhsNumberIndex(Aggregate):
     """Maps one agency's use of an NHS number (by keyed fingerprint) to its client.
 
     Created in the same transaction as the client, so an agency cannot register
-    the same person twice: the second registration conflicts on this id.
+    the same person twice: the second registration conflicts on this id. Erasing the
+    client releases it in the erasure's transaction, so the person can be registered
+    again as a new client, and nobody registering them is told the erased client's id.
     """
 
     @staticmethod
@@ -268,6 +270,17 @@ class NhsNumberIndex(Aggregate):
     @event("Indexed")
     def __init__(self, agency: str, fingerprint: str, client_id: UUID) -> None:
         self.agency = agency
+        #: The client registered under the number; None once that client was erased.
+        self.client_id: UUID | None = client_id
+
+    @event("Released")
+    def release(self, erased: UUID) -> None:
+        """The client ``erased`` was erased: the number leads to nobody."""
+        self.client_id = None
+
+    @event("Reassigned")
+    def reassign(self, client_id: UUID) -> None:
+        """The person was registered again after an erasure, as the new ``client_id``."""
         self.client_id = client_id
 
 

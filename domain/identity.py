@@ -16,6 +16,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from domain.inputs import IsoDate, Name
+
 _POSTCODE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$")
 
 
@@ -41,9 +43,9 @@ class Identity(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    given_name: str = Field(min_length=1, max_length=100)
-    family_name: str = Field(min_length=1, max_length=100)
-    date_of_birth: date
+    given_name: Name = Field(min_length=1, max_length=100)
+    family_name: Name = Field(min_length=1, max_length=100)
+    date_of_birth: IsoDate
     nhs_number: str = Field(description="ten digits; spaces or hyphens are allowed")
     postcode: str = Field(min_length=5, max_length=8)
 

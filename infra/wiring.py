@@ -8,7 +8,7 @@ from sqlalchemy import Engine, inspect
 
 from domain.application import AccordApplication
 from infra.database import create_read_engine, eventsourcing_env
-from infra.keys import FieldVault, load_key_file
+from infra.keys import KeyFileError, open_vault
 from infra.schema import (
     access_clients,
     access_controllers,
@@ -57,7 +57,11 @@ def build(settings: Settings | None = None) -> Accord:
     metadata.create_all(engine)
     # An index added to a table that already exists (create_all adds only new tables).
     alerts_changed.create(engine, checkfirst=True)
-    vault = FieldVault(engine, load_key_file(settings.key_file))
+    try:  # refuses a key that does not open the stored data keys (every read would 500)
+        vault = open_vault(engine, settings.key_file)
+    except KeyFileError:
+        engine.dispose()
+        raise
     app = AccordApplication(vault=vault, env=env)
     return Accord(settings=settings, app=app, engine=engine)
 

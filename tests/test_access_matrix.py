@@ -80,6 +80,7 @@ MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
     ("GET", "/docs"): "public",
     ("GET", "/docs/oauth2-redirect"): "public",
     ("GET", "/redoc"): "public",
+    ("GET", "/docs/assets/{name}"): "public",
     # Clients: only a treatment provider's practitioner registers.
     ("POST", "/v1/clients"): rows({
         only(P): (201, 201, 403, 403),
@@ -404,6 +405,7 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/docs"): lambda w, o: ("/docs", None),
     ("GET", "/docs/oauth2-redirect"): lambda w, o: ("/docs/oauth2-redirect", None),
     ("GET", "/redoc"): lambda w, o: ("/redoc", None),
+    ("GET", "/docs/assets/{name}"): lambda w, o: ("/docs/assets/swagger-ui.css", None),
     ("POST", "/v1/clients"): lambda w, o: (
         "/v1/clients",
         {"identity": {**VALID_IDENTITY, "nhs_number": fresh_nhs_number(next(w.counter))}},

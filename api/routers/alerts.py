@@ -26,11 +26,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access import Access, AccessLog, AccessNotRecorded, returned_item
 from api.auth import App, require
+from api.catching_up import InboxCaughtUp
 from api.models import ErrorBody, Strict
 from domain.access import AccessAction
 from domain.agencies import Role
 from domain.alerts import AlertOutcome, AlertStatus, Severity
 from domain.application import Actor
+from domain.inputs import LogPosition, Text
 from projections.alerts import AlertInbox, AlertItem
 
 log = logging.getLogger("accord.alerts")
@@ -80,7 +82,7 @@ class AlertOut(BaseModel):
 
 class AlertCloseIn(Strict):
     outcome: AlertOutcome
-    note: str = Field(min_length=1, max_length=1000)
+    note: Text = Field(min_length=1, max_length=1000)
 
 
 class AlertChanged(BaseModel):
@@ -128,15 +130,11 @@ def inbox(
     inbox: Inbox,
     access: Access,
     actor: Safeguarding,
+    _: InboxCaughtUp,
     status: Annotated[AlertStatus | None, Query(description="only alerts in this status")]
     = None,
-    min_position: Annotated[int | None, Query(ge=1, description="wait until the inbox has "
-                                              "caught up with this log position")] = None,
 ) -> list[AlertOut]:
     """Your agency's alerts, oldest first. The read is recorded before it is returned."""
-    if min_position is not None:
-        with contextlib.suppress(TimeoutError):
-            inbox.tracking.wait(inbox.name, min_position, timeout=MAX_WAIT_SECONDS)
     items = inbox.alerts_of(actor.agency, status)
     _record(access, actor, items)
     return [_out(item) for item in items]
@@ -152,14 +150,15 @@ async def stream(
     actor: Safeguarding,
     max_seconds: Annotated[float | None, Query(ge=0, le=86400, description="end the stream "
                                                "after this long (default: never)")] = None,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    last_event_id: Annotated[LogPosition | None, Header(
+        description="resume after this event id (a log position, in ASCII digits)")] = None,
 ) -> StreamingResponse:
     """A live inbox (server-sent events): your agency's open alerts as they are now, then
     each alert again whenever it changes (raised, acknowledged, escalated, closed), in its
     current state. Each event's id is the log position of the change it reports;
     reconnecting with ``Last-Event-ID`` sends every alert changed since (closed ones
     too), as it is now. Each batch sent is recorded as a read, naming its clients."""
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    after = last_event_id  # not str.isdigit(): "²" passes it and int() refuses it
     deadline = None if max_seconds is None else monotonic() + max_seconds
     return StreamingResponse(
         _events(request, inbox, access, actor, after, deadline),

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
 
 from api.access import Access, returned_item
 from api.auth import App, require
@@ -22,9 +21,10 @@ from api.models import (
     WithheldFactOut,
 )
 from domain.access import ATTEMPTS, AccessAction
-from domain.agencies import Role
+from domain.agencies import SLUG, Role
 from domain.application import Actor
 from domain.errors import ClientNotFound, InvalidCommand
+from domain.inputs import AwareIsoDatetime, parse_moment, parse_position
 from domain.vocabulary import Purpose
 from projections.audit import Access as AccessRow
 from projections.audit import AccessIndex
@@ -36,6 +36,8 @@ ControllerStaff = Annotated[Actor, Depends(require(Role.IG_LEAD, Role.PRACTITION
 _errors: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 422, 503)
 }
+#: What a principal is recorded as: its id, or ``operator:cli``.
+PRINCIPAL_REFERENCE = r"^[A-Za-z0-9:_-]{1,64}$"
 #: How long a read of the audit index waits for records appended just before it.
 MAX_WAIT_SECONDS = 2.0
 
@@ -91,10 +93,13 @@ def accesses(
     index: Index,
     ig_lead: IgLead,
     client_id: UUID | None = None,
-    agency: Annotated[str | None, Query(max_length=64, description="who read")] = None,
-    principal: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: AwareDatetime | None = None,
+    agency: Annotated[str | None, Query(max_length=64, pattern=SLUG.pattern,
+                                        description="who read")] = None,
+    principal: Annotated[str | None, Query(max_length=64, pattern=PRINCIPAL_REFERENCE,
+                                           description="a principal id, or operator:cli")]
+    = None,
+    from_: Annotated[AwareIsoDatetime | None, Query(alias="from")] = None,
+    to: AwareIsoDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[AccessOut]:
     """Reads of data your agency controls, reads made by your own staff, and attempts by
@@ -138,18 +143,21 @@ def disclosures(client_id: UUID, app: App, index: Index, access: Access,
 
 
 def _moment(raw: str | None) -> tuple[int | None, datetime | None]:
-    """``at`` is a log position (digits) or an ISO 8601 timestamp with a time zone."""
+    """``at`` is a log position (ASCII digits) or an ISO 8601 timestamp with a time zone.
+
+    Not ``str.isdigit``: it accepts ``"²"`` and ``"١٢"``, which ``int`` does not read."""
     if raw is None:
         return None, None
-    if raw.isdigit():
-        position = int(raw)
-        if position < 1:
-            raise InvalidCommand("at", "a log position starts at 1")
-        return position, None
+    if raw[:1].isascii() and raw[:1].isdigit() and "-" not in raw:
+        try:
+            return parse_position(raw), None
+        except ValueError as exc:
+            raise InvalidCommand("at", str(exc)) from None
     try:
-        moment = datetime.fromisoformat(raw)
+        moment = parse_moment(raw)
     except ValueError:
-        raise InvalidCommand("at", "give a log position or an ISO 8601 timestamp") from None
+        raise InvalidCommand("at", "give a log position (ASCII digits) or an ISO 8601 "
+                                   "timestamp, e.g. 2026-01-05T09:30:00Z") from None
     if moment.tzinfo is None:
         raise InvalidCommand("at", "a timestamp needs a time zone, e.g. 2026-01-05T09:30:00Z")
     return None, moment
@@ -160,7 +168,8 @@ def replay(
     app: App,
     access: Access,
     ig_lead: IgLead,
-    agency: Annotated[str, Query(max_length=64, description="whose view to rebuild")],
+    agency: Annotated[str, Query(max_length=64, pattern=SLUG.pattern,
+                                 description="whose view to rebuild")],
     client_id: UUID,
     purpose: Purpose,
     at: Annotated[str | None, Query(max_length=40, description="a log position or an "

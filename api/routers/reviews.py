@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from api.auth import App, require
+from api.catching_up import ViewsCaughtUp
 from api.models import ErrorBody, ReviewClosedOut, ReviewCloseIn, ReviewOut
-from api.routers.views import MAX_WAIT_SECONDS, Views
 from domain.agencies import Role
 from domain.application import Actor
 from domain.reviews import ReviewOutcome, ReviewStatus
@@ -26,18 +25,14 @@ _errors: dict[int | str, dict[str, object]] = {
 @router.get("", response_model=list[ReviewOut], responses=_errors)
 def list_open_or_closed(
     request: Request,
-    views: Views,
     actor: IgLead,
+    _: ViewsCaughtUp,
     status: Annotated[ReviewStatus | None, Query(description="open or closed; both if "
                                                  "omitted")] = None,
-    min_position: Annotated[int | None, Query(ge=1, description="wait until the inbox has "
-                                              "caught up with this log position")] = None,
 ) -> list[ReviewOut]:
     """Reviews of emergency access to clients whose data the caller's agency controls:
-    those it closes (as the registering controller) and those it is told of."""
-    if min_position is not None:
-        with contextlib.suppress(TimeoutError):
-            views.tracking.wait(views.name, min_position, timeout=MAX_WAIT_SECONDS)
+    those it closes (as the registering controller) and those it is told of. With
+    ``min_position``, it first waits (without holding a thread) for the inbox to catch up."""
     return [_out(item) for item in list_reviews(request.app.state.accord.engine, actor.agency,
                                                 status)]
 

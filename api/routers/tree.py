@@ -12,11 +12,11 @@ from api.auth import require
 from domain.agencies import Role
 from domain.application import Actor
 from domain.errors import NotFound
+from domain.inputs import LogPosition
 from projections.log_tree import LogTree, TreeIncomplete
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 Auditor = Annotated[Actor, Depends(require(Role.IG_LEAD, Role.ADMIN, Role.PARTNERSHIP_ADMIN))]
-MAX_POSITION = 2**63 - 1  # the log's positions are 64-bit
 
 
 class TreeHeadOut(BaseModel):
@@ -80,9 +80,9 @@ def tree_head(request: Request, _: Auditor) -> dict[str, Any]:
 @router.get("/proofs/inclusion", response_model=InclusionProofOut, responses=_errors)
 def inclusion(
     request: Request, _: Auditor,
-    position: Annotated[int, Query(ge=1, le=MAX_POSITION, description="log position")],
-    tree_size: Annotated[int | None, Query(
-        ge=1, le=MAX_POSITION, description="default: the latest signed head's")] = None,
+    position: Annotated[LogPosition, Query(description="log position")],
+    tree_size: Annotated[LogPosition | None, Query(
+        description="default: the latest signed head's")] = None,
 ) -> dict[str, Any]:
     """The RFC 6962 audit path of the event at ``position`` in the tree of ``tree_size``."""
     return _answer(lambda: _tree(request).inclusion(position, tree_size))
@@ -91,9 +91,9 @@ def inclusion(
 @router.get("/proofs/consistency", response_model=ConsistencyProofOut, responses=_errors)
 def consistency(
     request: Request, _: Auditor,
-    first: Annotated[int, Query(ge=1, le=MAX_POSITION, description="the earlier tree size")],
-    second: Annotated[int | None, Query(
-        ge=1, le=MAX_POSITION, description="the later tree size; default the latest head's",
+    first: Annotated[LogPosition, Query(description="the earlier tree size")],
+    second: Annotated[LogPosition | None, Query(
+        description="the later tree size; default the latest head's",
     )] = None,
 ) -> dict[str, Any]:
     """The RFC 6962 proof that the tree of ``first`` events is a prefix of the tree of

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated
 from uuid import UUID
 
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api.access import Access, returned_item
 from api.auth import App, require
+from api.catching_up import ViewsCaughtUp
 from api.models import ClientViewOut, ErrorBody, MatchIn, MatchOut, ViewFactOut
 from consent.policy import BasisKind
 from domain.access import AccessAction, AccessOutcome
@@ -33,8 +33,6 @@ Matcher = Annotated[
 _errors: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
 }
-#: How long a read-your-writes request waits for the view to catch up.
-MAX_WAIT_SECONDS = 2.0
 
 
 async def agency_views(request: Request) -> AgencyViews:
@@ -81,17 +79,12 @@ def view(
     views: Views,
     access: Access,
     actor: Viewer,
+    _: ViewsCaughtUp,
     purpose: Annotated[Purpose, Query(description="why the caller needs to see the client")],
-    min_position: Annotated[int | None, Query(ge=1, description="wait until the view has "
-                                              "caught up with this log position")] = None,
 ) -> ClientViewOut:
     """The caller agency's view of the client for a purpose: permitted facts, masked, each
     with its basis. No basis, an unknown client and an erased client are the same 404.
     The read is recorded (who, purpose, what was shown and why) before it is returned."""
-    if min_position is not None:
-        # On a time-out the answer still says which position it is current to.
-        with contextlib.suppress(TimeoutError):
-            views.tracking.wait(views.name, min_position, timeout=MAX_WAIT_SECONDS)
     with access.reading(actor, AccessAction.VIEW, client_id=client_id,
                         purpose=purpose.value) as read:
         _no_per_client_view(actor)
