@@ -16,6 +16,7 @@ from pathlib import Path
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,6 +25,7 @@ from api import kafka_cli, tree_cli
 from domain.agencies import SLUG, AgencyKind, Role
 from domain.application import OPERATOR
 from domain.errors import AccordError
+from domain.inputs import Name
 from infra.database import create_read_engine, eventsourcing_env, is_sqlite
 from infra.keys import KeyFileError, check_replaceable, generate_key_file, rotate
 from infra.relay import KafkaNotConfigured
@@ -38,6 +40,17 @@ def _slug(value: str) -> str:
     if not SLUG.match(value):
         raise argparse.ArgumentTypeError("use lower-case letters, digits and hyphens, e.g. police")
     return value
+
+
+_NAME: TypeAdapter[str] = TypeAdapter(Name)
+
+
+def _name(value: str) -> str:
+    """A name as the API takes it (domain.inputs.Name): not only invisible characters."""
+    try:
+        return _NAME.validate_python(value)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(exc.errors()[0]["msg"]) from None
 
 
 def _uuid(value: str) -> UUID:
@@ -98,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     agency_commands = agencies.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_agency = agency_commands.add_parser("add", help="register an agency")
     add_agency.add_argument("--id", required=True, type=_slug)
-    add_agency.add_argument("--name", required=True)
+    add_agency.add_argument("--name", required=True, type=_name)
     add_agency.add_argument("--kind", required=True, choices=[k.value for k in AgencyKind])
     agency_commands.add_parser("list", help="list agencies")
 
@@ -111,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         help="partnership_admin registers agencies and appoints agency admins; it must fit "
              "the agency's kind (commissioner only in a commissioner agency, practitioner "
              "and safeguarding not there)")
-    add_principal.add_argument("--name", required=True)
+    add_principal.add_argument("--name", required=True, type=_name)
     list_principals = principal_commands.add_parser("list", help="list an agency's principals")
     list_principals.add_argument("--agency", required=True, type=_slug)
     revoke = principal_commands.add_parser("revoke", help="revoke a principal's token")

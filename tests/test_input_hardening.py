@@ -42,6 +42,7 @@ from pydantic import AwareDatetime, BaseModel, ValidationError
 from api import catching_up, hardening
 from api.app import create_app
 from api.catching_up import CatchUp, TooManyWaiting
+from api.cli import main
 from domain.agencies import Role
 from domain.catalogue import CATALOGUE
 from domain.errors import InvalidCommand
@@ -485,6 +486,19 @@ def test_names_made_only_of_invisible_characters_are_refused(
     for model, field, annotation in fields_of(str):
         if field in ("name", "given_name", "family_name"):
             assert refuses(model, field, annotation, name), f"{model.__name__}.{field}"
+
+
+@pytest.mark.parametrize("argv", [
+    ["agencies", "add", "--id", "hidden", "--name", "\u200b", "--kind", "police"],
+    ["principals", "add", "--agency", "police", "--role", "practitioner", "--name", "\x07"],
+])
+def test_the_cli_refuses_names_made_only_of_invisible_characters(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    assert "argument --name" in capsys.readouterr().err
 
 
 def test_nul_in_free_text_is_refused_and_the_views_keep_following_the_log(
