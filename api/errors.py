@@ -9,10 +9,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access import AccessNotRecorded
+from api.models import ErrorBody, InvalidInputBody
 from domain.catalogue import InvalidPayload, UnknownFactType
 from domain.errors import (
     AccordError,
@@ -25,6 +27,109 @@ from domain.errors import (
 )
 
 log = logging.getLogger("accord.api")
+
+
+#: What each error status means in accord, said once for the whole API. The OpenAPI
+#: document describes every error answer from this table, with accord's error body
+#: (``{"detail", "errors": [{"field", "message"}]}``), so what ``/docs`` and generated
+#: clients expect is what the API sends.
+ERROR_STATUSES: dict[int, str] = {
+    400: "the request body could not be read (not UTF-8 JSON); `errors` names `body`",
+    401: "no valid, unrevoked bearer token",
+    403: "the caller's role or agency may not do this; `detail` says why",
+    404: "unknown, or not visible to the caller: the two answers are identical, so a "
+         "partner cannot tell whether a person is a client",
+    409: "conflicts with what is recorded (a duplicate, a second close or withdrawal, or a "
+         "concurrent write to the same record that lost twice)",
+    413: "the request body is larger than `ACCORD_MAX_BODY_BYTES`",
+    422: "invalid input, changing nothing; `errors` names each invalid field",
+    503: "the access record of this request could not be written, so nothing was "
+         "returned or changed",
+}
+
+#: The body each status is documented with, where it is not ``ErrorBody``.
+ERROR_BODIES: dict[int, type[BaseModel]] = {422: InvalidInputBody}
+
+
+def error_responses(*statuses: int,
+                    bodies: dict[int, type[BaseModel]] | None = None,
+                    ) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=``: the errors it can give because of what it does, each with
+    its meaning and body from ``ERROR_STATUSES``; ``bodies`` names a richer body for one
+    status (``ClientExistsBody`` for a 409 that carries the existing client).
+
+    A route lists 403 (a role or agency it refuses), 404 (something it looks up), 409 (a
+    write that can conflict) and 503 (a recorded read or refused write). The errors that
+    follow from an operation's shape are added to every operation by ``install``: 401
+    where it needs a token, 422 where it takes any input, 400 and 413 where it takes a
+    body. Listing those here as well is harmless."""
+    unknown = [s for s in statuses if s not in ERROR_STATUSES]
+    if unknown:
+        raise ValueError(f"no meaning in ERROR_STATUSES for {unknown}")
+    chosen = {**ERROR_BODIES, **(bodies or {})}
+    return {status: {"model": chosen.get(status, ErrorBody),
+                     "description": ERROR_STATUSES[status]}
+            for status in sorted(statuses)}
+
+
+def _schema_ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _add_model(components: dict[str, Any], model: type[BaseModel]) -> None:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}",
+                                     mode="serialization")
+    for name, definition in schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault(model.__name__, schema)
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": ERROR_STATUSES[status],
+        "content": {"application/json": {
+            "schema": _schema_ref(ERROR_BODIES.get(status, ErrorBody))}},
+    }
+    if status == 401:
+        response["headers"] = {"WWW-Authenticate": {
+            "description": "`Bearer`: send `Authorization: Bearer <token>`",
+            "schema": {"type": "string"}}}
+    return response
+
+
+def document_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """Completes an OpenAPI document (in place) with the errors each operation can give
+    because of its shape, and drops FastAPI's own 422 body, which accord never sends.
+
+    401 where the operation needs a token; 422 (``InvalidInputBody``) where it takes any
+    parameter or a body; 400 and 413 where it takes a body (the body-size limit and the
+    JSON parser answer before any route runs). What a route declares itself is kept,
+    except a 422 documented as FastAPI's ``HTTPValidationError``."""
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    models: list[type[BaseModel]] = [ErrorBody, *ERROR_BODIES.values()]
+    for model in models:
+        _add_model(components, model)
+    fastapi_422 = "#/components/schemas/HTTPValidationError"
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            shape: list[int] = []
+            if operation.get("security"):
+                shape.append(401)
+            if operation.get("requestBody"):
+                shape += [400, 413]
+            if operation.get("parameters") or operation.get("requestBody"):
+                shape.append(422)
+            declared_422 = responses.get("422", {}).get("content", {})
+            if fastapi_422 in str(declared_422):
+                del responses["422"]
+            for status in shape:
+                responses.setdefault(str(status), _error_response(status))
+            operation["responses"] = dict(sorted(responses.items()))
+    if fastapi_422 not in str(document.get("paths")):
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+    return document
 
 
 def error(status: int, detail: str, errors: list[dict[str, str]] | None = None,
@@ -45,6 +150,18 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def install(app: FastAPI) -> None:
+    """Every failure becomes accord's JSON error, and ``/openapi.json`` says so."""
+    generate = app.openapi
+    completed: dict[str, dict[str, Any]] = {}
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # FastAPI's, cached until the routes change
+        if completed.get("document") is not document:
+            completed["document"] = document_errors(document)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -89,6 +206,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body it could not decode (not UTF-8, say).
+            message = "the request body could not be read as JSON (it must be UTF-8)"
+            return error(400, message, [{"field": "body", "message": message}])
         return error(exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)

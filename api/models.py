@@ -27,8 +27,24 @@ class ErrorField(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """Every error answer: what went wrong, in words (never a stack trace)."""
+
     detail: str = Field(description="what went wrong, in plain words")
-    errors: list[ErrorField] | None = Field(None, description="for 422: each invalid field")
+    errors: list[ErrorField] | None = Field(
+        None, description="for 400 and 422: each invalid field (`body` for the body as a whole)")
+
+
+class InvalidInputBody(BaseModel):
+    """A 422: the request was read, and the fields listed are invalid. Nothing changed."""
+
+    detail: str = Field(description="what is invalid, in words, e.g. `invalid input: purpose`")
+    errors: list[ErrorField] = Field(min_length=1, description="each invalid field")
+
+
+class ClientExistsBody(ErrorBody):
+    """A 409 on registration: the agency already registered this NHS number."""
+
+    client_id: UUID = Field(description="the client the agency registered before")
 
 
 class AgencyIn(Strict):

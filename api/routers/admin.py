@@ -14,6 +14,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, status
 
 from api.auth import AnyActor, App, require
+from api.errors import error_responses
 from api.models import (
     AgencyIn,
     AgencyOut,
@@ -36,7 +37,8 @@ def _agency_out(agency: Agency) -> AgencyOut:
     return AgencyOut(id=agency.slug, name=agency.name, kind=agency.kind)
 
 
-@router.post("/agencies", status_code=status.HTTP_201_CREATED, response_model=AgencyOut)
+@router.post("/agencies", status_code=status.HTTP_201_CREATED, response_model=AgencyOut,
+             responses=error_responses(403, 409))
 def register_agency(body: AgencyIn, app: App, admin: PartnershipAdmin) -> AgencyOut:
     """Registers a partner agency (partnership administrators). Its id is a permanent slug."""
     return _agency_out(app.register_agency(body.id, body.name, body.kind, admin))
@@ -48,7 +50,8 @@ def list_agencies(app: App, _: AnyActor) -> list[AgencyOut]:
     return [_agency_out(a) for a in app.agencies()]
 
 
-@router.post("/principals", status_code=status.HTTP_201_CREATED, response_model=IssuedTokenOut)
+@router.post("/principals", status_code=status.HTTP_201_CREATED, response_model=IssuedTokenOut,
+             responses=error_responses(403, 404, 409))
 def add_principal(body: PrincipalIn, app: App, admin: Admin) -> IssuedTokenOut:
     """Enrols a person or system; the token is returned once and only its hash is kept.
 
@@ -64,7 +67,8 @@ def _recorded_by(who: RecordedBy) -> RecordedByOut:
     return RecordedByOut(id=who.reference, name=who.name, agency=who.agency, role=who.role)
 
 
-@router.get("/agencies/{agency}/principals", response_model=list[PrincipalOut])
+@router.get("/agencies/{agency}/principals", response_model=list[PrincipalOut],
+            responses=error_responses(403, 404))
 def list_principals(agency: str, app: App, by: Overseer) -> list[PrincipalOut]:
     """The agency's principals, with who added each and when, and who revoked it, when and
     why: for its own admin and IG lead (403 for another agency's), and partnership
@@ -79,7 +83,8 @@ def list_principals(agency: str, app: App, by: Overseer) -> list[PrincipalOut]:
     ]
 
 
-@router.post("/principals/{principal_id}/revoke", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/principals/{principal_id}/revoke", status_code=status.HTTP_204_NO_CONTENT,
+             responses=error_responses(403, 404, 409))
 def revoke_principal(principal_id: UUID, body: RevokeIn, app: App, admin: Admin) -> None:
     """Revokes a token; it stops working at the next request.
 

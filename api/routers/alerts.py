@@ -27,7 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from api.access import Access, AccessLog, AccessNotRecorded, returned_item
 from api.auth import App, require
 from api.catching_up import InboxCaughtUp
-from api.models import ErrorBody, Strict
+from api.errors import error_responses
+from api.models import Strict
 from domain.access import AccessAction
 from domain.agencies import Role
 from domain.alerts import AlertOutcome, AlertStatus, Severity
@@ -38,9 +39,6 @@ from projections.alerts import AlertInbox, AlertItem
 log = logging.getLogger("accord.alerts")
 router = APIRouter(prefix="/v1/alerts", tags=["safeguarding"])
 Safeguarding = Annotated[Actor, Depends(require(Role.SAFEGUARDING))]
-_errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
-}
 MAX_WAIT_SECONDS = 2.0
 #: How often the stream looks for new alerts, and sends a keep-alive comment.
 POLL_SECONDS = 0.25
@@ -124,7 +122,7 @@ def _record(access: AccessLog, actor: Actor, items: list[AlertItem]) -> None:
         read.returned(_shown(items), client_ids=[item.client_id for item in items])
 
 
-@router.get("", response_model=list[AlertOut], responses=_errors)
+@router.get("", response_model=list[AlertOut], responses=error_responses(403, 503))
 def inbox(
     app: App,
     inbox: Inbox,
@@ -140,8 +138,9 @@ def inbox(
     return [_out(item) for item in items]
 
 
-@router.get("/stream", responses=_errors,
-            response_class=StreamingResponse,
+@router.get("/stream", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                       **error_responses(403, 503)},
             response_description="text/event-stream: one `alert` event per alert")
 async def stream(
     request: Request,
@@ -227,7 +226,8 @@ def _event(item: AlertItem) -> str:
     return f"id: {item.updated_position}\nevent: alert\ndata: {data}\n\n"
 
 
-@router.post("/{alert_id}/acknowledge", response_model=AlertChanged, responses=_errors)
+@router.post("/{alert_id}/acknowledge", response_model=AlertChanged,
+             responses=error_responses(403, 404, 409))
 def acknowledge(alert_id: UUID, app: App, actor: Safeguarding) -> AlertChanged:
     """Acknowledges an alert of your agency (raised or escalated); 409 once acknowledged
     or closed."""
@@ -235,7 +235,8 @@ def acknowledge(alert_id: UUID, app: App, actor: Safeguarding) -> AlertChanged:
     return AlertChanged(alert_id=alert.id, status=alert.status, position=position)
 
 
-@router.post("/{alert_id}/close", response_model=AlertChanged, responses=_errors)
+@router.post("/{alert_id}/close", response_model=AlertChanged,
+             responses=error_responses(403, 404, 409))
 def close(alert_id: UUID, body: AlertCloseIn, app: App, actor: Safeguarding) -> AlertChanged:
     """Closes an alert of your agency with an outcome and a note; closing twice is 409."""
     alert, position = app.close_alert(alert_id, body.outcome, body.note, actor)

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api.access import Access, returned_item
 from api.auth import App, require
+from api.errors import error_responses
 from api.models import (
     AccessOut,
     DisclosureOut,
-    ErrorBody,
     ReplayFactOut,
     ReplayOut,
     ReturnedItemOut,
@@ -33,9 +33,6 @@ from projections.replay import PointInTime
 router = APIRouter(tags=["ig leads"])
 IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
 ControllerStaff = Annotated[Actor, Depends(require(Role.IG_LEAD, Role.PRACTITIONER))]
-_errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 422, 503)
-}
 #: What a principal is recorded as: its id, or ``operator:cli``.
 PRINCIPAL_REFERENCE = r"^[A-Za-z0-9:_-]{1,64}$"
 #: How long a read of the audit index waits for records appended just before it.
@@ -87,7 +84,8 @@ def _out(row: AccessRow, for_agency: str, held: set[UUID],
     )
 
 
-@router.get("/v1/audit/accesses", response_model=list[AccessOut], responses=_errors)
+@router.get("/v1/audit/accesses", response_model=list[AccessOut],
+            responses=error_responses(403, 503))
 def accesses(
     app: App,
     index: Index,
@@ -120,7 +118,7 @@ def accesses(
 
 
 @router.get("/v1/clients/{client_id}/disclosures", response_model=list[DisclosureOut],
-            responses=_errors)
+            responses=error_responses(403, 404, 503))
 def disclosures(client_id: UUID, app: App, index: Index, access: Access,
                 actor: ControllerStaff) -> list[DisclosureOut]:
     """Every disclosure of your agency's data about the client to another agency: when,
@@ -163,7 +161,8 @@ def _moment(raw: str | None) -> tuple[int | None, datetime | None]:
     return None, moment
 
 
-@router.get("/v1/audit/replay", response_model=ReplayOut, responses=_errors)
+@router.get("/v1/audit/replay", response_model=ReplayOut,
+            responses=error_responses(403, 404, 503))
 def replay(
     app: App,
     access: Access,

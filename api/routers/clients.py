@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, status
 
 from api.access import Access, returned_item
 from api.auth import App, require
+from api.errors import error_responses
 from api.models import (
     ClientCreated,
+    ClientExistsBody,
     ClientIn,
     ClientRecordOut,
-    ErrorBody,
     EventIn,
     EventRecorded,
     FactOut,
@@ -30,13 +31,10 @@ Recorder = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING
 RecordReader = Annotated[
     Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD))
 ]
-_errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422)
-}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClientCreated,
-             responses=_errors)
+             responses=error_responses(403, 409, bodies={409: ClientExistsBody}))
 def register_client(body: ClientIn, app: App, actor: Practitioner) -> ClientCreated:
     """Registers a client of the caller's treatment provider. Identity is sealed at once."""
     client_id, position = app.register_client(body.identity, actor)
@@ -44,7 +42,7 @@ def register_client(body: ClientIn, app: App, actor: Practitioner) -> ClientCrea
 
 
 @router.post("/{client_id}/events", status_code=status.HTTP_201_CREATED,
-             response_model=EventRecorded, responses=_errors)
+             response_model=EventRecorded, responses=error_responses(403, 404, 409, 503))
 def record_event(client_id: UUID, body: EventIn, app: App, access: Access,
                  actor: Recorder) -> EventRecorded:
     """Records one fact about the client; the payload is validated against its type.
@@ -54,7 +52,8 @@ def record_event(client_id: UUID, body: EventIn, app: App, access: Access,
     return EventRecorded(position=position)
 
 
-@router.get("/{client_id}/record", response_model=ClientRecordOut, responses=_errors)
+@router.get("/{client_id}/record", response_model=ClientRecordOut,
+            responses=error_responses(403, 404, 503))
 def read_record(client_id: UUID, app: App, access: Access,
                 actor: RecordReader) -> ClientRecordOut:
     """The caller agency's own record: identity (if it registered the client) and its facts.

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, status
 
 from api.access import Access, returned_item
 from api.auth import App, require
-from api.models import ConsentCreated, ConsentIn, ConsentOut, ErrorBody, PositionOut, WithdrawIn
+from api.errors import error_responses
+from api.models import ConsentCreated, ConsentIn, ConsentOut, PositionOut, WithdrawIn
 from domain.access import AccessAction
 from domain.agencies import Role
 from domain.application import Actor, ConsentRecord
@@ -17,13 +18,10 @@ from domain.application import Actor, ConsentRecord
 router = APIRouter(prefix="/v1/clients/{client_id}/consents", tags=["practitioners"])
 Recorder = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
 Reader = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD))]
-_errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
-}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConsentCreated,
-             responses=_errors)
+             responses=error_responses(403, 404, 409, 503))
 def give(client_id: UUID, body: ConsentIn, app: App, access: Access,
          actor: Recorder) -> ConsentCreated:
     """Records consent to share the caller agency's data about the client. A refusal
@@ -39,7 +37,8 @@ def give(client_id: UUID, body: ConsentIn, app: App, access: Access,
     return ConsentCreated(consent_id=consent_id, position=position)
 
 
-@router.post("/{consent_id}/withdraw", response_model=PositionOut, responses=_errors)
+@router.post("/{consent_id}/withdraw", response_model=PositionOut,
+             responses=error_responses(403, 404, 409, 503))
 def withdraw(client_id: UUID, consent_id: UUID, body: WithdrawIn, app: App, access: Access,
              actor: Recorder) -> PositionOut:
     """Withdrawal takes effect at its log position: partners' views lose what it covered.
@@ -49,7 +48,7 @@ def withdraw(client_id: UUID, consent_id: UUID, body: WithdrawIn, app: App, acce
     return PositionOut(position=position)
 
 
-@router.get("", response_model=list[ConsentOut], responses=_errors)
+@router.get("", response_model=list[ConsentOut], responses=error_responses(403, 404, 503))
 def list_consents(client_id: UUID, app: App, access: Access, actor: Reader) -> list[ConsentOut]:
     """The consents recorded for sharing the caller agency's data about the client."""
     with access.reading(actor, AccessAction.CONSENTS, client_id=client_id,

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, status
 
 from api.access import Access
 from api.auth import App, require
+from api.errors import error_responses
 from api.models import (
     EmergencyAccessCreated,
     EmergencyAccessEndIn,
     EmergencyAccessIn,
-    ErrorBody,
     PositionOut,
 )
 from domain.access import AccessAction
@@ -23,13 +23,11 @@ from domain.application import Actor
 router = APIRouter(prefix="/v1/clients", tags=["partners"])
 Breaker = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
 IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
-_errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
-}
 
 
 @router.post("/{client_id}/emergency-access", status_code=status.HTTP_201_CREATED,
-             response_model=EmergencyAccessCreated, responses=_errors)
+             response_model=EmergencyAccessCreated,
+             responses=error_responses(403, 404, 409, 503))
 def break_glass(client_id: UUID, body: EmergencyAccessIn, app: App, access: Access,
                 actor: Breaker) -> EmergencyAccessCreated:
     """Time-limited access (at most 24 hours) to every fact of one client, for one purpose,
@@ -48,7 +46,7 @@ def break_glass(client_id: UUID, body: EmergencyAccessIn, app: App, access: Acce
 
 
 @router.post("/{client_id}/emergency-access/{grant_id}/end", response_model=PositionOut,
-             responses=_errors)
+             responses=error_responses(403, 404, 409))
 def end(client_id: UUID, grant_id: UUID, body: EmergencyAccessEndIn, app: App,
         actor: IgLead) -> PositionOut:
     """The IG lead of the client's registering controller ends a running grant now: from

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from api.access import Access
 from api.auth import App, require
-from api.models import ErrorBody, Strict
+from api.errors import error_responses
+from api.models import Strict
 from domain.access import AccessAction
 from domain.agencies import Role
 from domain.application import Actor
@@ -18,9 +19,6 @@ from domain.households import MAX_MEMBERS
 
 router = APIRouter(prefix="/v1/households", tags=["practitioners"])
 Linker = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
-_errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
-}
 
 
 class HouseholdIn(Strict):
@@ -43,7 +41,7 @@ class MemberAdded(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=HouseholdCreated,
-             responses=_errors)
+             responses=error_responses(403, 404, 409, 503))
 def link(body: HouseholdIn, app: App, access: Access, actor: Linker) -> HouseholdCreated:
     """Links clients who live together into a household, so the safeguarding rules see
     them together. Your agency must hold its own record of, or have a basis to see, each
@@ -54,7 +52,7 @@ def link(body: HouseholdIn, app: App, access: Access, actor: Linker) -> Househol
 
 
 @router.post("/{household_id}/members", status_code=status.HTTP_201_CREATED,
-             response_model=MemberAdded, responses=_errors)
+             response_model=MemberAdded, responses=error_responses(403, 404, 409, 503))
 def add_member(household_id: UUID, body: MemberIn, app: App, access: Access,
                actor: Linker) -> MemberAdded:
     """Adds a client to a household. You must see the client and a member already in the

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from api.auth import App, require
 from api.catching_up import ViewsCaughtUp
-from api.models import ErrorBody, ReviewClosedOut, ReviewCloseIn, ReviewOut
+from api.errors import error_responses
+from api.models import ReviewClosedOut, ReviewCloseIn, ReviewOut
 from domain.agencies import Role
 from domain.application import Actor
 from domain.reviews import ReviewOutcome, ReviewStatus
@@ -17,12 +18,9 @@ from projections.reviews import ReviewItem, list_reviews
 
 router = APIRouter(prefix="/v1/audit/reviews", tags=["ig leads"])
 IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
-_errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
-}
 
 
-@router.get("", response_model=list[ReviewOut], responses=_errors)
+@router.get("", response_model=list[ReviewOut], responses=error_responses(403))
 def list_open_or_closed(
     request: Request,
     actor: IgLead,
@@ -37,7 +35,8 @@ def list_open_or_closed(
                                                 status)]
 
 
-@router.post("/{review_id}", response_model=ReviewClosedOut, responses=_errors)
+@router.post("/{review_id}", response_model=ReviewClosedOut,
+             responses=error_responses(403, 404, 409))
 def close(review_id: UUID, body: ReviewCloseIn, app: App, actor: IgLead) -> ReviewClosedOut:
     """The registering controller's IG lead closes the review with an outcome and a note.
     Closed as `not_justified`, a grant still running ends at once (the position returned

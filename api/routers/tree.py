@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import require
+from api.errors import error_responses
 from domain.agencies import Role
 from domain.application import Actor
 from domain.errors import NotFound
@@ -49,12 +50,6 @@ class ConsistencyProofOut(BaseModel):
     consistency_path: list[str]
 
 
-_errors: dict[int | str, dict[str, Any]] = {
-    404: {"description": "no signed tree head yet, or no event at that position"},
-    422: {"description": "a parameter is out of range; the message names it"},
-}
-
-
 def _tree(request: Request) -> LogTree:
     accord = request.app.state.accord
     return LogTree(accord.app, accord.engine)
@@ -68,7 +63,7 @@ def _answer(work: Any) -> dict[str, Any]:
     return result
 
 
-@router.get("/tree-head", response_model=TreeHeadOut, responses=_errors)
+@router.get("/tree-head", response_model=TreeHeadOut, responses=error_responses(403, 404))
 def tree_head(request: Request, _: Auditor) -> dict[str, Any]:
     """The latest signed tree head over the notification log."""
     head = _tree(request).latest_head()
@@ -77,7 +72,8 @@ def tree_head(request: Request, _: Auditor) -> dict[str, Any]:
     return head.to_json()
 
 
-@router.get("/proofs/inclusion", response_model=InclusionProofOut, responses=_errors)
+@router.get("/proofs/inclusion", response_model=InclusionProofOut,
+            responses=error_responses(403, 404, 503))
 def inclusion(
     request: Request, _: Auditor,
     position: Annotated[LogPosition, Query(description="log position")],
@@ -88,7 +84,8 @@ def inclusion(
     return _answer(lambda: _tree(request).inclusion(position, tree_size))
 
 
-@router.get("/proofs/consistency", response_model=ConsistencyProofOut, responses=_errors)
+@router.get("/proofs/consistency", response_model=ConsistencyProofOut,
+            responses=error_responses(403, 404, 503))
 def consistency(
     request: Request, _: Auditor,
     first: Annotated[LogPosition, Query(description="the earlier tree size")],

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.access import Access, returned_item
 from api.auth import App, require
 from api.catching_up import ViewsCaughtUp
-from api.models import ClientViewOut, ErrorBody, MatchIn, MatchOut, ViewFactOut
+from api.errors import error_responses
+from api.models import ClientViewOut, MatchIn, MatchOut, ViewFactOut
 from consent.policy import BasisKind
 from domain.access import AccessAction, AccessOutcome
 from domain.agencies import Role
@@ -30,9 +31,6 @@ Matcher = Annotated[
     Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING, Role.COMMISSIONER,
                            Role.IG_LEAD))
 ]
-_errors: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)
-}
 
 
 async def agency_views(request: Request) -> AgencyViews:
@@ -72,7 +70,8 @@ def _items(views: AgencyViews, actor: Actor, client_id: UUID, purpose: Purpose) 
     return _read(views, actor, client_id, purpose)[2]
 
 
-@router.get("/{client_id}/view", response_model=ClientViewOut, responses=_errors)
+@router.get("/{client_id}/view", response_model=ClientViewOut,
+            responses=error_responses(403, 404, 503))
 def view(
     client_id: UUID,
     app: App,
@@ -117,7 +116,7 @@ def view(
     )
 
 
-@router.post("/match", response_model=MatchOut, responses=_errors)
+@router.post("/match", response_model=MatchOut, responses=error_responses(403, 404, 409, 503))
 def match(body: MatchIn, app: App, views: Views, access: Access, actor: Matcher) -> MatchOut:
     """Finds the client for an NHS number (or family name and date of birth).
 
