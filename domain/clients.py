@@ -24,6 +24,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.agencies import namespaced_uuid
 from domain.errors import (
+    ClientAlreadyRegistered,
     ConsentAlreadyWithdrawn,
     ConsentNotFound,
     EmergencyAccessNotFound,
@@ -278,9 +279,18 @@ class NhsNumberIndex(Aggregate):
         """The client ``erased`` was erased: the number leads to nobody."""
         self.client_id = None
 
-    @event("Reassigned")
     def reassign(self, client_id: UUID) -> None:
-        """The person was registered again after an erasure, as the new ``client_id``."""
+        """The person was registered again after an erasure, as the new ``client_id``.
+
+        Only a released number can be reassigned: while it leads to a client, a second
+        registration is refused (two registrations racing past the application's first
+        look both reach here, and the second must not take the number over)."""
+        if self.client_id is not None:
+            raise ClientAlreadyRegistered(self.client_id)
+        self._reassign(client_id=client_id)
+
+    @event("Reassigned")
+    def _reassign(self, client_id: UUID) -> None:
         self.client_id = client_id
 
 
