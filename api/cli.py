@@ -12,13 +12,11 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import kafka_cli, tree_cli
@@ -26,7 +24,7 @@ from domain.agencies import SLUG, AgencyKind, Role
 from domain.application import OPERATOR
 from domain.errors import AccordError
 from domain.inputs import Name
-from infra.database import create_read_engine, eventsourcing_env, is_sqlite
+from infra.dialect import create_read_engine, database_file, eventsourcing_env
 from infra.keys import KeyFileError, check_replaceable, generate_key_file, rotate
 from infra.relay import KafkaNotConfigured
 from infra.runner import ProjectionRunner
@@ -226,8 +224,8 @@ def _existing_database(settings: Settings) -> Engine | None:
     """The database's engine, or None if it is an SQLite file not created yet (looking
     must not create it)."""
     eventsourcing_env(settings)  # a bad URL is a SettingsError
-    url = make_url(settings.database_url)
-    if is_sqlite(settings) and not Path(url.database or "").exists():
+    path = database_file(settings)
+    if path is not None and not path.exists():
         return None
     return create_read_engine(settings)
 

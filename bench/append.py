@@ -67,7 +67,7 @@ from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR, AccordApplication
 from domain.catalogue import fact_type
 from domain.identity import Identity
-from infra.database import eventsourcing_env
+from infra.dialect import eventsourcing_env
 from infra.keys import generate_key_file
 from infra.settings import Settings
 from infra.wiring import Accord, build

@@ -24,8 +24,6 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,10 +33,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import Connection, Engine, bindparam, func, insert, inspect, select, text, update
+from sqlalchemy import Engine, bindparam, func, insert, inspect, select, update
 
 from domain.identity import Identity, IdentityErased
 from domain.inputs import STORED
+from infra import dialect
 from infra.schema import client_keys
 
 SEALED_PREFIX = "v1:"
@@ -189,10 +188,9 @@ class FieldVault:
     def open(self, client_id: UUID, sealed: str) -> Identity:
         # On the driver: every partner's view with identity in it comes through here.
         with self._engine.connect() as conn:
-            mark = "?" if conn.dialect.name == "sqlite" else "%s"
-            wrapped = conn.exec_driver_sql(
-                f"SELECT wrapped_key FROM {client_keys.name} WHERE client_id = {mark}",  # noqa: S608 - schema name
-                (client_id.hex,),
+            wrapped = dialect.run(
+                conn, f"SELECT wrapped_key FROM {client_keys.name} WHERE client_id = :client",  # noqa: S608 - schema name
+                client=client_id.hex,
             ).scalar_one_or_none()
         if wrapped is None:
             raise IdentityErased(str(client_id))
@@ -344,9 +342,9 @@ def rotate(engine: Engine, path: Path) -> Rotated:
 def _rewrap(engine: Engine, old: FieldVault, new: FieldVault) -> int:
     if not inspect(engine).has_table(client_keys.name):
         return 0  # no database yet: nothing is wrapped
-    with _durable(engine) as conn:
-        if conn.dialect.name == "postgresql":  # no data key is added or changed meanwhile
-            conn.execute(text(f"LOCK TABLE {client_keys.name} IN EXCLUSIVE MODE"))
+    # The old key file is replaced only after this commit is on disk.
+    with dialect.durable_transaction(engine) as conn:
+        dialect.lock_exclusively(conn, client_keys)  # no data key is added or changed meanwhile
         rows = conn.execute(
             select(client_keys.c.client_id, client_keys.c.wrapped_key)
             .where(client_keys.c.wrapped_key.is_not(None))
@@ -368,25 +366,6 @@ def _rewrap(engine: Engine, old: FieldVault, new: FieldVault) -> int:
             raise KeyFileError(f"{left} data keys were added during the rotation and it was "
                                "undone; stop the servers and workers, then run it again")
     return len(rows)
-
-
-@contextmanager
-def _durable(engine: Engine) -> Iterator[Connection]:
-    """A transaction whose commit is on disk when it returns: the read engine's SQLite
-    connections commit without an fsync of their own (``infra.database``), and the old
-    key file is replaced only after this commit."""
-    with engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            conn.exec_driver_sql("PRAGMA synchronous=FULL")
-            conn.commit()
-        try:
-            with conn.begin():
-                yield conn
-        finally:
-            if sqlite:
-                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-                conn.commit()
 
 
 def _swap(path: Path, current: KeyMaterial, following: KeyMaterial, *, rewrapped: int,

@@ -48,6 +48,7 @@ from sqlalchemy import Engine, delete, select
 from consent.policy import mask
 from domain.alerts import Alert
 from domain.application import AccordApplication
+from infra.dialect import as_utc
 from infra.keys import load_key_file
 from infra.runner import BackgroundLoop
 from infra.schema import feed_outbox, view_items, view_rows
@@ -387,9 +388,7 @@ class Relay(BackgroundLoop):
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return None if value is None else as_utc(value).isoformat()
 
 
 # -- consuming ------------------------------------------------------------------------------

@@ -13,13 +13,12 @@ from time import monotonic
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from sqlalchemy import Connection, Engine, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from infra import dialect
 from infra.schema import tracking
 
-_POSITION_SQLITE = f"SELECT position FROM {tracking.name} WHERE name = ?"  # noqa: S608 - schema name
-_POSITION_PSYCOPG = f"SELECT position FROM {tracking.name} WHERE name = %s"  # noqa: S608
+_POSITION = f"SELECT position FROM {tracking.name} WHERE name = :name"  # noqa: S608 - schema name
 
 
 class TrackingConflict(Exception):
@@ -38,11 +37,7 @@ class SqlTrackingRecorder(TrackingRecorder):
 
     def record(self, conn: Connection, name: str, position: int) -> None:
         """Records ``position`` for ``name`` inside the caller's transaction."""
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(tracking).values(name=name, position=position)
-        conn.execute(statement.on_conflict_do_update(
-            index_elements=[tracking.c.name], set_={"position": position},
-        ))
+        dialect.upsert(conn, tracking, [{"name": name, "position": position}], "name")
 
     def advance(self, conn: Connection, name: str, start: int, upto: int) -> None:
         """Moves ``name`` from ``start`` to ``upto`` inside the caller's transaction, if no
@@ -78,9 +73,7 @@ class SqlTrackingRecorder(TrackingRecorder):
     def position(conn: Connection, name: str) -> int | None:
         """The tracked position, read on the driver: every view and every poll of every
         follower asks for it, and building the query cost more than running it."""
-        sqlite_ = conn.dialect.name == "sqlite"
-        value = conn.exec_driver_sql(_POSITION_SQLITE if sqlite_ else _POSITION_PSYCOPG,
-                                     (name,)).scalar()
+        value = dialect.run(conn, _POSITION, name=name).scalar()
         return int(value) if value is not None else None
 
     def wait(self, application_name: str, notification_id: int | None, timeout: float = 1.0,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, inspect
 
 from domain.application import AccordApplication
-from infra.database import create_read_engine, eventsourcing_env
+from infra.dialect import create_read_engine, eventsourcing_env
 from infra.keys import KeyFileError, open_vault
 from infra.schema import (
     access_clients,

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from domain.alerts import Alert, AlertStatus
 from domain.application import AccordApplication
+from infra.dialect import to_utc
 from infra.schema import alerts
 from projections.follower import LogFollower
 
@@ -82,7 +83,7 @@ class AlertInbox(LogFollower):
             due = list(conn.execute(query))
         escalated = 0
         for alert_id, acknowledge_by in due:
-            by = _aware(acknowledge_by)
+            by = to_utc(acknowledge_by)
             if by >= now:  # SQLite compares the stored text; check again
                 continue
             if self.app.escalate_alert(UUID(hex=alert_id), reason=(
@@ -96,7 +97,7 @@ class AlertInbox(LogFollower):
             for notification in batch:
                 event: Any = self.app.mapper.to_domain_event(notification)
                 key = alerts.c.alert_id == event.originator_id.hex
-                at = _aware(event.timestamp)
+                at = to_utc(event.timestamp)
                 changes: dict[str, Any] = {"updated_position": notification.id}
                 if isinstance(event, Alert.Raised):
                     conn.execute(insert(alerts).values(
@@ -107,7 +108,7 @@ class AlertInbox(LogFollower):
                         reason=event.reason, basis=json.dumps(event.basis),
                         trigger_position=event.trigger_position,
                         raised_position=notification.id, raised_at=at,
-                        acknowledge_by=_aware(event.acknowledge_by), **changes))
+                        acknowledge_by=to_utc(event.acknowledge_by), **changes))
                     continue
                 if isinstance(event, Alert.Acknowledged):
                     changes.update(status=AlertStatus.ACKNOWLEDGED.value,
@@ -162,23 +163,15 @@ class AlertInbox(LogFollower):
             return [_item(row) for row in conn.execute(query)]
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _maybe(value: datetime | None) -> datetime | None:
-    return _aware(value) if value is not None else None
-
-
 def _item(row: Any) -> AlertItem:
     return AlertItem(
         alert_id=UUID(hex=row.alert_id), recipient=row.recipient, rule=row.rule,
         severity=row.severity, status=row.status, client_id=UUID(hex=row.client_id),
         household_id=UUID(hex=row.household_id) if row.household_id else None,
         reason=row.reason, basis=json.loads(row.basis), trigger_position=row.trigger_position,
-        raised_position=row.raised_position, raised_at=_aware(row.raised_at),
-        acknowledge_by=_aware(row.acknowledge_by), acknowledged_by=row.acknowledged_by,
-        acknowledged_at=_maybe(row.acknowledged_at), escalated_at=_maybe(row.escalated_at),
-        closed_by=row.closed_by, closed_at=_maybe(row.closed_at), outcome=row.outcome,
+        raised_position=row.raised_position, raised_at=to_utc(row.raised_at),
+        acknowledge_by=to_utc(row.acknowledge_by), acknowledged_by=row.acknowledged_by,
+        acknowledged_at=to_utc(row.acknowledged_at), escalated_at=to_utc(row.escalated_at),
+        closed_by=row.closed_by, closed_at=to_utc(row.closed_at), outcome=row.outcome,
         note=row.note, updated_position=row.updated_position,
     )

@@ -11,9 +11,8 @@ the whole log again.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from eventsourcing.domain import Aggregate
@@ -22,6 +21,7 @@ from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, Engine, Table, delete
 
 from domain.application import AccordApplication
+from infra.dialect import without_zeroing
 from infra.progress import progress
 from infra.schema import tracking
 from infra.tracking import SqlTrackingRecorder, TrackingConflict
@@ -122,7 +122,7 @@ class LogFollower:
     def empty(self) -> None:
         """Empties the tables and the tracked position (the first half of ``rebuild``)."""
         with self._lock, self.engine.begin() as conn:
-            with _without_zeroing(conn):
+            with without_zeroing(conn):
                 for table in self.tables:
                     conn.execute(delete(table))
             conn.execute(delete(tracking).where(tracking.c.name == self.name))
@@ -154,23 +154,3 @@ class LogFollower:
 
     def _caught_up(self) -> None:
         """Work after each catch-up, under the same lock."""
-
-
-@contextlib.contextmanager
-def _without_zeroing(conn: Connection) -> Iterator[None]:
-    """SQLite's ``secure_delete`` switched off, on this connection, for emptying a read
-    model's tables. It zeroes what every delete frees, so that key material and what an
-    erasure removes leave nothing in free pages; but a rebuild deletes only what it then
-    derives again from the log, and zeroing every page of every view cost a rebuild
-    longer than the deletes themselves. If anything fails meanwhile the connection is
-    discarded, so it cannot go back to the pool with deletes left unzeroed."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    conn.exec_driver_sql("PRAGMA secure_delete=OFF")
-    try:
-        yield
-        conn.exec_driver_sql("PRAGMA secure_delete=ON")
-    except BaseException:
-        conn.invalidate()
-        raise

@@ -19,11 +19,15 @@ rather than store it wrongly.
 
 from __future__ import annotations
 
+from typing import Any
+
 from eventsourcing.utils import get_topic
+from sqlalchemy import Connection, Engine
 
 from domain.application import AccordApplication
 from domain.categories import DataCategory
 from domain.clients import Client
+from infra import dialect
 
 FACT_RECORDED = get_topic(Client.FactRecorded)
 REGISTERED = get_topic(Client.Registered)
@@ -44,7 +48,9 @@ def _sqlite_time_sql(value: str) -> str:
             f"THEN substr({value}, 1, 10) || ' ' || substr({value}, 12, 8) || '.000000' END)")
 
 
-def _sqlite(table: str) -> str:
+def _sqlite(recorder: Any) -> str:
+    table: str = recorder.events_table_name
+
     def field(path: str) -> str:
         return f"json_extract(e.state, '$.{path}')"
 
@@ -62,7 +68,9 @@ def _sqlite(table: str) -> str:
             f"'{{}}' FROM {events} WHERE e.topic = :registered")
 
 
-def _postgres(schema: str, table: str) -> str:
+def _postgres(recorder: Any) -> str:
+    schema: str = recorder.datastore.schema
+    table: str = recorder.events_table_name
     events = (f'(SELECT notification_id AS position, '  # noqa: S608 - the library's table name
               f"replace(originator_id::text, '-', '') AS client_id, topic, "
               f"convert_from(state, 'UTF8')::json AS state FROM \"{schema}\".\"{table}\" "
@@ -80,18 +88,16 @@ def _postgres(schema: str, table: str) -> str:
             f"FROM {events} WHERE e.topic = :registered")
 
 
-def copy_statement(app: AccordApplication, dialect: str) -> str:
+def copy_statement(app: AccordApplication, database: Connection | Engine | str) -> str:
     """The statement that copies the facts at positions after ``:after`` up to ``:upto``
-    (with ``copy_parameters``) into ``accord_facts``, for the application's event store."""
+    (with ``copy_parameters``) into ``accord_facts``, for the application's event store
+    on ``database`` (an engine or connection, or its dialect's name)."""
     mapper = app.mapper
     if mapper.compressor is not None or mapper.cipher is not None:
         raise ValueError("the agency views copy facts from the stored events' JSON: the "
                          "event store must not compress or encrypt it")
-    recorder = app.recorder
-    table: str = recorder.events_table_name  # type: ignore[attr-defined]
-    if dialect == "sqlite":
-        return _sqlite(table)
-    return _postgres(recorder.datastore.schema, table)  # type: ignore[attr-defined]
+    write = dialect.of(database).choose(sqlite=_sqlite, postgresql=_postgres)
+    return write(app.recorder)
 
 
 def copy_parameters(after: int, upto: int) -> dict[str, object]:

@@ -44,6 +44,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from domain.application import AccordApplication
 from domain.errors import InvalidCommand, NotFound
+from infra import dialect
 from infra.progress import progress
 from infra.schema import tree_heads, tree_leaves, tree_nodes
 from infra.signing import (
@@ -295,10 +296,10 @@ class LogTree:
                     for level, node_index, node in compact.append(h):
                         if level % NODE_STRIDE == 0:
                             nodes.append((level, node_index, node))
-                _insert(conn, "accord_tree_leaves", ("leaf_index", "position", "leaf_hash"),
-                        leaves)
-                if nodes:
-                    _insert(conn, "accord_tree_nodes", ("level", "node_index", "hash"), nodes)
+                # The projection's hot path: through the driver's executemany.
+                dialect.bulk_insert(conn, tree_leaves, leaves,
+                                    ("leaf_index", "position", "leaf_hash"))
+                dialect.bulk_insert(conn, tree_nodes, nodes, ("level", "node_index", "hash"))
                 last_position = batch[-1].id
                 signed = self._write_head(conn, compact, last_position) if sign else None
                 self.tracking.record(conn, self.name, last_position)
@@ -432,15 +433,6 @@ def _batches(recorder: ApplicationRecorder, position: int, head: int | None,
             return
         yield batch
         position = batch[-1].id
-
-
-def _insert(conn: Connection, table: str, columns: Sequence[str],
-            rows: list[tuple[int, int, bytes]]) -> None:
-    """Bulk insert through the driver's executemany (the projection's hot path)."""
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    statement = (f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - fixed names
-                 f"VALUES ({', '.join(mark for _ in columns)})")
-    conn.exec_driver_sql(statement, rows)
 
 
 def _stored_size(conn: Connection) -> int:
@@ -578,24 +570,24 @@ def _checked_heads(heads: Sequence[TreeHead], keys: dict[str, Ed25519PublicKey],
     return [by_size[s] for s in sorted(by_size)]
 
 
-def _fetch(engine: Engine, query: str, params: tuple[int, int]) -> list[Any]:
-    """Rows as plain tuples from the driver's own cursor (verify's hot path)."""
+def _fetch(engine: Engine, query: str, params: dict[str, int]) -> list[Any]:
+    """Rows as plain tuples from the driver's own cursor (verify's hot path); ``query``
+    has ``:name`` parameters."""
     with engine.connect() as conn:
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(query, params)
+            cursor.execute(dialect.of(engine).driver_sql(query), params)
             return list(cursor.fetchall())
         finally:
             cursor.close()
 
 
 def _stored_leaves(engine: Engine, batch_size: int) -> Iterator[tuple[int, int, bytes]]:
-    mark = "?" if engine.dialect.name == "sqlite" else "%s"
-    query = ("SELECT leaf_index, position, leaf_hash FROM accord_tree_leaves "  # noqa: S608
-             f"WHERE leaf_index > {mark} ORDER BY leaf_index LIMIT {mark}")
+    query = ("SELECT leaf_index, position, leaf_hash FROM accord_tree_leaves "
+             "WHERE leaf_index > :after ORDER BY leaf_index LIMIT :limit")
     after = -1
     while True:
-        rows = _fetch(engine, query, (after, batch_size))
+        rows = _fetch(engine, query, {"after": after, "limit": batch_size})
         if not rows:
             return
         for index, position, h in rows:
@@ -617,16 +609,15 @@ def _stored_rows(app: AccordApplication, engine: Engine,
     table = getattr(app.recorder, "events_table_name", "stored_events")
     if not table.replace("_", "").isalnum():
         raise ValueError(f"unexpected event table name {table!r}")
-    if engine.dialect.name == "sqlite":
-        query = (f"SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
-                 f"FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?")
-    else:
-        query = (f"SELECT notification_id, uuid_send(originator_id), originator_version, "  # noqa: S608
-                 f"topic, state FROM {table} WHERE notification_id > %s "
-                 f"ORDER BY notification_id LIMIT %s")
+    query = dialect.of(engine).choose(  # the library's own table differs per database
+        sqlite=(f"SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
+                f"FROM {table} WHERE rowid > :after ORDER BY rowid LIMIT :limit"),
+        postgresql=(f"SELECT notification_id, uuid_send(originator_id), "  # noqa: S608
+                    f"originator_version, topic, state FROM {table} "
+                    f"WHERE notification_id > :after ORDER BY notification_id LIMIT :limit"))
     position = 0
     while True:
-        rows = _fetch(engine, query, (position, batch_size))
+        rows = _fetch(engine, query, {"after": position, "limit": batch_size})
         if not rows:
             return
         for position, oid, version, topic, state in rows:

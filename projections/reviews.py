@@ -12,7 +12,7 @@ may my agency see".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from domain.clients import Client
 from domain.reviews import Review, ReviewStatus
+from infra.dialect import as_utc
 from infra.schema import review_audience, reviews
 
 TABLES = (reviews, review_audience)
@@ -99,24 +100,16 @@ def list_reviews(engine: Engine, agency: str,
         return [_item(row) for row in conn.execute(query)]
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _aware_at(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _item(row: Any) -> ReviewItem:
     return ReviewItem(
         review_id=UUID(hex=row.review_id), controller=row.controller,
         client_id=UUID(hex=row.client_id), grant_id=UUID(hex=row.grant_id),
         granted_to=row.granted_to, principal=row.principal, principal_name=row.principal_name,
         role=row.role, purpose=row.purpose, justification=row.justification,
-        clinical_notes=bool(row.clinical_notes), granted_at=_aware_at(row.granted_at),
-        expires_at=_aware_at(row.expires_at), position=row.opened_position,
+        clinical_notes=bool(row.clinical_notes), granted_at=as_utc(row.granted_at),
+        expires_at=as_utc(row.expires_at), position=row.opened_position,
         status=ReviewStatus(row.status), outcome=row.outcome, note=row.note,
-        closed_by=row.closed_by, closed_at=_aware(row.closed_at),
-        grant_ended_at=_aware(row.grant_ended_at), grant_ended_by=row.grant_ended_by,
+        closed_by=row.closed_by, closed_at=as_utc(row.closed_at),
+        grant_ended_at=as_utc(row.grant_ended_at), grant_ended_by=row.grant_ended_by,
         grant_end_cause=row.grant_end_cause,
     )
