@@ -113,6 +113,13 @@ class AgreementInForce:
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
+    def serves(self, purpose: str, at: datetime) -> bool:
+        """Whether the terms name ``purpose`` and are in date at ``at``: from the start of
+        ``valid_from`` to the end of ``valid_to`` (UTC days), the window each of the
+        agreement's grants (so each of the views' rows on it) starts and ends with."""
+        return purpose in self.purposes and self.starts <= at and (
+            self.ends is None or at < self.ends)
+
 
 class AgreementRegister(dict[UUID, AgreementInForce]):
     """The agreements in force, indexed by controller (rebuilt after any change)."""
@@ -303,6 +310,18 @@ class PolicyState:
 
 def day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def agreements_in_force(state: PolicyState, controller: str, recipient: str, purpose: str,
+                        at: datetime) -> list[AgreementInForce]:
+    """The agreements in force from ``controller`` to ``recipient`` for ``purpose`` at
+    ``at`` (any moment of a day gives that day's answer), by id: the version both
+    parties approved last, not revoked (as ``consent.state.evolve`` keeps them, for the
+    views, the replay and the safeguarding rules alike), naming the purpose, in date.
+    ``decide`` walks the same agreements and windows, saying of each why it does not
+    apply."""
+    return sorted((agreement for agreement in state.agreements_between(controller, recipient)
+                   if agreement.serves(purpose, at)), key=lambda agreement: agreement.agreement_id)
 
 
 def mask(data: Mapping[str, Any], fields: Iterable[str] | None) -> dict[str, Any]:

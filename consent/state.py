@@ -3,12 +3,16 @@
 ``evolve`` applies an event to a ``PolicyState`` and says what it means for the views:
 a new fact to project, a client whose consents changed, an agreement that came into
 force or was revoked, or an emergency grant that lets one agency see one client (or
-its ending, which closes the grant's window at the end's time). Live projections and
-replays both step through the log with it.
+its ending, which closes the grant's window at the end's time). Live projections (the
+agency views and the safeguarding rules) and replays all step through the log with it,
+so they all hold the same agreements in force; a follower that stores its state beside
+its position stores agreements as ``AgreementDraft.to_json`` and puts them back with
+``LogState.restore``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -77,12 +81,32 @@ class AgreementDraft:
     in_force: int | None = None
     revoked: bool = False
 
+    def to_json(self) -> str:
+        """The draft as a follower stores it beside its position."""
+        return json.dumps(self.__dict__, default=str)
+
+    @classmethod
+    def from_json(cls, stored: str) -> AgreementDraft:
+        return cls(**json.loads(stored))
+
+    def agreement(self, agreement_id: UUID, version: int) -> AgreementInForce:
+        """The agreement in force with this version of the terms."""
+        return AgreementInForce(agreement_id, self.controller, self.recipient, version,
+                                AgreementTerms.model_validate(self.versions[version - 1]))
+
 
 @dataclass
 class LogState(PolicyState):
     """A ``PolicyState`` that also keeps agreement drafts, to follow the log."""
 
     drafts: dict[UUID, AgreementDraft] = field(default_factory=dict)
+
+    def restore(self, agreement_id: UUID, draft: AgreementDraft) -> None:
+        """Puts back a stored draft, and the agreement in force it gives, as ``evolve``
+        left them."""
+        self.drafts[agreement_id] = draft
+        if draft.in_force is not None and not draft.revoked:
+            self.agreements[agreement_id] = draft.agreement(agreement_id, draft.in_force)
 
 
 def evolve(state: LogState, event: Any, position: int) -> Effect:
@@ -147,10 +171,8 @@ def evolve(state: LogState, event: Any, position: int) -> Effect:
     if isinstance(event, Agreement.CameIntoForce):
         draft = state.drafts[event.originator_id]
         draft.in_force = event.version
-        state.agreements[event.originator_id] = AgreementInForce(
-            event.originator_id, draft.controller, draft.recipient, event.version,
-            AgreementTerms.model_validate(draft.versions[event.version - 1]),
-        )
+        state.agreements[event.originator_id] = draft.agreement(event.originator_id,
+                                                                event.version)
         return AgreementChanged(draft.controller, draft.recipient)
     if isinstance(event, Agreement.Revoked):
         draft = state.drafts[event.originator_id]

@@ -8,6 +8,12 @@ position in one transaction, so a restart resumes where the last commit left off
 replaying the log. For each triggering event it builds the client's (or household's)
 ``Situation`` and asks the pure rules of ``domain.rules`` what it finds.
 
+The agencies and agreements follow the log through the same ``consent.state.evolve`` as
+the agency views and the replay, into a ``LogState``, stored the same way
+(``AgreementDraft.to_json``, put back by ``LogState.restore``); and "an agreement in
+force for this purpose on this day" is ``consent.policy.agreements_in_force``. So the
+rules and the views cannot disagree about which agreement is in force.
+
 For each finding and each agency of a recipient kind, the recipient must have, from every
 controller of the facts the finding rests on, an agreement in force (on the day the
 trigger was recorded) that names the rule's purpose and has a legal-duty basis
@@ -31,8 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
 from uuid import UUID
@@ -41,11 +46,11 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from consent.state import AgreementDraft
+from consent.policy import agreements_in_force
+from consent.state import AgreementDraft, LogState, evolve
 from domain.agencies import Agency, AgencyKind
-from domain.agreements import Agreement, AgreementTerms
+from domain.agreements import Agreement
 from domain.alerts import Alert, AlertWithheld
 from domain.application import AccordApplication
 from domain.clients import Client
@@ -59,6 +64,7 @@ from domain.rules import (
     evaluate_fact,
     newly_holding,
 )
+from infra.dialect import insert_new, to_utc, upsert
 from infra.schema import rule_facts, rule_households, rule_state
 from infra.wiring import Accord
 from projections.alerts import AlertInbox
@@ -70,34 +76,22 @@ TOPICS = [get_topic(t) for t in (
 )]
 
 
-@dataclass
-class _Policy:
-    """Agency kinds and agreement drafts, as of the projection's position."""
+def legal_duty_basis(state: LogState, controller: str, recipient: str, purpose: str,
+                     at: datetime) -> dict[str, Any] | None:
+    """The agreement in force from ``controller`` to ``recipient`` at ``at`` that names
+    ``purpose`` with a legal-duty basis, if any (the first by id, for determinism), as an
+    alert's basis names it."""
+    for agreement in agreements_in_force(state, controller, recipient, purpose, at):
+        duty = agreement.terms.lawful_basis.legal_duty
+        if duty is not None:
+            return {"agreement_id": str(agreement.agreement_id),
+                    "agreement_version": agreement.version, "controller": controller,
+                    "legal_duty": duty.value}
+    return None
 
-    kinds: dict[str, AgencyKind] = field(default_factory=dict)
-    drafts: dict[UUID, AgreementDraft] = field(default_factory=dict)
-    changed: set[str] = field(default_factory=set)
 
-    def agencies_of(self, kind: AgencyKind) -> list[str]:
-        return sorted(slug for slug, k in self.kinds.items() if k is kind)
-
-    def duty(self, controller: str, recipient: str, purpose: str,
-             day: date) -> dict[str, Any] | None:
-        """The agreement in force from ``controller`` to ``recipient`` on ``day`` that names
-        ``purpose`` with a legal-duty basis, if any (the first by id, for determinism)."""
-        for agreement_id in sorted(self.drafts):
-            draft = self.drafts[agreement_id]
-            if (draft.controller, draft.recipient) != (controller, recipient) or \
-                    draft.revoked or draft.in_force is None:
-                continue
-            terms = AgreementTerms.model_validate(draft.versions[draft.in_force - 1])
-            duty = terms.lawful_basis.legal_duty
-            if duty is None or purpose not in terms.purposes or day < terms.valid_from or (
-                    terms.valid_to is not None and day > terms.valid_to):
-                continue
-            return {"agreement_id": str(agreement_id), "agreement_version": draft.in_force,
-                    "controller": controller, "legal_duty": duty.value}
-        return None
+def _agencies_of(state: LogState, kind: AgencyKind) -> list[str]:
+    return sorted(slug for slug, k in state.agency_kinds.items() if k is kind)
 
 
 class _Working:
@@ -110,6 +104,8 @@ class _Working:
         self.members: dict[UUID, set[UUID]] = {}
         self.fact_rows: list[dict[str, Any]] = []
         self.household_rows: list[dict[str, Any]] = []
+        #: The agencies and agreements (``rule_state`` keys) the batch changed.
+        self.policy_changed: set[str] = set()
 
     def facts_of(self, client_id: UUID) -> list[RuleFact]:
         if client_id not in self.facts:
@@ -172,21 +168,21 @@ class SafeguardingRules(LogFollower):
         self.acknowledge_within = acknowledge_within or timedelta(hours=4)
         #: "Now", for an alert's acknowledge-by time; tests may replace it.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        self._policy: _Policy | None = None
+        self._state: LogState | None = None
 
     def _forget(self) -> None:
-        self._policy = None
+        self._state = None
 
     def _process(self, batch: Sequence[Notification], upto: int) -> int:
         try:
             # 1. Evaluate, reading the committed state (no write lock is held)...
             with self.engine.connect() as conn:
-                policy = self._policy or self._load_policy(conn)
+                state = self._state or self._load_state(conn)
                 work = _Working(conn)
                 outcomes: list[Aggregate] = []
                 for notification in batch:
                     event = self.app.mapper.to_domain_event(notification)
-                    outcomes.extend(self._apply(work, policy, event, notification.id))
+                    outcomes.extend(self._apply(work, state, event, notification.id))
                 # A rebuild elsewhere may have emptied what was just read: judged on
                 # half the facts, an alert could be missed. Start again if so.
                 self._still_at_start(conn)
@@ -198,30 +194,29 @@ class SafeguardingRules(LogFollower):
             # 3. ...then commit the state with the position.
             with self.engine.begin() as conn:
                 self._advance(conn, upto)
-                _insert(conn, rule_facts, work.fact_rows, "position")
-                _upsert(conn, rule_households, work.household_rows, "client_id")
-                _upsert(conn, rule_state, [
-                    {"key": key, "value": _policy_value(policy, key)}
-                    for key in sorted(policy.changed)], "key")
-            policy.changed.clear()
-            self._policy = policy
+                insert_new(conn, rule_facts, work.fact_rows, "position")
+                upsert(conn, rule_households, work.household_rows, "client_id")
+                upsert(conn, rule_state, [
+                    {"key": key, "value": _stored(state, key)}
+                    for key in sorted(work.policy_changed)], "key")
+            self._state = state
         except BaseException:
-            self._policy = None  # may be ahead of the committed rows
+            self._state = None  # may be ahead of the committed rows
             raise
         self.tracking.committed()
         return len(batch)
 
-    def _apply(self, work: _Working, policy: _Policy, event: Any,
+    def _apply(self, work: _Working, state: LogState, event: Any,
                position: int) -> list[Aggregate]:
         if isinstance(event, Client.FactRecorded):
             if event.fact_type not in RELEVANT_TYPES:
                 return []
             fact = RuleFact(position, event.originator_id, event.fact_type, event.controller,
-                            _aware(event.occurred_at), event.data)
+                            to_utc(event.occurred_at), event.data)
             work.add_fact(fact)
             situation = work.situation(fact.client_id)
             findings = evaluate_fact(fact, situation, self.config)
-            return self._outcomes(findings, situation, position, event.timestamp, policy)
+            return self._outcomes(findings, situation, position, event.timestamp, state)
         if isinstance(event, Household.Linked | Household.MemberAdded):
             household_id = event.originator_id
             joining = event.client_ids if isinstance(event, Household.Linked) \
@@ -233,51 +228,43 @@ class SafeguardingRules(LogFollower):
             for client_id in joining:
                 work.link(household_id, client_id)
             now = work.situation(joining[0])
-            findings = newly_holding(now, before, _aware(event.timestamp), self.config)
-            return self._outcomes(findings, now, position, event.timestamp, policy)
+            findings = newly_holding(now, before, to_utc(event.timestamp), self.config)
+            return self._outcomes(findings, now, position, event.timestamp, state)
+        # An agency or an agreement: the policy state moves as the views' does.
+        evolve(state, event, position)
         if isinstance(event, Agency.Registered):
-            policy.kinds[event.slug] = AgencyKind(event.kind)
-            policy.changed.add(f"agency:{event.slug}")
-        elif isinstance(event, Agreement.Proposed):
-            policy.drafts[event.originator_id] = AgreementDraft(
-                event.controller, str(event.terms["recipient"]), [event.terms])
-        elif isinstance(event, Agreement.Amended):
-            policy.drafts[event.originator_id].versions.append(event.terms)
-        elif isinstance(event, Agreement.CameIntoForce):
-            policy.drafts[event.originator_id].in_force = event.version
-        elif isinstance(event, Agreement.Revoked):
-            policy.drafts[event.originator_id].revoked = True
-        if isinstance(event, Agreement.Event):
-            policy.changed.add(f"agreement:{event.originator_id.hex}")
+            work.policy_changed.add(f"{_AGENCY}{event.slug}")
+        elif isinstance(event, Agreement.Event):
+            work.policy_changed.add(f"{_AGREEMENT}{event.originator_id.hex}")
         return []
 
     def _outcomes(self, findings: list[Finding], situation: Situation, position: int,
-                  recorded_at: datetime, policy: _Policy) -> list[Aggregate]:
+                  recorded_at: datetime, state: LogState) -> list[Aggregate]:
         """An alert for each recipient with a legal-duty basis; a withheld evaluation for
         each without."""
         result: list[Aggregate] = []
-        day = _aware(recorded_at).date()
+        at = to_utc(recorded_at)
         for finding in findings:
             for kind in finding.recipients:
-                recipients = policy.agencies_of(kind)
+                recipients = _agencies_of(state, kind)
                 if not recipients:
                     result.append(AlertWithheld(
                         rule=finding.rule, recipient=kind.value, client_id=finding.client_id,
                         household_id=situation.household_id, trigger_position=position,
                         reason=f"no agency of kind {kind.value} is in the partnership"))
                 for recipient in recipients:
-                    outcome = self._outcome(finding, situation, position, recipient, day,
-                                            policy)
+                    outcome = self._outcome(finding, situation, position, recipient, at,
+                                            state)
                     if outcome is not None:
                         result.append(outcome)
         return result
 
     def _outcome(self, finding: Finding, situation: Situation, position: int,
-                 recipient: str, day: date, policy: _Policy) -> Aggregate | None:
+                 recipient: str, at: datetime, state: LogState) -> Aggregate | None:
         controllers = sorted(finding.controllers - {recipient})
         if not controllers:
             return None  # the recipient recorded it all itself
-        agreements = [policy.duty(c, recipient, finding.purpose.value, day)
+        agreements = [legal_duty_basis(state, c, recipient, finding.purpose.value, at)
                       for c in controllers]
         missing = [c for c, a in zip(controllers, agreements, strict=True) if a is None]
         if missing:
@@ -296,49 +283,32 @@ class SafeguardingRules(LogFollower):
             acknowledge_by=self.clock().astimezone(UTC) + self.acknowledge_within,
         )
 
-    @staticmethod
-    def _load_policy(conn: Connection) -> _Policy:
-        policy = _Policy()
+    def _load_state(self, conn: Connection) -> LogState:
+        state = LogState(position=self._start)
         for key, value in conn.execute(select(rule_state.c.key, rule_state.c.value)):
-            kind, _, name = key.partition(":")
-            if kind == "agency":
-                policy.kinds[name] = AgencyKind(json.loads(value))
+            if key.startswith(_AGENCY):
+                state.agency_kinds[key.removeprefix(_AGENCY)] = AgencyKind(json.loads(value))
             else:
-                policy.drafts[UUID(hex=name)] = AgreementDraft(**json.loads(value))
-        return policy
+                state.restore(UUID(hex=key.removeprefix(_AGREEMENT)),
+                              AgreementDraft.from_json(value))
+        return state
 
 
-def _policy_value(policy: _Policy, key: str) -> str:
-    kind, _, name = key.partition(":")
-    if kind == "agency":
-        return json.dumps(policy.kinds[name].value)
-    draft = policy.drafts[UUID(hex=name)]
-    return json.dumps(draft.__dict__, default=str)
+#: The keys of ``accord_rule_state``: an agency (by slug) or an agreement (by id).
+_AGENCY, _AGREEMENT = "agency:", "agreement:"
+
+
+def _stored(state: LogState, key: str) -> str:
+    """What ``accord_rule_state`` holds under ``key``: an agency's kind (JSON), or an
+    agreement's draft as the views store it."""
+    if key.startswith(_AGENCY):
+        return json.dumps(state.agency_kinds[key.removeprefix(_AGENCY)].value)
+    return state.drafts[UUID(hex=key.removeprefix(_AGREEMENT))].to_json()
 
 
 def _fact(row: Any) -> RuleFact:
     return RuleFact(row.position, UUID(hex=row.client_id), row.fact_type, row.controller,
-                    _aware(row.occurred_at), json.loads(row.data))
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _insert(conn: Connection, table: Any, rows: list[dict[str, Any]], key: str) -> None:
-    """Inserts rows; one already there (a re-run) is left as it is."""
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=[key]), rows)
-
-
-def _upsert(conn: Connection, table: Any, rows: list[dict[str, Any]], key: str) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    for row in rows:
-        statement = dialect.insert(table).values(**row)
-        conn.execute(statement.on_conflict_do_update(
-            index_elements=[key], set_={k: v for k, v in row.items() if k != key}))
+                    to_utc(row.occurred_at), json.loads(row.data))
 
 
 def safeguarding_projections(accord: Accord, batch_size: int = 2000) -> list[Any]:

@@ -20,7 +20,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -32,7 +31,6 @@ from sqlalchemy import Connection, Engine, select
 
 from consent.policy import (
     ANY_PURPOSE,
-    AgreementInForce,
     Basis,
     BasisKind,
     ConsentScope,
@@ -55,10 +53,12 @@ from consent.state import (
     evolve,
 )
 from domain.agencies import Agency, AgencyKind
-from domain.agreements import Agreement, AgreementTerms
+from domain.agreements import Agreement
 from domain.application import AccordApplication
 from domain.clients import Client
 from domain.reviews import Review
+from infra import dialect
+from infra.dialect import as_utc
 from infra.schema import (
     client_matching,
     facts,
@@ -135,7 +135,7 @@ class AgencyViews(LogFollower):
         # Never the access records, which make up most of a busy log.
         super().__init__(app, engine, topics_of(Client, Agency, Agreement, Review), batch_size,
                          copied=[FACT_RECORDED])
-        self._copy_facts = copy_statement(app, engine.dialect.name)
+        self._copy_facts = copy_statement(app, engine)
         self._state: LogState | None = None
         #: Grounds written, or queued in the open transaction (forgotten if it rolls back):
         #: each is written once, then referred to by key.
@@ -218,8 +218,7 @@ class AgencyViews(LogFollower):
         elif isinstance(event, Agreement.Event) and event.originator_id in state.drafts:
             draft = state.drafts[event.originator_id]
             writer.upsert(policy_agreements, "agreement_id", {
-                "agreement_id": event.originator_id.hex,
-                "state": json.dumps(draft.__dict__, default=str),
+                "agreement_id": event.originator_id.hex, "state": draft.to_json(),
             })
         elif isinstance(event, Client.ConsentGiven | Client.ConsentWithdrawn):
             scope = state.consents[event.originator_id][event.consent_id]
@@ -240,15 +239,8 @@ class AgencyViews(LogFollower):
         state = LogState(position=self._start)
         for slug, kind in conn.execute(select(policy_agencies.c.slug, policy_agencies.c.kind)):
             state.agency_kinds[slug] = AgencyKind(kind)
-        for agreement_id, raw in conn.execute(select(policy_agreements)):
-            draft = AgreementDraft(**json.loads(raw))
-            uid = UUID(hex=agreement_id)
-            state.drafts[uid] = draft
-            if draft.in_force is not None and not draft.revoked:
-                state.agreements[uid] = AgreementInForce(
-                    uid, draft.controller, draft.recipient, draft.in_force,
-                    AgreementTerms.model_validate(draft.versions[draft.in_force - 1]),
-                )
+        for agreement_id, stored in conn.execute(select(policy_agreements)):
+            state.restore(UUID(hex=agreement_id), AgreementDraft.from_json(stored))
         state.erased.update(UUID(hex=c) for c in conn.execute(
             select(policy_erasures.c.client_id)).scalars())
         for _consent_id, client_id, raw in conn.execute(select(policy_consents)):
@@ -270,7 +262,7 @@ class AgencyViews(LogFollower):
         position): this is every partner's hot path."""
         with self.engine.connect() as conn:
             position = self.tracking.position(conn, self.name) or 0
-            rows = _driver_sql(conn, _READ, **_holding(conn, agency, client_id, at)).all()
+            rows = dialect.run(conn, _READ, **_holding(conn, agency, client_id, at)).all()
             grounds = self._grounds_of(conn, {row.ground for row in rows
                                               if row.purpose in (purpose, ANY_PURPOSE)})
         best: dict[int, tuple[Any, _Ground]] = {}
@@ -310,7 +302,7 @@ class AgencyViews(LogFollower):
     def sees_client(self, agency: str, client_id: UUID, at: datetime | None = None) -> bool:
         """Whether the agency has any basis, for any purpose, to see anything of the client."""
         with self.engine.connect() as conn:
-            return _driver_sql(conn, _SEES, **_holding(conn, agency, client_id, at)).first() \
+            return dialect.run(conn, _SEES, **_holding(conn, agency, client_id, at)).first() \
                 is not None
 
     def matching_clients(self, fingerprint: str) -> list[UUID]:
@@ -352,14 +344,10 @@ class ViewWriter:
         self.feed: list[tuple[int, str, int, str, str]] = []
         self.grounds = grounds  # the projector's, added to as grounds are queued
         self.new_grounds: list[tuple[Any, ...]] = []
-        self.sqlite = conn.dialect.name == "sqlite"
-
-    def stamp(self, value: datetime | None) -> Any:
-        """A time as the database stores it: on SQLite, exactly the text SQLAlchemy's
-        ``DateTime`` writes and reads (UTC, no offset); elsewhere the datetime itself."""
-        if value is None or not self.sqlite:
-            return value
-        return _sqlite_time(value)
+        self.dialect = dialect.of(conn)
+        #: A time as the database stores it (on SQLite, exactly the text SQLAlchemy's
+        #: ``DateTime`` writes and reads), for the statements run on the driver.
+        self.stamp = self.dialect.stamp
 
     def add_shares(self, shares: Iterable[Share]) -> None:
         """Writes shares now (the derivations that follow read them), their grounds at
@@ -419,26 +407,18 @@ class ViewWriter:
 
     def upsert(self, table: Any, key: str, values: dict[str, Any]) -> None:
         """Inserts the row, or updates it where ``key`` is already there."""
-        names = list(values)
-        others = [n for n in names if n != key]
-        on_conflict = (f"DO UPDATE SET {', '.join(f'{n} = excluded.{n}' for n in others)}"
-                       if others else "DO NOTHING")
-        self.sql(f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608 - schema names
-                 f"VALUES ({', '.join(f':{n}' for n in names)}) "
-                 f"ON CONFLICT ({key}) {on_conflict}", **values)
+        self.cursor.execute(self.dialect.upsert_sql(table, key, tuple(values)), values)
 
     def sql(self, statement: str, **params: Any) -> Any:
         """Runs one statement written with ``:name`` parameters on the driver's cursor,
         and returns the cursor (to iterate over what it selected)."""
-        if not self.sqlite:
-            statement = _pyformat(statement)
-        self.cursor.execute(statement, params)
+        self.cursor.execute(self.dialect.driver_sql(statement), params)
         return self.cursor
 
     def insert(self, table: Any, rows: list[tuple[Any, ...]], if_new: bool = False) -> None:
         """Inserts many rows with the driver's ``executemany``: tuples in the table's
         column order, already in stored form (``if_new``: skipping any already there)."""
-        self.cursor.executemany(_insert_statement(table, self.sqlite, if_new), rows)
+        self.cursor.executemany(self.dialect.insert_sql(table, if_new=if_new), rows)
 
 
 _VIEW_COLUMNS = ("client_id, agency, purpose, position, ground, basis_kind, controller, "
@@ -482,34 +462,11 @@ def _ground_of(grant: Grant) -> tuple[str, tuple[str, str, str, str, str | None]
     return ground, (ground, key, basis, grant.reason, fields)
 
 
-@functools.lru_cache(maxsize=64)
-def _insert_statement(table: Any, sqlite: bool, if_new: bool) -> str:
-    names = [c.name for c in table.columns]
-    placeholders = ", ".join("?" if sqlite else "%s" for _ in names)
-    statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608 - names come from the schema
-    return statement + (" ON CONFLICT DO NOTHING" if if_new else "")
-
-
-def _driver_sql(conn: Connection, statement: str, **params: Any) -> Any:
-    """Runs one statement written with ``:name`` parameters on the driver (``%(name)s``
-    for psycopg)."""
-    if conn.dialect.name != "sqlite":
-        statement = _pyformat(statement)
-    return conn.exec_driver_sql(statement, params)
-
-
 def _holding(conn: Connection, agency: str, client_id: UUID,
              at: datetime | None) -> dict[str, Any]:
     """The parameters of ``_HOLDING``: ``at`` (now) as the database stores times."""
     at = at or datetime.now(UTC)
-    return {"agency": agency, "client": client_id.hex,
-            "at": _sqlite_time(at) if conn.dialect.name == "sqlite" else at}
-
-
-@functools.lru_cache(maxsize=64)
-def _pyformat(statement: str) -> str:
-    """``:name`` parameters as psycopg's ``%(name)s``."""
-    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
+    return {"agency": agency, "client": client_id.hex, "at": dialect.of(conn).stamp(at)}
 
 
 # -- changes of the shares ---------------------------------------------------------------
@@ -659,28 +616,11 @@ def _basis_json(basis: Basis) -> str:
     return json.dumps(basis.as_json(), separators=(",", ":"))
 
 
-def _sqlite_time(value: datetime) -> str:
-    """A time as SQLAlchemy's ``DateTime`` stores it on SQLite: UTC, no offset."""
-    if value.tzinfo is None:
-        return value.isoformat(" ", "microseconds")
-    if value.utcoffset():
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
-
-
-
-def _aware(value: datetime | str) -> datetime:
-    """A stored time as an aware datetime (SQLite's driver gives the stored text)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _item(row: Any, ground: _Ground) -> ViewItem:
     return ViewItem(
         position=row.position, fact_type=row.fact_type, category=row.category,
-        controller=row.controller, occurred_at=_aware(row.occurred_at),
-        recorded_at=_aware(row.recorded_at), fields=ground.fields,
+        controller=row.controller, occurred_at=as_utc(row.occurred_at),
+        recorded_at=as_utc(row.recorded_at), fields=ground.fields,
         data=mask(json.loads(row.data), ground.fields), purpose=row.purpose,
         basis=dict(ground.basis),
         reason=ground.reason,
