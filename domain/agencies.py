@@ -13,6 +13,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.errors import AgencyExists, InvalidCommand
+
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://accord.invalid/")
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
@@ -100,8 +102,20 @@ class Agency(Aggregate):
         self.principal_ids: list[UUID] = []
         self.agreement_ids: list[UUID] = []
 
+    def check_role_fits(self, role: Role) -> None:
+        """Refuses (422 naming ``role``) a role that does not fit this agency's kind
+        (``role_fits``), before a principal of that role is enrolled in it."""
+        if not role_fits(self.kind, role):
+            fitting = ", ".join(r.value for r in roles_for(self.kind))
+            raise InvalidCommand(
+                "role", f"a {Role(role).value} cannot act for a {self.kind.value} agency "
+                        f"(roles that fit: {fitting})")
+
     @event("PrincipalEnrolled")
     def enrol(self, principal_id: UUID) -> None:
+        """The principal (a new aggregate, saved with this) acts for the agency. The role
+        is the principal's, so its fit is checked first (``check_role_fits``); a database
+        from before that check may hold principals that do not fit."""
         self.principal_ids.append(principal_id)
 
     @event("PartyToAgreement")
@@ -135,8 +149,13 @@ class Principal(Aggregate):
         reason: str
         revoked_by: str
 
-    @event(Revoked)
     def revoke(self, reason: str, revoked_by: str) -> None:
+        """Revokes the principal; revoking it again changes nothing (and records nothing)."""
+        if not self.revoked:
+            self._revoke(reason=reason, revoked_by=revoked_by)
+
+    @event(Revoked)
+    def _revoke(self, reason: str, revoked_by: str) -> None:
         self.revoked = True
         self.revoked_reason = reason
         self.revoked_by = revoked_by
@@ -153,8 +172,14 @@ class Partnership(Aggregate):
     def __init__(self) -> None:
         self.agencies: list[str] = []
 
-    @event("AgencyJoined")
     def admit(self, slug: str) -> None:
+        """An agency joins the partnership, once (a second admission is ``AgencyExists``)."""
+        if slug in self.agencies:
+            raise AgencyExists(slug)
+        self._admit(slug=slug)
+
+    @event("AgencyJoined")
+    def _admit(self, slug: str) -> None:
         self.agencies.append(slug)
 
     @event("AdministratorRevoked")

@@ -24,6 +24,7 @@ from domain.categories import (
     NEVER_SHARED_BY_AGREEMENT,
     DataCategory,
 )
+from domain.errors import AgreementNotFound, AgreementRevoked, Forbidden, InvalidCommand
 from domain.inputs import STORED, IsoDate, Text
 from domain.vocabulary import Article6, Article9, Article10, LegalDuty, Purpose
 
@@ -106,7 +107,21 @@ class AgreementStatus(StrEnum):
 
 
 class Agreement(Aggregate):
-    """A data-sharing agreement between a controller and a recipient agency."""
+    """A data-sharing agreement between a controller and a recipient agency.
+
+    Its commands keep its rules: an agency does not agree with itself; only a party
+    approves or revokes, only the controller amends; a revoked agreement is neither
+    approved nor amended (a new one is proposed); the terms come into force when both
+    parties have approved the latest version."""
+
+    @classmethod
+    def propose(cls, controller: str, terms: AgreementTerms, proposed_by: str) -> Agreement:
+        """A new agreement, proposed by ``controller`` (nothing is shared until both
+        parties approve)."""
+        if terms.recipient == controller:
+            raise InvalidCommand("recipient", "an agency does not need an agreement with itself")
+        return cls(controller=controller, terms=terms.model_dump(mode="json"),
+                   proposed_by=proposed_by)
 
     class Proposed(Aggregate.Created):
         controller: str
@@ -158,23 +173,52 @@ class Agreement(Aggregate):
     def parties(self) -> tuple[str, str]:
         return (self.controller, self.recipient)
 
+    def _check_party(self, agency: str) -> None:
+        """To an agency that is not a party the agreement is as unknown."""
+        if agency not in self.parties:
+            raise AgreementNotFound()
+
+    def approve(self, agency: str, approved_by: str) -> None:
+        """A party approves the latest terms (again: nothing changes); with both parties'
+        approvals they come into force. A revoked agreement is approved by nobody."""
+        self._check_party(agency)
+        if self.revoked:
+            raise AgreementRevoked()
+        if agency not in self.approvals:
+            self._approve(agency=agency, version=self.latest, approved_by=approved_by)
+        if set(self.approvals) == set(self.parties) and self.in_force != self.latest:
+            self._come_into_force(version=self.latest)
+
     @event("Approved")
-    def approve(self, agency: str, version: int, approved_by: str) -> None:
+    def _approve(self, agency: str, version: int, approved_by: str) -> None:
         self.approvals[agency] = approved_by
 
     class CameIntoForce(Aggregate.Event):
         version: int
 
     @event(CameIntoForce)
-    def come_into_force(self, version: int) -> None:
+    def _come_into_force(self, version: int) -> None:
         self.in_force = version
 
     class Amended(Aggregate.Event):
         terms: dict[str, Any]
         proposed_by: str
 
+    def amend(self, terms: AgreementTerms, proposed_by: str, agency: str) -> None:
+        """The controller proposes new terms as the next version; the terms in force stay
+        until both parties approve them. The recipient cannot change, and a revoked
+        agreement is not amended."""
+        self._check_party(agency)
+        if agency != self.controller:
+            raise Forbidden("only the controller's IG lead amends an agreement")
+        if self.revoked:
+            raise AgreementRevoked()
+        if terms.recipient != self.recipient:
+            raise InvalidCommand("recipient", "an amendment cannot change the recipient")
+        self._amend(terms=terms.model_dump(mode="json"), proposed_by=proposed_by)
+
     @event(Amended)
-    def amend(self, terms: dict[str, Any], proposed_by: str) -> None:
+    def _amend(self, terms: dict[str, Any], proposed_by: str) -> None:
         self.versions.append(terms)
         self.approvals = {}
 
@@ -183,8 +227,14 @@ class Agreement(Aggregate):
         reason: str
         revoked_by: str
 
-    @event(Revoked)
     def revoke(self, agency: str, reason: str, revoked_by: str) -> None:
+        """Either party revokes; revoking again changes nothing (and records nothing)."""
+        self._check_party(agency)
+        if not self.revoked:
+            self._revoke(agency=agency, reason=reason, revoked_by=revoked_by)
+
+    @event(Revoked)
+    def _revoke(self, agency: str, reason: str, revoked_by: str) -> None:
         self.revoked = True
         self.revoked_reason = reason
 

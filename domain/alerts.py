@@ -20,6 +20,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.agencies import namespaced_uuid
+from domain.errors import Conflict
 
 
 class Severity(StrEnum):
@@ -98,16 +99,29 @@ class Alert(Aggregate):
     class Acknowledged(Aggregate.Event):
         by: str
 
-    @event(Acknowledged)
     def acknowledge(self, by: str) -> None:
+        """The recipient's safeguarding team takes the alert on (raised or escalated);
+        once acknowledged or closed, again conflicts."""
+        if self.status in (AlertStatus.ACKNOWLEDGED, AlertStatus.CLOSED):
+            raise Conflict(f"this alert is already {self.status.value}")
+        self._acknowledge(by=by)
+
+    @event(Acknowledged)
+    def _acknowledge(self, by: str) -> None:
         self.status = AlertStatus.ACKNOWLEDGED
         self.acknowledged_by = by
 
     class Escalated(Aggregate.Event):
         reason: str
 
-    @event(Escalated)
     def escalate(self, reason: str) -> None:
+        """Nobody acknowledged the alert in time: only a raised alert is escalated."""
+        if self.status is not AlertStatus.RAISED:
+            raise Conflict(f"only a raised alert is escalated; this one is {self.status.value}")
+        self._escalate(reason=reason)
+
+    @event(Escalated)
+    def _escalate(self, reason: str) -> None:
         self.status = AlertStatus.ESCALATED
 
     class Closed(Aggregate.Event):
@@ -115,8 +129,14 @@ class Alert(Aggregate):
         note: str
         by: str
 
-    @event(Closed)
     def close(self, outcome: str, note: str, by: str) -> None:
+        """Closes the alert with an outcome, once: a second close conflicts."""
+        if self.status is AlertStatus.CLOSED:
+            raise Conflict("this alert is already closed")
+        self._close(outcome=AlertOutcome(outcome).value, note=note, by=by)
+
+    @event(Closed)
+    def _close(self, outcome: str, note: str, by: str) -> None:
         self.status = AlertStatus.CLOSED
         self.outcome = AlertOutcome(outcome)
         self.note = note

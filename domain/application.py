@@ -33,18 +33,23 @@ from domain.agencies import (
     Principal,
     Role,
     agency_uuid,
-    role_fits,
-    roles_for,
 )
 from domain.agreements import Agreement, AgreementTerms
-from domain.alerts import Alert, AlertOutcome, AlertStatus
+from domain.alerts import Alert, AlertOutcome
 from domain.catalogue import CATALOGUE, FactType, fact_type
-from domain.clients import Client, EmergencyEndCause, NhsNumberIndex, nhs_index_id
+from domain.clients import (
+    Client,
+    EmergencyEndCause,
+    NhsNumberIndex,
+    check_consent_recipient,
+    check_data_period,
+    check_emergency_request,
+    nhs_index_id,
+)
 from domain.errors import (
     AgencyExists,
     AgencyNotFound,
     AgreementNotFound,
-    AgreementRevoked,
     AlertNotFound,
     ClientAlreadyRegistered,
     ClientNotFound,
@@ -58,7 +63,7 @@ from domain.errors import (
     ReviewNotFound,
     Unauthenticated,
 )
-from domain.households import MAX_MEMBERS, Household, HouseholdMembership, membership_id
+from domain.households import Household, HouseholdMembership, check_members, membership_id
 from domain.identity import (
     Identity,
     IdentityErased,
@@ -66,6 +71,7 @@ from domain.identity import (
     name_match_key,
     nhs_match_key,
 )
+from domain.permissions import Action, require
 from domain.reviews import Review, ReviewOutcome, review_id_for
 from domain.vocabulary import Purpose
 
@@ -75,10 +81,6 @@ A = TypeVar("A", bound=Aggregate)
 #: How far ahead of the server clock an occurred_at may be (clock skew between partners).
 FUTURE_TOLERANCE = timedelta(minutes=5)
 TOKEN_PREFIX = "acc"  # noqa: S105 - a prefix, not a secret
-#: Emergency (break-glass) access lasts at most this long; another grant is another review.
-MAX_EMERGENCY_MINUTES = 24 * 60
-#: A justification must say something: at least this long, and at most this long.
-JUSTIFICATION_LENGTH = (10, 1000)
 
 
 @dataclass(frozen=True)
@@ -231,8 +233,7 @@ class AccordApplication(Application[UUID]):
 
     def register_agency(self, slug: str, name: str, kind: AgencyKind, by: Actor) -> Agency:
         """Admits an agency to the partnership; ``registered_by`` keeps who did it."""
-        if by.role is not Role.PARTNERSHIP_ADMIN:
-            raise Forbidden("only a partnership administrator registers agencies")
+        require(Action.REGISTER_AGENCY, by)
         if self._exists(agency_uuid(slug)):
             raise AgencyExists(slug)
 
@@ -271,12 +272,7 @@ class AccordApplication(Application[UUID]):
         The role must fit the agency's kind (``role_fits``).
         """
         self._check_may_add(agency, role, by)
-        kind = self.agency(agency).kind
-        if not role_fits(kind, role):
-            fitting = ", ".join(r.value for r in roles_for(kind))
-            raise InvalidCommand(
-                "role", f"a {role.value} cannot act for a {kind.value} agency (roles that "
-                        f"fit: {fitting})")
+        self.agency(agency).check_role_fits(role)
         secret = secrets.token_urlsafe(32)
 
         def attempt() -> IssuedToken:
@@ -300,8 +296,7 @@ class AccordApplication(Application[UUID]):
         anyone: taking access away exposes nothing. Nobody revokes the partnership's last
         partnership administrator.
         """
-        if by.role not in ADMINISTRATORS:
-            raise Forbidden("only an admin or a partnership administrator revokes principals")
+        require(Action.REVOKE_PRINCIPAL, by)
 
         def attempt() -> None:
             principal = self._principal(principal_id)
@@ -330,9 +325,7 @@ class AccordApplication(Application[UUID]):
         """An agency's principals, each with who added it and when, and who revoked it,
         when and why: for the agency's own admin and IG lead (so an IG lead sees every
         admin and IG lead created in its agency) and for partnership administrators."""
-        if by.role not in (Role.ADMIN, Role.IG_LEAD, Role.PARTNERSHIP_ADMIN):
-            raise Forbidden("an agency's principals are listed for its admin and IG lead and "
-                            "for partnership administrators")
+        require(Action.LIST_PRINCIPALS, by)
         if by.role is not Role.PARTNERSHIP_ADMIN and agency != by.agency:
             raise Forbidden("an admin or IG lead lists only its own agency's principals")
         names: dict[str, RecordedBy] = {}
@@ -354,8 +347,7 @@ class AccordApplication(Application[UUID]):
 
     def _check_may_add(self, agency: str, role: Role, by: Actor) -> None:
         """Refuses (403) an addition outside the caller's scope; see ``add_principal``."""
-        if by.role not in ADMINISTRATORS:
-            raise Forbidden("only an admin or a partnership administrator adds principals")
+        require(Action.ADD_PRINCIPAL, by)
         if by.is_operator:
             return
         if by.role is Role.PARTNERSHIP_ADMIN:
@@ -432,8 +424,7 @@ class AccordApplication(Application[UUID]):
 
     def register_client(self, identity: Identity, by: Actor) -> tuple[UUID, int]:
         """Registers a client of the caller's agency; returns (client id, log position)."""
-        if by.role is not Role.PRACTITIONER or by.agency_kind is not AgencyKind.TREATMENT_PROVIDER:
-            raise Forbidden("only a practitioner of a treatment provider registers clients")
+        require(Action.REGISTER_CLIENT, by)
         fingerprint = self.vault.fingerprint(nhs_match_key(identity.nhs_number))
         existing = self._indexed_client(by.agency, fingerprint)
         if existing is not None:
@@ -473,8 +464,7 @@ class AccordApplication(Application[UUID]):
         entry = fact_type(type_name)
         payload = entry.validate(data)
         occurred_at = _check_occurred_at(occurred_at)
-        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
-            raise Forbidden("only practitioners and safeguarding staff record facts")
+        require(Action.RECORD_FACT, by)
 
         def attempt() -> int:
             client = self._client_writable_by(client_id, by)
@@ -488,8 +478,7 @@ class AccordApplication(Application[UUID]):
 
     def client_record(self, client_id: UUID, by: Actor) -> ClientRecord:
         """The caller agency's own record of the client; ClientNotFound if it has none."""
-        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD):
-            raise Forbidden("this role does not read client records")
+        require(Action.READ_RECORD, by)
         client = self._client(client_id)
         if by.agency not in client.controllers:
             raise ClientNotFound()
@@ -513,11 +502,11 @@ class AccordApplication(Application[UUID]):
 
         The log stays append-only and verifiable; every view and replay shows the
         identity as erased, and partners get the same 404 as for an unknown client."""
-        if by.role is not Role.IG_LEAD:
-            raise Forbidden("only the controller's IG lead erases a client")
+        require(Action.ERASE_CLIENT, by)
         client = self._client(client_id)
-        if client.controller != by.agency or client.erased:
+        if client.controller != by.agency:
             raise ClientNotFound()
+        client.check_not_erased()  # before the key goes: the aggregate refuses it again
         self.vault.shred(client_id)
 
         def attempt() -> int:
@@ -538,14 +527,11 @@ class AccordApplication(Application[UUID]):
 
     def propose_agreement(self, terms: AgreementTerms, by: Actor) -> Agreement:
         """The controller's IG lead proposes; nothing is shared until both parties approve."""
-        self._require_ig_lead(by)
-        if terms.recipient == by.agency:
-            raise InvalidCommand("recipient", "an agency does not need an agreement with itself")
+        require(Action.PROPOSE_AGREEMENT, by)
         self.agency(terms.recipient)
 
         def attempt() -> Agreement:
-            agreement = Agreement(controller=by.agency, terms=terms.model_dump(mode="json"),
-                                  proposed_by=by.reference)
+            agreement = Agreement.propose(by.agency, terms, proposed_by=by.reference)
             controller, recipient = self.agency(by.agency), self.agency(terms.recipient)
             controller.join_agreement(agreement.id)
             recipient.join_agreement(agreement.id)
@@ -556,18 +542,11 @@ class AccordApplication(Application[UUID]):
 
     def approve_agreement(self, agreement_id: UUID, by: Actor) -> Agreement:
         """An IG lead of either party approves the latest terms; with both, they come into force."""
-        self._require_ig_lead(by)
+        require(Action.APPROVE_AGREEMENT, by)
 
         def attempt() -> Agreement:
             agreement = self._agreement_of_party(agreement_id, by)
-            if agreement.revoked:
-                raise AgreementRevoked()
-            if by.agency not in agreement.approvals:
-                agreement.approve(agency=by.agency, version=agreement.latest,
-                                  approved_by=by.reference)
-            if set(agreement.approvals) == set(agreement.parties) and \
-                    agreement.in_force != agreement.latest:
-                agreement.come_into_force(version=agreement.latest)
+            agreement.approve(agency=by.agency, approved_by=by.reference)
             self.save(agreement)
             return agreement
 
@@ -575,30 +554,23 @@ class AccordApplication(Application[UUID]):
 
     def amend_agreement(self, agreement_id: UUID, terms: AgreementTerms, by: Actor) -> Agreement:
         """The controller's IG lead proposes new terms as the next version."""
-        self._require_ig_lead(by)
+        require(Action.AMEND_AGREEMENT, by)
 
         def attempt() -> Agreement:
             agreement = self._agreement_of_party(agreement_id, by)
-            if agreement.controller != by.agency:
-                raise Forbidden("only the controller's IG lead amends an agreement")
-            if agreement.revoked:
-                raise AgreementRevoked()
-            if terms.recipient != agreement.recipient:
-                raise InvalidCommand("recipient", "an amendment cannot change the recipient")
-            agreement.amend(terms=terms.model_dump(mode="json"), proposed_by=by.reference)
+            agreement.amend(terms, proposed_by=by.reference, agency=by.agency)
             self.save(agreement)
             return agreement
 
         return self._retrying(attempt)
 
     def revoke_agreement(self, agreement_id: UUID, reason: str, by: Actor) -> Agreement:
-        self._require_ig_lead(by)
+        require(Action.REVOKE_AGREEMENT, by)
 
         def attempt() -> Agreement:
             agreement = self._agreement_of_party(agreement_id, by)
-            if not agreement.revoked:
-                agreement.revoke(agency=by.agency, reason=reason, revoked_by=by.reference)
-                self.save(agreement)
+            agreement.revoke(agency=by.agency, reason=reason, revoked_by=by.reference)
+            self.save(agreement)  # nothing, if it was revoked already
             return agreement
 
         return self._retrying(attempt)
@@ -617,11 +589,6 @@ class AccordApplication(Application[UUID]):
             raise AgreementNotFound()
         return agreement
 
-    @staticmethod
-    def _require_ig_lead(by: Actor) -> None:
-        if by.role is not Role.IG_LEAD:
-            raise Forbidden("only an IG lead acts on data-sharing agreements")
-
     # -- client consent -----------------------------------------------------------------
 
     def give_consent(
@@ -639,24 +606,24 @@ class AccordApplication(Application[UUID]):
         by: Actor,
     ) -> tuple[UUID, int]:
         """Records the client's consent to share the caller agency's data; returns its id."""
-        self._require_practitioner(by)
-        if (recipient_agency is None) == (recipient_kind is None):
-            raise InvalidCommand("recipient", "name either one recipient agency or an agency kind")
+        require(Action.GIVE_CONSENT, by)
+        kind = recipient_kind.value if recipient_kind else None
+        # Checked before the client is looked up (the aggregate checks them again): bad
+        # terms are refused the same whoever the client is.
+        check_consent_recipient(recipient_agency, kind)
         if recipient_agency is not None:
             self.agency(recipient_agency)
-        if data_from and data_to and data_to < data_from:
-            raise InvalidCommand("data_to", "must not be before data_from")
+        check_data_period(data_from, data_to)
         if expires_at is not None:
             expires_at = _check_aware("expires_at", expires_at)
         consent_id = uuid4()
 
         def attempt() -> int:
             client = self._client(client_id)
-            if by.agency not in client.controllers:
-                raise ClientNotFound()
+            # The aggregate refuses an agency holding no record of the client as unknown.
             client.give_consent(
                 consent_id=consent_id, controller=by.agency, recipient_agency=recipient_agency,
-                recipient_kind=recipient_kind.value if recipient_kind else None,
+                recipient_kind=kind,
                 categories=sorted(set(categories)), purposes=sorted(set(purposes)),
                 data_from=data_from, data_to=data_to, expires_at=expires_at,
                 obtained=obtained, recorded_by=by.reference,
@@ -667,7 +634,7 @@ class AccordApplication(Application[UUID]):
 
     def withdraw_consent(self, client_id: UUID, consent_id: UUID, reason: str, by: Actor) -> int:
         """Withdrawal takes effect at its log position: views lose the facts it covered."""
-        self._require_practitioner(by)
+        require(Action.WITHDRAW_CONSENT, by)
 
         def attempt() -> int:
             client = self._client(client_id)
@@ -703,11 +670,6 @@ class AccordApplication(Application[UUID]):
         if by.agency not in self._client(client_id).controllers:
             raise ClientNotFound()
 
-    @staticmethod
-    def _require_practitioner(by: Actor) -> None:
-        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
-            raise Forbidden("only practitioners and safeguarding staff record consent")
-
     # -- emergency (break-glass) access ---------------------------------------------------
 
     def grant_emergency_access(
@@ -722,32 +684,17 @@ class AccordApplication(Application[UUID]):
         that is unavoidable (it is the point of breaking glass), and it is never silent:
         the grant is on the client's stream, it is the basis views and replays name, and it
         opens a review for the controller's IG lead in the same transaction."""
-        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
-            raise Forbidden("only practitioners and safeguarding staff may use emergency access")
-        if by.agency_kind is None or by.agency_kind is AgencyKind.COMMISSIONER:
-            raise Forbidden("a commissioner does not use emergency access")
-        if Purpose(purpose) is Purpose.COMMISSIONING:
-            raise InvalidCommand("purpose", "emergency access is for care and safeguarding, "
-                                            "not commissioning")
-        if not 1 <= minutes <= MAX_EMERGENCY_MINUTES:
-            raise InvalidCommand("minutes", f"must be from 1 to {MAX_EMERGENCY_MINUTES} "
-                                            "(24 hours)")
-        justification = justification.strip()
-        shortest, longest = JUSTIFICATION_LENGTH
-        if not shortest <= len(justification) <= longest:
-            raise InvalidCommand("justification", f"say why, in {shortest} to {longest} "
-                                                  "characters")
+        require(Action.GRANT_EMERGENCY_ACCESS, by)
+        justification = check_emergency_request(purpose, justification, minutes)
         grant_id = uuid4()
         review_id = review_id_for(grant_id)
+        assert by.agency_kind is not None  # the permission admits only agencies of a kind
         kind, clinical = by.agency_kind, by.agency_kind in CLINICAL_KINDS
 
         def attempt() -> EmergencyGrant:
+            # The aggregate refuses an erased client (as unknown) and the client's own
+            # registering agency (it sees its own record).
             client = self._client(client_id)
-            if client.erased:
-                raise ClientNotFound()
-            if client.controller == by.agency:
-                raise Forbidden("your agency registered this client and sees its own record: "
-                                "emergency access is for partner agencies")
             granted_at = self.clock().astimezone(UTC)
             expires_at = granted_at + timedelta(minutes=minutes)
             # The registering controller reviews; other controllers of the client's data
@@ -781,20 +728,13 @@ class AccordApplication(Application[UUID]):
         Closed as ``not_justified``, a grant still running ends in the same transaction
         (an ``EmergencyAccessEnded`` on the client's stream, at that log position): an
         access judged unjustified must not go on until it expires."""
-        if by.role is not Role.IG_LEAD:
-            raise Forbidden("only an IG lead closes a review")
+        require(Action.CLOSE_REVIEW, by)
 
         def attempt() -> tuple[Review, int]:
             review = self._get(review_id, Review)
             if review is None or by.agency not in review.audience:
                 raise ReviewNotFound()
-            if review.controller != by.agency:
-                raise Forbidden("only the IG lead of the client's registering controller "
-                                "closes this review")
-            if review.outcome is not None:
-                raise Conflict(f"this review is already closed ({review.outcome.value})")
-            review.close(outcome=ReviewOutcome(outcome).value, note=note,
-                         closed_by=by.reference)
+            review.close(outcome=outcome, note=note, closed_by=by.reference, agency=by.agency)
             changed: list[Aggregate] = [review]
             if ReviewOutcome(outcome) is ReviewOutcome.NOT_JUSTIFIED:
                 now = self.clock().astimezone(UTC)
@@ -819,9 +759,7 @@ class AccordApplication(Application[UUID]):
         Anyone else gets the same 404 as for an unknown client (an agency holding no
         record of the client) or an unknown grant (one that does, such as the grantee
         once it has recorded a fact). A grant already ended or expired is a 409."""
-        if by.role is not Role.IG_LEAD:
-            raise Forbidden("only the IG lead of the client's registering controller "
-                            "ends emergency access")
+        require(Action.END_EMERGENCY_ACCESS, by)
         reason = reason.strip()
         if not reason:
             raise InvalidCommand("reason", "say why the emergency access is ended")
@@ -869,17 +807,14 @@ class AccordApplication(Application[UUID]):
         The caller's agency must hold its own record of, or have a basis to see, every
         client (otherwise the same 404 as for an unknown client). A client already in a
         household is a 409: a client belongs to at most one (domain/households.py)."""
-        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
-            raise Forbidden("only practitioners and safeguarding staff link households")
-        members = list(dict.fromkeys(client_ids))
-        if not 1 <= len(members) <= MAX_MEMBERS:
-            raise InvalidCommand("client_ids", f"name 1 to {MAX_MEMBERS} different clients")
+        require(Action.LINK_HOUSEHOLD, by)
+        members = check_members(client_ids)  # before any client is looked up
         for client_id in members:
             self._client_writable_by(client_id, by)
         for client_id in members:
             if self._exists(membership_id(client_id)):
                 raise Conflict(f"client {client_id} already belongs to a household")
-        household = Household(client_ids=members, agency=by.agency, linked_by=by.reference)
+        household = Household.link(members, agency=by.agency, linked_by=by.reference)
         joined = [HouseholdMembership(client_id=c, household_id=household.id) for c in members]
         try:
             recordings = self.save(household, *joined)
@@ -891,13 +826,13 @@ class AccordApplication(Application[UUID]):
     def add_household_member(self, household_id: UUID, client_id: UUID, by: Actor) -> int:
         """Adds a client to a household. The caller must see the client and at least one
         member already in the household; otherwise the household is as unknown (404)."""
-        if by.role not in (Role.PRACTITIONER, Role.SAFEGUARDING):
-            raise Forbidden("only practitioners and safeguarding staff link households")
+        require(Action.ADD_HOUSEHOLD_MEMBER, by)
         household = self._get(household_id, Household)
         if household is None or not any(self._sees(c, by) for c in household.members):
             raise HouseholdNotFound()
         self._client_writable_by(client_id, by)
-        if client_id in household.members or self._exists(membership_id(client_id)):
+        # A member of this household conflicts in the aggregate; of another, here.
+        if client_id not in household.members and self._exists(membership_id(client_id)):
             raise Conflict(f"client {client_id} already belongs to a household")
 
         def attempt() -> int:
@@ -923,9 +858,7 @@ class AccordApplication(Application[UUID]):
         has been escalated). Another agency's alert is a 404, as for an unknown one."""
 
         def attempt() -> tuple[Alert, int]:
-            alert = self._alert_for(alert_id, by)
-            if alert.status in (AlertStatus.ACKNOWLEDGED, AlertStatus.CLOSED):
-                raise Conflict(f"this alert is already {alert.status.value}")
+            alert = self._alert_for(alert_id, by, Action.ACKNOWLEDGE_ALERT)
             alert.acknowledge(by=by.reference)
             return alert, self._position(self.save(alert))
 
@@ -936,10 +869,8 @@ class AccordApplication(Application[UUID]):
         """Closes an alert with an outcome, once (a second close is a 409)."""
 
         def attempt() -> tuple[Alert, int]:
-            alert = self._alert_for(alert_id, by)
-            if alert.status is AlertStatus.CLOSED:
-                raise Conflict("this alert is already closed")
-            alert.close(outcome=AlertOutcome(outcome).value, note=note, by=by.reference)
+            alert = self._alert_for(alert_id, by, Action.CLOSE_ALERT)
+            alert.close(outcome=outcome, note=note, by=by.reference)
             return alert, self._position(self.save(alert))
 
         return self._retrying(attempt)
@@ -948,17 +879,19 @@ class AccordApplication(Application[UUID]):
         """Escalates a raised alert nobody acknowledged in time (the system does this);
         None if it is no longer raised or another process escalated it first."""
         alert = self._get(alert_id, Alert)
-        if alert is None or alert.status is not AlertStatus.RAISED:
+        if alert is None:
             return None
-        alert.escalate(reason=reason)
+        try:
+            alert.escalate(reason=reason)
+        except Conflict:  # acknowledged, closed or escalated meanwhile
+            return None
         try:
             return self._position(self.save(alert))
         except IntegrityError:
             return None
 
-    def _alert_for(self, alert_id: UUID, by: Actor) -> Alert:
-        if by.role is not Role.SAFEGUARDING:
-            raise Forbidden("only the recipient agency's safeguarding staff work alerts")
+    def _alert_for(self, alert_id: UUID, by: Actor, action: Action) -> Alert:
+        require(action, by)
         alert = self._get(alert_id, Alert)
         if alert is None or alert.recipient != by.agency:
             raise AlertNotFound()

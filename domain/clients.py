@@ -8,7 +8,10 @@ stream itself.
 Some of what is on a client's stream belongs to one agency: a consent to the agency that
 recorded it, the ending of an emergency grant to the client's registering controller.
 The commands that act on those (``withdraw_consent``, ``end_emergency_access``) check
-the acting agency themselves, so no caller can forget to; the events they trigger apply
+the acting agency themselves, so no caller can forget to. Every command checks the rules
+about the client's own state the same way (no emergency access to an erased client, nor
+by the agency that registered them; no second erasure; a consent's terms) before it
+triggers its event, as the eventsourcing library's ``BankAccount`` does; the events apply
 unchecked, so the stream always replays, whatever it holds.
 """
 
@@ -25,11 +28,54 @@ from eventsourcing.domain import Aggregate, event
 from domain.agencies import namespaced_uuid
 from domain.errors import (
     ClientAlreadyRegistered,
+    ClientNotFound,
     ConsentAlreadyWithdrawn,
     ConsentNotFound,
     EmergencyAccessNotFound,
     EmergencyAccessOver,
+    Forbidden,
+    InvalidCommand,
 )
+from domain.vocabulary import Purpose
+
+#: Emergency (break-glass) access lasts at most this long; another grant is another review.
+MAX_EMERGENCY_MINUTES = 24 * 60
+#: A justification must say something: at least this long, and at most this long.
+JUSTIFICATION_LENGTH = (10, 1000)
+
+
+def check_emergency_request(purpose: str, justification: str, minutes: float) -> str:
+    """Refuses an emergency grant's terms that no client could make right (the purpose,
+    the window, the justification); returns the justification as recorded (stripped).
+
+    The application asks this before it looks the client up, so that these refusals say
+    nothing about the client; the aggregate asks it again, so no caller can skip it."""
+    if Purpose(purpose) is Purpose.COMMISSIONING:
+        raise InvalidCommand("purpose", "emergency access is for care and safeguarding, "
+                                        "not commissioning")
+    if not 1 <= minutes <= MAX_EMERGENCY_MINUTES:
+        raise InvalidCommand("minutes", f"must be from 1 to {MAX_EMERGENCY_MINUTES} "
+                                        "(24 hours)")
+    justification = justification.strip()
+    shortest, longest = JUSTIFICATION_LENGTH
+    if not shortest <= len(justification) <= longest:
+        raise InvalidCommand("justification", f"say why, in {shortest} to {longest} "
+                                              "characters")
+    return justification
+
+
+def check_consent_recipient(recipient_agency: str | None, recipient_kind: str | None) -> None:
+    """A consent names one recipient agency, or one kind of agency. Like
+    ``check_data_period``, asked by the application before it looks anything up (bad
+    terms are refused the same whoever the client is), and by the aggregate."""
+    if (recipient_agency is None) == (recipient_kind is None):
+        raise InvalidCommand("recipient", "name either one recipient agency or an agency kind")
+
+
+def check_data_period(data_from: date | None, data_to: date | None) -> None:
+    """A consent's data period does not end before it starts."""
+    if data_from and data_to and data_to < data_from:
+        raise InvalidCommand("data_to", "must not be before data_from")
 
 
 class EmergencyEndCause(StrEnum):
@@ -108,7 +154,6 @@ class Client(Aggregate):
         obtained: str
         recorded_by: str
 
-    @event(ConsentGiven)
     def give_consent(
         self,
         consent_id: UUID,
@@ -124,7 +169,36 @@ class Client(Aggregate):
         recorded_by: str,
     ) -> None:
         """The client agrees that ``controller``'s data in these categories may go to the
-        recipient (one agency, or every agency of a kind) for these purposes."""
+        recipient (one agency, or every agency of a kind) for these purposes. Only an
+        agency that holds a record of the client records one (to any other the client is
+        as unknown); its terms name one recipient and a data period that does not end
+        before it starts."""
+        check_consent_recipient(recipient_agency, recipient_kind)
+        check_data_period(data_from, data_to)
+        if controller not in self.controllers:
+            raise ClientNotFound()
+        self._give_consent(
+            consent_id=consent_id, controller=controller, recipient_agency=recipient_agency,
+            recipient_kind=recipient_kind, categories=categories, purposes=purposes,
+            data_from=data_from, data_to=data_to, expires_at=expires_at, obtained=obtained,
+            recorded_by=recorded_by,
+        )
+
+    @event(ConsentGiven)
+    def _give_consent(
+        self,
+        consent_id: UUID,
+        controller: str,
+        recipient_agency: str | None,
+        recipient_kind: str | None,
+        categories: list[str],
+        purposes: list[str],
+        data_from: date | None,
+        data_to: date | None,
+        expires_at: datetime | None,
+        obtained: str,
+        recorded_by: str,
+    ) -> None:
         self.consents[consent_id] = Consent(consent_id, controller, withdrawn=False)
 
     class ConsentWithdrawn(Aggregate.Event):
@@ -163,7 +237,6 @@ class Client(Aggregate):
         granted_at: datetime
         expires_at: datetime
 
-    @event(EmergencyAccessGranted)
     def grant_emergency_access(
         self,
         grant_id: UUID,
@@ -182,7 +255,40 @@ class Client(Aggregate):
         """Break-glass: a named person of ``agency`` sees the client, for one purpose,
         from ``granted_at`` until ``expires_at``; clinical notes only if ``clinical_notes``
         (decided when granted, from the agency's kind). IG review ``review_id`` is opened
-        in the same transaction."""
+        in the same transaction.
+
+        An erased client is as unknown; the agency that registered the client sees its
+        own record and may not break glass on it; the purpose, the window (at most 24
+        hours) and the justification are checked as ``check_emergency_request`` does."""
+        self.check_not_erased()
+        if agency == self.controller:
+            raise Forbidden("your agency registered this client and sees its own record: "
+                            "emergency access is for partner agencies")
+        minutes = (expires_at - granted_at).total_seconds() / 60
+        justification = check_emergency_request(purpose, justification, minutes)
+        self._grant_emergency_access(
+            grant_id=grant_id, review_id=review_id, agency=agency, agency_kind=agency_kind,
+            principal=principal, principal_name=principal_name, role=role, purpose=purpose,
+            justification=justification, clinical_notes=clinical_notes,
+            granted_at=granted_at, expires_at=expires_at,
+        )
+
+    @event(EmergencyAccessGranted)
+    def _grant_emergency_access(
+        self,
+        grant_id: UUID,
+        review_id: UUID,
+        agency: str,
+        agency_kind: str,
+        principal: str,
+        principal_name: str,
+        role: str,
+        purpose: str,
+        justification: str,
+        clinical_notes: bool,
+        granted_at: datetime,
+        expires_at: datetime,
+    ) -> None:
         self.emergency_grants[grant_id] = GrantOnRecord(agency, review_id, expires_at)
 
     def emergency_access_running(self, grant_id: UUID, at: datetime) -> bool:
@@ -230,9 +336,20 @@ class Client(Aggregate):
         reason: str
         erased_by: str
 
-    @event(Erased)
+    def check_not_erased(self) -> None:
+        """An erased client is as unknown (``ClientNotFound``) to every further command
+        that checks this; the application asks it before destroying the data key."""
+        if self.erased:
+            raise ClientNotFound()
+
     def erase(self, reason: str, erased_by: str) -> None:
-        """The identity's data key has been destroyed; partners no longer see the client."""
+        """The identity's data key has been destroyed; partners no longer see the client.
+        A client is erased once: after that it is as unknown."""
+        self.check_not_erased()
+        self._erase(reason=reason, erased_by=erased_by)
+
+    @event(Erased)
+    def _erase(self, reason: str, erased_by: str) -> None:
         self.erased = True
 
 

@@ -22,12 +22,31 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.agencies import namespaced_uuid
+from domain.errors import Conflict, InvalidCommand
 
 #: At most this many clients in one household (a guard against mistakes, not policy).
 MAX_MEMBERS = 20
 
 
+def check_members(client_ids: list[UUID]) -> list[UUID]:
+    """The different clients named, in order; refuses (422 naming ``client_ids``) fewer
+    than one or more than ``MAX_MEMBERS``. The application asks it before it looks any
+    client up; ``Household.link`` asks it again."""
+    members = list(dict.fromkeys(client_ids))
+    if not 1 <= len(members) <= MAX_MEMBERS:
+        raise InvalidCommand("client_ids", f"name 1 to {MAX_MEMBERS} different clients")
+    return members
+
+
 class Household(Aggregate):
+    """Clients who live together. A household has 1 to ``MAX_MEMBERS`` members, each
+    named once; the one-household-per-client rule spans aggregates (``HouseholdMembership``)."""
+
+    @classmethod
+    def link(cls, client_ids: list[UUID], agency: str, linked_by: str) -> Household:
+        """A new household of the different clients named (see ``check_members``)."""
+        return cls(client_ids=check_members(client_ids), agency=agency, linked_by=linked_by)
+
     class Linked(Aggregate.Created):
         client_ids: list[UUID]
         agency: str
@@ -45,8 +64,17 @@ class Household(Aggregate):
         agency: str
         added_by: str
 
-    @event(MemberAdded)
     def add_member(self, client_id: UUID, agency: str, added_by: str) -> None:
+        """Adds a client not yet a member, to a household not yet full (both conflict)."""
+        if client_id in self.members:
+            raise Conflict(f"client {client_id} already belongs to a household")
+        if len(self.members) >= MAX_MEMBERS:
+            raise Conflict(f"this household already has {MAX_MEMBERS} members, the most "
+                           "one may have")
+        self._add_member(client_id=client_id, agency=agency, added_by=added_by)
+
+    @event(MemberAdded)
+    def _add_member(self, client_id: UUID, agency: str, added_by: str) -> None:
         self.members.append(client_id)
         self.linked_by_agency[client_id] = agency
 

@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.agencies import namespaced_uuid
+from domain.errors import Conflict, Forbidden
 
 
 class ReviewOutcome(StrEnum):
@@ -87,8 +88,18 @@ class Review(Aggregate):
         note: str
         closed_by: str
 
+    def close(self, outcome: str, note: str, closed_by: str, *, agency: str) -> None:
+        """The registering controller (``agency`` is the closer's) closes the review with
+        an outcome, once: a second close conflicts."""
+        if agency != self.controller:
+            raise Forbidden("only the IG lead of the client's registering controller "
+                            "closes this review")
+        if self.outcome is not None:
+            raise Conflict(f"this review is already closed ({self.outcome.value})")
+        self._close(outcome=ReviewOutcome(outcome).value, note=note, closed_by=closed_by)
+
     @event(Closed)
-    def close(self, outcome: str, note: str, closed_by: str) -> None:
+    def _close(self, outcome: str, note: str, closed_by: str) -> None:
         self.outcome = ReviewOutcome(outcome)
 
 
