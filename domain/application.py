@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -197,8 +197,18 @@ class DateAsISO(Transcoding):
         return date.fromisoformat(data)
 
 
+class ApplicationNotWired(RuntimeError):
+    """A command needed a part the application was built without (which agencies see a
+    client: the agency views' answer). A programming error of the entry point."""
+
+
 class AccordApplication(Application[UUID]):
-    """The partnership's event log and the commands that append to it."""
+    """The partnership's event log and the commands that append to it.
+
+    ``sees_client`` answers whether an agency has a basis to see a client (the agency
+    views); a command that needs it on an application built without it raises
+    ``ApplicationNotWired`` rather than answer "cannot see". Each of ``write_listeners``
+    is told the log position after every append (a runner's or a relay's nudge)."""
 
     name = "accord"
     env = {
@@ -207,12 +217,13 @@ class AccordApplication(Application[UUID]):
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "y",
     }
 
-    def __init__(self, vault: IdentityVault, env: dict[str, str] | None = None) -> None:
+    def __init__(self, vault: IdentityVault, env: dict[str, str] | None = None, *,
+                 sees_client: Callable[[str, UUID], bool] | None = None,
+                 write_listeners: Sequence[Callable[[int], None]] = ()) -> None:
         super().__init__(env)
         self.vault = vault
-        self.write_listeners: list[Callable[[int], None]] = []
-        #: Whether an agency has a basis to see a client (answered by the agency views).
-        self.sees_client: Callable[[str, UUID], bool] = lambda _agency, _client: False
+        self.write_listeners: list[Callable[[int], None]] = list(write_listeners)
+        self._sees_client = sees_client
         self._agency_kinds: dict[str, AgencyKind] = {}
         #: The time commands record as "now" (emergency grants); tests may replace it.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -224,6 +235,20 @@ class AccordApplication(Application[UUID]):
             threading.Lock() if type(self.recorder).__module__ == "eventsourcing.sqlite"
             else contextlib.nullcontext()
         )
+
+    @property
+    def sees_client(self) -> Callable[[str, UUID], bool]:
+        """Whether an agency has a basis to see a client (answered by the agency views)."""
+        if self._sees_client is None:
+            raise ApplicationNotWired(
+                "this application was built without sees_client (which agencies see a "
+                "client); pass it to AccordApplication(...) where the system is put together")
+        return self._sees_client
+
+    @sees_client.setter
+    def sees_client(self, lookup: Callable[[str, UUID], bool]) -> None:
+        # Until every entry point passes it to the constructor (projections/live.py).
+        self._sees_client = lookup
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
