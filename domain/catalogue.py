@@ -382,6 +382,79 @@ class Discharged(Payload):
     reason: DischargeReason
 
 
+class Sex(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    NOT_STATED = "not_stated"
+
+
+class EthnicCategory(StrEnum):
+    """The NHS Data Dictionary's ethnic category codes (A-S; Z not stated), as NDTMS
+    reports them."""
+
+    WHITE_BRITISH = "A"
+    WHITE_IRISH = "B"
+    WHITE_OTHER = "C"
+    MIXED_WHITE_AND_BLACK_CARIBBEAN = "D"
+    MIXED_WHITE_AND_BLACK_AFRICAN = "E"
+    MIXED_WHITE_AND_ASIAN = "F"
+    MIXED_OTHER = "G"
+    ASIAN_INDIAN = "H"
+    ASIAN_PAKISTANI = "J"
+    ASIAN_BANGLADESHI = "K"
+    ASIAN_OTHER = "L"
+    BLACK_CARIBBEAN = "M"
+    BLACK_AFRICAN = "N"
+    BLACK_OTHER = "P"
+    CHINESE = "R"
+    OTHER = "S"
+    NOT_STATED = "Z"
+
+
+class SexualOrientation(StrEnum):
+    HETEROSEXUAL = "heterosexual"
+    GAY_OR_LESBIAN = "gay_or_lesbian"
+    BISEXUAL = "bisexual"
+    OTHER = "other"
+    NOT_STATED = "not_stated"
+
+
+class Religion(StrEnum):
+    NO_RELIGION = "no_religion"
+    CHRISTIAN = "christian"
+    BUDDHIST = "buddhist"
+    HINDU = "hindu"
+    JEWISH = "jewish"
+    MUSLIM = "muslim"
+    SIKH = "sikh"
+    OTHER = "other"
+    NOT_STATED = "not_stated"
+
+
+class Disability(StrEnum):
+    YES = "yes"
+    NO = "no"
+    NOT_STATED = "not_stated"
+
+
+#: The client's local authority of residence, as the partnership names its areas (e.g. the
+#: ONS code E06000032 for Luton); reports group by it.
+AreaCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+
+
+class DemographicsRecorded(Payload):
+    """Equality monitoring and the area of residence: no identity (reports' age bands come
+    from the date of birth held with identity, never copied here)."""
+
+    sex: Sex
+    ethnicity: EthnicCategory
+    sexual_orientation: SexualOrientation = SexualOrientation.NOT_STATED
+    religion: Religion = Religion.NOT_STATED
+    disability: Disability = Disability.NOT_STATED
+    area: AreaCode | None = None
+
+
 @dataclass(frozen=True)
 class FactType:
     """One entry of the catalogue: a named kind of fact, its category and schema."""
@@ -425,6 +498,9 @@ class UnknownFactType(KeyError):
 
 C = DataCategory
 _ENTRIES = [
+    FactType("demographics_recorded", C.DEMOGRAPHICS, DemographicsRecorded,
+             "Sex, ethnic category, sexual orientation, religion, disability and the local "
+             "authority of residence, for equality monitoring and reports."),
     FactType("referral_received", C.REFERRAL, ReferralReceived,
              "A referral into treatment: where it came from and for which substances."),
     FactType("assessment_completed", C.TREATMENT, AssessmentCompleted,

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import ValidationError
 
+from api.bootstrap import Accord, bootstrap
 from domain.agencies import AgencyKind, Role, agency_uuid
 from domain.application import OPERATOR, Actor
 from domain.catalogue import CATALOGUE, InvalidPayload, UnknownFactType, fact_type
@@ -28,7 +29,6 @@ from domain.errors import (
     Unauthenticated,
 )
 from domain.identity import Identity, nhs_number_is_valid, normalise_nhs_number
-from infra.wiring import Accord, build
 from tests.conftest import VALID_IDENTITY, Partnership
 
 # -- NHS numbers ---------------------------------------------------------------------------
@@ -151,6 +151,9 @@ def test_non_ascii_digits_are_refused_or_normalised_to_ascii() -> None:
 
 #: One realistic payload per fact type, every field given.
 EXAMPLES: dict[str, dict[str, Any]] = {
+    "demographics_recorded": {"sex": "female", "ethnicity": "N", "sexual_orientation":
+                              "not_stated", "religion": "christian", "disability": "no",
+                              "area": "E06000032"},
     "referral_received": {"source": "gp", "substances": ["opioids", "crack"]},
     "assessment_completed": {"assessment": "comprehensive", "substances": ["alcohol"],
                              "injecting": False},
@@ -362,7 +365,7 @@ def test_revocation_reaches_another_process_on_the_same_database(accord: Accord)
     app = accord.app
     app.register_agency("tp", "TP", AgencyKind.TREATMENT_PROVIDER, OPERATOR)
     issued = app.add_principal("tp", Role.PRACTITIONER, "Leaver", OPERATOR)
-    other = build(accord.settings)
+    other = bootstrap(accord.settings)
     try:
         assert other.app.authenticate(issued.token).name == "Leaver"  # now cached there
         app.revoke_principal(issued.principal_id, "left", OPERATOR)
@@ -613,7 +616,7 @@ def test_crypto_shredding_erases_the_identity_but_keeps_the_facts(
     assert [f.fact_type for f in record.facts] == ["appointment_attended"]
     assert app.client_record(kept, worker).identity == identity()
     # A fresh process with the same key-encryption key cannot read it either.
-    other = build(partnership.accord.settings)
+    other = bootstrap(partnership.accord.settings)
     try:
         again = other.app.client_record(erased, other.app.authenticate(
             partnership.token("tp", Role.PRACTITIONER)))
