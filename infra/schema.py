@@ -373,3 +373,66 @@ alerts = Table(
     Index("accord_alerts_recipient_changed", "recipient", "updated_position"),
     Index("accord_alerts_due", "status", "acknowledge_by"),
 )
+
+# -- outcome reports for commissioners (projections.reports.projection) ------------------
+
+#: What each commissioner agency may see for the purpose ``commissioning``, of the fact
+#: types the measures read: one row per (fact, grant), masked to the grant's fields, with
+#: the window in which the grant holds. ``client`` is a keyed pseudonym, never the client
+#: id; no identity is ever stored (an age band, derived at an episode's start, is a row of
+#: its own, ``fact_type`` ``age_band``, under the demographics share).
+report_facts = Table(
+    "accord_report_facts",
+    metadata,
+    Column("agency", String(64), primary_key=True),
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("fact_type", String(64), primary_key=True),
+    Column("basis", String(120), primary_key=True),  # consent.policy.basis_key
+    Column("client", String(32), nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("controller", String(64), nullable=False),
+    Column("basis_kind", String(32), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=True),
+    Column("not_after", DateTime(timezone=True), nullable=True),
+    Index("accord_report_facts_client", "agency", "client"),
+)
+
+#: Safeguarding alerts, as the reports count them, for each commissioner agency that may
+#: see the safeguarding category they rest on: the rule, the recipient's kind, when raised,
+#: due and acknowledged, under the client's pseudonym (``alert`` is a pseudonym too).
+report_alerts = Table(
+    "accord_report_alerts",
+    metadata,
+    Column("agency", String(64), primary_key=True),
+    Column("alert", String(32), primary_key=True),
+    Column("client", String(32), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("recipient_kind", String(32), nullable=False),
+    Column("raised_at", DateTime(timezone=True), nullable=False),
+    Column("acknowledge_by", DateTime(timezone=True), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("not_before", DateTime(timezone=True), nullable=True),
+    Column("not_after", DateTime(timezone=True), nullable=True),
+)
+
+#: The clients' active consents to a commissioner agency for ``commissioning`` (NDTMS's
+#: consent flag), by pseudonym: one row per consent (``consent``: a pseudonym of its id).
+report_consents = Table(
+    "accord_report_consents",
+    metadata,
+    Column("agency", String(64), primary_key=True),
+    Column("client", String(32), primary_key=True),
+    Column("consent", String(32), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+)
+
+#: The log position of the last batch that changed any report row (``changed``): reports
+#: computed from the rows stay valid until it moves.
+report_meta = Table(
+    "accord_report_meta",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
