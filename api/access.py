@@ -6,7 +6,9 @@ that appends the ``AccessRecord`` there and then, so a read whose record cannot 
 fails (503) instead of returning data. A refusal (404 or 403) raised inside the block is
 recorded as such before it propagates. Leaving the block without a record is a
 programming error and fails the request: no path returns client data unrecorded
-(tests/test_access_records.py calls every route to prove it).
+(tests/test_access_matrix.py calls every route, as every role, to prove it). Routes
+get an ``AccessLog`` through ``api.deps.Access``; another entry point builds its own
+from the application.
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
-
-from fastapi import Depends, Request
 
 from domain.access import AccessAction, AccessOutcome
 from domain.application import AccordApplication, Actor
@@ -62,14 +62,16 @@ class Read:
         self.position: int | None = None
 
     def returned(self, items: Iterable[dict[str, Any]], *,
-                 client_id: UUID | None = None, client_ids: Sequence[UUID] = ()) -> int:
+                 client_id: UUID | None = None, client_ids: Sequence[UUID] = (),
+                 detail: str | None = None) -> int:
         """Records what is about to be returned; call it just before building the response.
         ``client_ids`` names every client it discloses something about, where that is not
-        the one ``client_id`` (an alert read: each alert's client)."""
+        the one ``client_id`` (an alert read: each alert's client); ``detail`` what was
+        asked, where the items do not say it (a report's measures and period)."""
         if client_id is not None:
             self.client_id = client_id
         self.client_ids.extend(client_ids)
-        return self._record(AccessOutcome.RETURNED, list(items))
+        return self._record(AccessOutcome.RETURNED, list(items), detail)
 
     def found_nothing(self, outcome: AccessOutcome = AccessOutcome.NO_MATCH,
                       detail: str | None = None) -> int:
@@ -135,10 +137,3 @@ class AccessLog:
         except Forbidden as exc:
             read.found_nothing(AccessOutcome.REFUSED, str(exc))
             raise
-
-
-async def access_log(request: Request) -> AccessLog:
-    return AccessLog(request.app.state.accord.app)
-
-
-Access = Annotated[AccessLog, Depends(access_log)]

@@ -17,22 +17,20 @@ other caller's request queued behind them. Now:
 - at most ``MAX_WAITING`` requests wait on one read model at a time; more get 503.
 
 On a time-out the read goes ahead: its answer says which position it is current to.
+The dependencies routes list (``ViewsCaughtUp``, ``InboxCaughtUp``) are in ``api.deps``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import HTTPException
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import AnyActor
 from domain.errors import InvalidCommand
-from domain.inputs import LogPosition
-from projections.alerts import AlertInbox
 
 log = logging.getLogger("accord.api")
 
@@ -125,49 +123,3 @@ class Tracked(Protocol):
     name: str
 
     def position(self) -> int: ...
-
-
-def waiting_for(read_model: Callable[[Request], Tracked]) -> Callable[..., Awaitable[None]]:
-    """A dependency that waits until ``read_model`` has caught up with the request's
-    ``min_position``. It authenticates first (so an anonymous caller waits for nothing);
-    list it after the route's role check."""
-
-    async def caught_up(
-        request: Request,
-        _: AnyActor,
-        min_position: Annotated[LogPosition | None, Query(
-            description="wait (up to 2 s) until the answer includes this log position, "
-                        "e.g. the position your write returned; at most "
-                        f"{MARGIN} beyond the head of the log")] = None,
-    ) -> None:
-        if min_position is None:
-            return
-        followed = read_model(request)
-        registry: dict[str, CatchUp] | None = getattr(request.app.state, "catch_up", None)
-        if registry is None:
-            registry = request.app.state.catch_up = {}
-        catch_up = registry.get(followed.name)
-        if catch_up is None:
-            head = request.app.state.accord.app.head_position
-            catch_up = registry[followed.name] = CatchUp(followed.position, head)
-        await catch_up.until(min_position, MAX_WAIT_SECONDS)
-
-    return caught_up
-
-
-def _views(request: Request) -> Tracked:
-    views: Tracked = request.app.state.projections.views
-    return views
-
-
-#: For routes that read the agency views (a client's view, the IG review inbox).
-ViewsCaughtUp = Annotated[None, Depends(waiting_for(_views))]
-
-
-def _alert_inbox(request: Request) -> Tracked:
-    inbox: Tracked = request.app.state.projections.find(AlertInbox)
-    return inbox
-
-
-#: For the safeguarding alert inbox.
-InboxCaughtUp = Annotated[None, Depends(waiting_for(_alert_inbox))]

@@ -1,8 +1,13 @@
 """Who may call what: every endpoint x every role x whose resource, as one table.
 
-The endpoints are enumerated from the app itself, so a new route without an entry in
-``MATRIX`` fails ``test_every_route_has_a_matrix_entry``. Each cell states the status a
-caller gets:
+The table is generated from the permission table (``domain.permissions``): each route
+declares the one action it offers (its actor dependency in ``api.deps``), and a caller
+whose role, in its agency's kind, the table does not permit that action gets 403. The
+endpoints are enumerated from the app itself, so a route that declares no action, or
+whose action has no entry in the table, fails ``test_every_route_declares_an_action``.
+
+What a caller the table permits gets is the data-visibility part, stated here per route
+(``PERMITTED``): one status per column,
 
 * ``own``:        a caller from treatment provider ``tp`` on ``tp``'s client, agreement,
                   principal or agency;
@@ -31,200 +36,182 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from domain.agencies import Role
+from api.bootstrap import Accord
+from api.deps import route_actions
+from domain.agencies import AgencyKind, Role
 from domain.agreements import AgreementTerms
 from domain.application import OPERATOR, Actor
 from domain.identity import Identity
+from domain.permissions import PERMISSIONS, Action, permits, roles_for
 from domain.vocabulary import Purpose
 from infra.settings import Settings
-from infra.wiring import Accord
 from tests.conftest import VALID_IDENTITY, Partnership, access_records, changes
 
 COLUMNS = ("own", "other", "police", "commission")
 CALLER = {"own": "tp", "other": "tp", "police": "police", "commission": "commissioner"}
 #: Whose resource each column's caller acts on.
 OWNER = {"own": "tp", "other": "tp2", "police": "tp", "commission": "tp"}
+#: The kind of the caller's agency in each column (the table is asked with it).
+KIND = {"own": AgencyKind.TREATMENT_PROVIDER, "other": AgencyKind.TREATMENT_PROVIDER,
+        "police": AgencyKind.POLICE, "commission": AgencyKind.COMMISSIONER}
 ROLES = (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD, Role.ADMIN, Role.COMMISSIONER,
          Role.PARTNERSHIP_ADMIN)
 P, S, I, A, C, PA = ROLES  # noqa: E741 - the roles' initials read best in the table
 
 Row = tuple[int, int, int, int]  # statuses for (own, other, police, commission)
+#: A permitted caller's statuses; None in a column where the table refuses every role the
+#: row is for (by its agency's kind), so that the cell is the table's 403.
+Permitted = tuple[int | None, int | None, int | None, int | None]
 ALL = {P, S, I, A, C, PA}
-
-
-def rows(spec: dict[frozenset[Role], Row]) -> dict[Role, Row]:
-    """Expands {roles: statuses} into one row per role, checking every role is given once."""
-    table: dict[Role, Row] = {}
-    for roles, statuses in spec.items():
-        for role in roles:
-            assert role not in table, role
-            table[role] = statuses
-    assert set(table) == ALL
-    return table
 
 
 def only(*roles: Role) -> frozenset[Role]:
     return frozenset(roles)
 
 
-def rest(*roles: Role) -> frozenset[Role]:
-    return frozenset(ALL - set(roles))
-
-
 DENIED: Row = (403, 403, 403, 403)
 CONTROLLER_ONLY = (404, 404, 404)  # other, police, commission: not their client
+EVERYWHERE = (200, 200, 200, 200)
 
-MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
-    # The API description is public.
-    ("GET", "/openapi.json"): "public",
-    ("GET", "/docs"): "public",
-    ("GET", "/docs/oauth2-redirect"): "public",
-    ("GET", "/redoc"): "public",
-    ("GET", "/docs/assets/{name}"): "public",
-    # Clients: only a treatment provider's practitioner registers.
-    ("POST", "/v1/clients"): rows({
-        only(P): (201, 201, 403, 403),
-        rest(P): DENIED,
-    }),
-    ("POST", "/v1/clients/{client_id}/events"): rows({
-        only(P, S): (201, *CONTROLLER_ONLY),
-        rest(P, S): DENIED,
-    }),
-    ("GET", "/v1/clients/{client_id}/record"): rows({
-        only(P, S, I): (200, *CONTROLLER_ONLY),
-        rest(P, S, I): DENIED,
-    }),
+#: The API's own description is public: it declares no action and needs no token.
+PUBLIC = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
+          ("GET", "/redoc"), ("GET", "/docs/assets/{name}")}
+
+#: What a caller whose role the table permits gets, per route: one row for every such
+#: role, or {roles: row} where the permitted roles differ in scope (each permitted role
+#: in exactly one). Every other cell is the table's 403.
+PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] = {
+    # Clients: only a treatment provider's practitioner registers (the police and the
+    # commissioner are of other kinds).
+    ("POST", "/v1/clients"): (201, 201, None, None),
+    ("POST", "/v1/clients/{client_id}/events"): (201, *CONTROLLER_ONLY),
+    ("GET", "/v1/clients/{client_id}/record"): (200, *CONTROLLER_ONLY),
     # Consent is recorded by the client's own workers and read by them and their IG lead.
-    ("POST", "/v1/clients/{client_id}/consents"): rows({
-        only(P, S): (201, *CONTROLLER_ONLY),
-        rest(P, S): DENIED,
-    }),
+    ("POST", "/v1/clients/{client_id}/consents"): (201, *CONTROLLER_ONLY),
     # Only the agency that recorded a consent withdraws it: here the other provider and
     # the police have each recorded a fact about the client (under an emergency grant), so
     # they control a fact of it, and the consent is still as unknown to them.
-    ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"): rows({
-        only(P, S): (200, *CONTROLLER_ONLY),
-        rest(P, S): DENIED,
-    }),
-    ("GET", "/v1/clients/{client_id}/consents"): rows({
-        only(P, S, I): (200, *CONTROLLER_ONLY),
-        rest(P, S, I): DENIED,
-    }),
+    ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"): (200, *CONTROLLER_ONLY),
+    ("GET", "/v1/clients/{client_id}/consents"): (200, *CONTROLLER_ONLY),
     # Views and matching: the controller sees its own client; nobody else has a basis here.
-    # The commissioner role reads no per-client view (it works with aggregates) and
-    # matches only for the purpose commissioning (these cells ask for direct care): both
-    # refused before any client is looked up, so its 403 says nothing of the client. A
-    # match answers a partner only on a basis that shares identity
-    # (test_a_match_answers_only_on_a_share_of_identity), and an IG lead for a client its
-    # own agency holds a record of (a subject access request).
-    ("GET", "/v1/clients/{client_id}/view"): rows({
-        only(P, S): (200, *CONTROLLER_ONLY),
-        rest(P, S): DENIED,
-    }),
-    ("POST", "/v1/clients/match"): rows({
+    # The commissioner role reads no per-client view (it works with aggregates: the table
+    # refuses it, and the view records the refusal) and matches only for the purpose
+    # commissioning (these cells ask for direct care): both refused before any client is
+    # looked up, so its 403 says nothing of the client. A match answers a partner only on
+    # a basis that shares identity (test_a_match_answers_only_on_a_share_of_identity), and
+    # an IG lead for a client its own agency holds a record of (a subject access request).
+    ("GET", "/v1/clients/{client_id}/view"): (200, *CONTROLLER_ONLY),
+    ("POST", "/v1/clients/match"): {
         only(P, S, I): (200, *CONTROLLER_ONLY),
-        rest(P, S, I): DENIED,
-    }),
+        only(C): DENIED,
+    },
     # Accountability: IG leads search reads of their data and by their staff; the
     # controller answers subject access requests; replay rebuilds what an agency could see
     # (here: the police's view, which the controller's IG lead may replay for its data).
-    ("GET", "/v1/audit/accesses"): rows({only(I): (200, 200, 200, 200), rest(I): DENIED}),
-    ("GET", "/v1/clients/{client_id}/disclosures"): rows({
-        only(P, I): (200, *CONTROLLER_ONLY),
-        rest(P, I): DENIED,
-    }),
-    ("GET", "/v1/audit/replay"): rows({
-        only(I): (200, *CONTROLLER_ONLY),
-        rest(I): DENIED,
-    }),
+    ("GET", "/v1/audit/accesses"): EVERYWHERE,
+    ("GET", "/v1/clients/{client_id}/disclosures"): (200, *CONTROLLER_ONLY),
+    ("GET", "/v1/audit/replay"): (200, *CONTROLLER_ONLY),
     # Tamper evidence: the signed Merkle tree head and its proofs, for IG leads and
     # administrators of any agency (a partner checks them offline).
-    ("GET", "/v1/audit/tree-head"): rows({
-        only(I, A, PA): (200, 200, 200, 200), rest(I, A, PA): DENIED,
-    }),
-    ("GET", "/v1/audit/proofs/inclusion"): rows({
-        only(I, A, PA): (200, 200, 200, 200), rest(I, A, PA): DENIED,
-    }),
-    ("GET", "/v1/audit/proofs/consistency"): rows({
-        only(I, A, PA): (200, 200, 200, 200), rest(I, A, PA): DENIED,
-    }),
+    ("GET", "/v1/audit/tree-head"): EVERYWHERE,
+    ("GET", "/v1/audit/proofs/inclusion"): EVERYWHERE,
+    ("GET", "/v1/audit/proofs/consistency"): EVERYWHERE,
     # Agreements: IG leads act on those their agency is party to; parties may read them.
-    ("POST", "/v1/agreements"): rows({
-        only(I): (201, 201, 201, 201),
-        rest(I): DENIED,
-    }),
-    ("POST", "/v1/agreements/{agreement_id}/approve"): rows({
-        only(I): (200, 404, 404, 404),
-        rest(I): DENIED,
-    }),
-    ("POST", "/v1/agreements/{agreement_id}/amend"): rows({
-        only(I): (200, 404, 404, 404),
-        rest(I): DENIED,
-    }),
-    ("POST", "/v1/agreements/{agreement_id}/revoke"): rows({
-        only(I): (200, 404, 404, 404),
-        rest(I): DENIED,
-    }),
-    ("GET", "/v1/agreements"): rows({rest(): (200, 200, 200, 200)}),
-    ("GET", "/v1/agreements/{agreement_id}"): rows({rest(): (200, 404, 404, 404)}),
+    ("POST", "/v1/agreements"): (201, 201, 201, 201),
+    ("POST", "/v1/agreements/{agreement_id}/approve"): (200, 404, 404, 404),
+    ("POST", "/v1/agreements/{agreement_id}/amend"): (200, 404, 404, 404),
+    ("POST", "/v1/agreements/{agreement_id}/revoke"): (200, 404, 404, 404),
+    ("GET", "/v1/agreements"): EVERYWHERE,
+    ("GET", "/v1/agreements/{agreement_id}"): (200, 404, 404, 404),
     # The catalogue and the directory of agencies are for everyone in the partnership.
-    ("GET", "/v1/event-types"): rows({rest(): (200, 200, 200, 200)}),
-    ("GET", "/v1/agencies"): rows({rest(): (200, 200, 200, 200)}),
+    ("GET", "/v1/event-types"): EVERYWHERE,
+    ("GET", "/v1/agencies"): EVERYWHERE,
     # Administration. Partnership admins (whichever agency they sit in) register agencies
     # and appoint admins, but add no staff (here a practitioner); an agency's admin manages
     # its own agency's principals only (another agency's principal is as unknown: 404),
     # and its IG lead sees them with who added each.
-    ("POST", "/v1/agencies"): rows({only(PA): (201, 201, 201, 201), rest(PA): DENIED}),
-    ("POST", "/v1/principals"): rows({only(A): (201, 403, 403, 403), rest(A): DENIED}),
-    ("GET", "/v1/agencies/{agency}/principals"): rows({
-        only(A, I): (200, 403, 403, 403), only(PA): (200, 200, 200, 200), rest(A, I, PA): DENIED,
-    }),
-    ("POST", "/v1/principals/{principal_id}/revoke"): rows({
-        only(A): (204, 404, 404, 404), only(PA): (204, 204, 204, 204), rest(A, PA): DENIED,
-    }),
+    ("POST", "/v1/agencies"): (201, 201, 201, 201),
+    ("POST", "/v1/principals"): {only(A): (201, 403, 403, 403), only(PA): DENIED},
+    ("GET", "/v1/agencies/{agency}/principals"): {
+        only(A, I): (200, 403, 403, 403), only(PA): EVERYWHERE,
+    },
+    ("POST", "/v1/principals/{principal_id}/revoke"): {
+        only(A): (204, 404, 404, 404), only(PA): (204, 204, 204, 204),
+    },
     # Emergency (break-glass) access: a partner's practitioner or safeguarding officer, on
     # a client of another agency; never the registering agency itself (it sees its own
-    # record), never a commissioner. Each cell breaks glass on a fresh client.
-    ("POST", "/v1/clients/{client_id}/emergency-access"): rows({
-        only(P, S): (403, 201, 201, 403),
-        rest(P, S): DENIED,
-    }),
+    # record: 403), never a commissioner (the table refuses its kind; the command records
+    # the attempt). Each cell breaks glass on a fresh client.
+    ("POST", "/v1/clients/{client_id}/emergency-access"): (403, 201, 201, None),
     # Ending a running grant early: the IG lead of the client's registering controller
     # only; anyone else, the grantee's own IG lead included, as unknown (a fresh grant
     # each cell).
-    ("POST", "/v1/clients/{client_id}/emergency-access/{grant_id}/end"): rows({
-        only(I): (200, 404, 404, 404),
-        rest(I): DENIED,
-    }),
+    ("POST", "/v1/clients/{client_id}/emergency-access/{grant_id}/end"): (200, 404, 404, 404),
     # IG reviews of emergency access: the IG lead of the client's registering controller
     # closes; another agency's review is as unknown (each cell closes a fresh review).
-    ("GET", "/v1/audit/reviews"): rows({only(I): (200, 200, 200, 200), rest(I): DENIED}),
-    ("POST", "/v1/audit/reviews/{review_id}"): rows({
-        only(I): (200, 404, 404, 404),
-        rest(I): DENIED,
-    }),
+    ("GET", "/v1/audit/reviews"): EVERYWHERE,
+    ("POST", "/v1/audit/reviews/{review_id}"): (200, 404, 404, 404),
     # Households: practitioners and safeguarding staff link clients their agency sees
     # (each cell links a fresh client); another agency's client or household is as unknown.
-    ("POST", "/v1/households"): rows({
-        only(P, S): (201, 404, 404, 404),
-        rest(P, S): DENIED,
-    }),
-    ("POST", "/v1/households/{household_id}/members"): rows({
-        only(P, S): (201, 404, 404, 404),
-        rest(P, S): DENIED,
-    }),
+    ("POST", "/v1/households"): (201, 404, 404, 404),
+    ("POST", "/v1/households/{household_id}/members"): (201, 404, 404, 404),
     # Safeguarding alerts: the recipient agency's safeguarding staff (here each cell's
     # alert is addressed to the owner); another agency's alert is as unknown.
-    ("GET", "/v1/alerts"): rows({only(S): (200, 200, 200, 200), rest(S): DENIED}),
-    ("GET", "/v1/alerts/stream"): rows({only(S): (200, 200, 200, 200), rest(S): DENIED}),
-    ("POST", "/v1/alerts/{alert_id}/acknowledge"): rows({
-        only(S): (200, 404, 404, 404),
-        rest(S): DENIED,
-    }),
-    ("POST", "/v1/alerts/{alert_id}/close"): rows({
-        only(S): (200, 404, 404, 404),
-        rest(S): DENIED,
-    }),
+    ("GET", "/v1/alerts"): EVERYWHERE,
+    ("GET", "/v1/alerts/stream"): EVERYWHERE,
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): (200, 404, 404, 404),
+    ("POST", "/v1/alerts/{alert_id}/close"): (200, 404, 404, 404),
+    # Outcome reports: the measure catalogue (no client data) for commissioners and any IG
+    # lead; the figures for the commissioner agency's commissioners and IG lead only.
+    ("GET", "/v1/reports/measures"): EVERYWHERE,
+    ("GET", "/v1/reports/outcomes"): (None, None, None, 200),
+    ("GET", "/v1/reports/outcomes.csv"): (None, None, None, 200),
+}
+
+
+def _unused_settings(where: Path) -> Settings:
+    """Settings for an app that is built to be looked at, never started."""
+    return Settings(database_url=f"sqlite:///{where / 'unused.db'}", key_file=where / "unused.key")
+
+
+#: The action each route declares (routes declaring none, or several, are left out here
+#: and fail ``test_every_route_declares_an_action``).
+ACTIONS: dict[tuple[str, str], Action] = {
+    route: guards[0].action
+    for route, guards in route_actions(
+        create_app(settings=_unused_settings(Path("/nonexistent")))).items()
+    if len(guards) == 1
+}
+
+
+def permitted_row(route: tuple[str, str], role: Role) -> Permitted:
+    """What a caller of this role gets on the route where the table permits it."""
+    entry = PERMITTED[route]
+    if not isinstance(entry, dict):
+        return entry
+    [row] = [row for roles, row in entry.items() if role in roles]
+    return row
+
+
+def expected_status(route: tuple[str, str], role: Role, column: str) -> int:
+    """403 where the table refuses the route's action to the role in the column's kind of
+    agency; otherwise the route's data-visibility cell."""
+    if not permits(ACTIONS[route], role, KIND[column]):
+        return 403
+    status = permitted_row(route, role)[COLUMNS.index(column)]
+    assert status is not None, f"{route} {role.value}@{column}: the table permits it"
+    return status
+
+
+#: Every endpoint x role x column: "public", or each role's statuses (generated).
+MATRIX: dict[tuple[str, str], dict[Role, Row] | str] = {
+    **{route: "public" for route in PUBLIC},
+    **{route: {role: (expected_status(route, role, "own"),
+                      expected_status(route, role, "other"),
+                      expected_status(route, role, "police"),
+                      expected_status(route, role, "commission"))
+               for role in ROLES}
+       for route in PERMITTED if route in ACTIONS},
 }
 
 
@@ -244,15 +231,35 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
     return found
 
 
-def test_every_route_has_a_matrix_entry(tmp_path: Path) -> None:
-    app = create_app(settings=Settings(database_url=f"sqlite:///{tmp_path / 'unused.db'}",
-                                       key_file=tmp_path / "unused.key"))
+def test_every_route_declares_an_action(tmp_path: Path) -> None:
+    """A new route fails here until it declares its action (an actor from ``api.deps``)
+    and that action has an entry in the permission table, and until its
+    data-visibility row is in ``PERMITTED`` and its request in ``REQUESTS``."""
+    app = create_app(settings=_unused_settings(tmp_path))
     routes = app_routes(app)
     documented = {(method.upper(), path) for path, item in app.openapi()["paths"].items()
                   for method in item}
     assert documented <= routes, "the enumeration missed documented routes"
-    assert routes - set(MATRIX) == set(), "routes without an access-matrix entry"
-    assert set(MATRIX) - routes == set(), "matrix entries for routes that no longer exist"
+    declared = route_actions(app)
+    undeclared = {route for route in routes - PUBLIC if len(declared.get(route, [])) != 1}
+    assert undeclared == set(), "routes declaring no action (or several)"
+    assert all(declared.get(route, []) == [] for route in PUBLIC), "a public route checks roles"
+    assert {declared[route][0].action for route in routes - PUBLIC} <= set(PERMISSIONS), \
+        "actions without an entry in the permission table"
+    assert routes - PUBLIC - set(PERMITTED) == set(), "routes without a data-visibility row"
+    assert set(PERMITTED) - routes == set(), "rows for routes that no longer exist"
+    assert set(MATRIX) == routes
+
+
+def test_each_permitted_role_has_one_row() -> None:
+    """A route whose permitted roles differ in scope names each such role in exactly one
+    row, and names no role the table refuses (that row would never be used)."""
+    for route, entry in PERMITTED.items():
+        if not isinstance(entry, dict) or route not in ACTIONS:
+            continue
+        named = [role for roles in entry for role in roles]
+        assert len(named) == len(set(named)), route
+        assert set(named) == roles_for(ACTIONS[route]), route
 
 
 # -- the world the matrix runs in ----------------------------------------------------------
@@ -482,6 +489,11 @@ REQUESTS: dict[tuple[str, str], Build] = {
         f"/v1/alerts/{w.alert(o)}/acknowledge", None),
     ("POST", "/v1/alerts/{alert_id}/close"): lambda w, o: (
         f"/v1/alerts/{w.alert(o)}/close", {"outcome": "no_further_action", "note": "matrix"}),
+    ("GET", "/v1/reports/measures"): lambda w, o: ("/v1/reports/measures", None),
+    ("GET", "/v1/reports/outcomes"): lambda w, o: (
+        "/v1/reports/outcomes?from=2025-04-01&to=2026-03-31&disclosure=internal", None),
+    ("GET", "/v1/reports/outcomes.csv"): lambda w, o: (
+        "/v1/reports/outcomes.csv?from=2025-04-01&to=2026-03-31", None),
 }
 
 
@@ -496,7 +508,8 @@ CLIENT_WRITES = {
 
 #: Routes outside the /v1/clients/{client_id}/... family that read client data.
 OTHER_READS = {("POST", "/v1/clients/match"), ("GET", "/v1/audit/replay"),
-               ("GET", "/v1/alerts"), ("GET", "/v1/alerts/stream")}
+               ("GET", "/v1/alerts"), ("GET", "/v1/alerts/stream"),
+               ("GET", "/v1/reports/outcomes"), ("GET", "/v1/reports/outcomes.csv")}
 
 
 def reads_client_data(key: tuple[str, str]) -> bool:

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 
-from api.auth import AnyActor, App, require
+from api.deps import (
+    AgreementAmender,
+    AgreementApprover,
+    AgreementLister,
+    AgreementProposer,
+    AgreementReader,
+    AgreementRevoker,
+    App,
+)
 from api.errors import error_responses
 from api.models import AgreementOut, RevokeIn
-from domain.agencies import Role
 from domain.agreements import Agreement, AgreementTerms
-from domain.application import Actor
+from projections import queries
 
 router = APIRouter(prefix="/v1/agreements", tags=["ig leads"])
-IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
 
 
 def agreement_out(agreement: Agreement) -> AgreementOut:
@@ -32,38 +37,40 @@ def agreement_out(agreement: Agreement) -> AgreementOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=AgreementOut,
              responses=error_responses(403, 404, 409))
-def propose(terms: AgreementTerms, app: App, ig_lead: IgLead) -> AgreementOut:
+def propose(terms: AgreementTerms, app: App, ig_lead: AgreementProposer) -> AgreementOut:
     """The controller's IG lead proposes an agreement; the caller's agency is the controller."""
     return agreement_out(app.propose_agreement(terms, ig_lead))
 
 
 @router.post("/{agreement_id}/approve", response_model=AgreementOut,
              responses=error_responses(403, 404, 409))
-def approve(agreement_id: UUID, app: App, ig_lead: IgLead) -> AgreementOut:
+def approve(agreement_id: UUID, app: App, ig_lead: AgreementApprover) -> AgreementOut:
     """An IG lead of either party approves the latest terms; with both it comes into force."""
     return agreement_out(app.approve_agreement(agreement_id, ig_lead))
 
 
 @router.post("/{agreement_id}/amend", response_model=AgreementOut,
              responses=error_responses(403, 404, 409))
-def amend(agreement_id: UUID, terms: AgreementTerms, app: App, ig_lead: IgLead) -> AgreementOut:
+def amend(agreement_id: UUID, terms: AgreementTerms, app: App,
+          ig_lead: AgreementAmender) -> AgreementOut:
     """Proposes new terms as the next version; the terms in force stay until both approve."""
     return agreement_out(app.amend_agreement(agreement_id, terms, ig_lead))
 
 
 @router.post("/{agreement_id}/revoke", response_model=AgreementOut,
              responses=error_responses(403, 404, 409))
-def revoke(agreement_id: UUID, body: RevokeIn, app: App, ig_lead: IgLead) -> AgreementOut:
+def revoke(agreement_id: UUID, body: RevokeIn, app: App,
+           ig_lead: AgreementRevoker) -> AgreementOut:
     """Either party's IG lead revokes; views lose what it shared."""
     return agreement_out(app.revoke_agreement(agreement_id, body.reason, ig_lead))
 
 
 @router.get("", response_model=list[AgreementOut], responses=error_responses())
-def list_agreements(app: App, actor: AnyActor) -> list[AgreementOut]:
+def list_agreements(app: App, actor: AgreementLister) -> list[AgreementOut]:
     """Agreements to which the caller's agency is a party."""
-    return [agreement_out(a) for a in app.agreements_of(actor.agency)]
+    return [agreement_out(a) for a in queries.agreements(app, actor)]
 
 
 @router.get("/{agreement_id}", response_model=AgreementOut, responses=error_responses(404))
-def read_agreement(agreement_id: UUID, app: App, actor: AnyActor) -> AgreementOut:
-    return agreement_out(app.agreement(agreement_id, actor))
+def read_agreement(agreement_id: UUID, app: App, actor: AgreementReader) -> AgreementOut:
+    return agreement_out(queries.agreement(app, agreement_id, actor))

@@ -19,18 +19,24 @@ from time import monotonic
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.access import Access, AccessLog, AccessNotRecorded, returned_item
-from api.auth import App, require
-from api.catching_up import InboxCaughtUp
+from api.access import AccessLog, AccessNotRecorded, returned_item
+from api.deps import (
+    Access,
+    AlertAcknowledger,
+    AlertCloser,
+    AlertReader,
+    App,
+    Inbox,
+    InboxCaughtUp,
+)
 from api.errors import error_responses
 from api.models import Strict
 from domain.access import AccessAction
-from domain.agencies import Role
 from domain.alerts import AlertOutcome, AlertStatus, Severity
 from domain.application import Actor
 from domain.inputs import LogPosition, Text
@@ -38,7 +44,6 @@ from projections.alerts import AlertInbox, AlertItem
 
 log = logging.getLogger("accord.alerts")
 router = APIRouter(prefix="/v1/alerts", tags=["safeguarding"])
-Safeguarding = Annotated[Actor, Depends(require(Role.SAFEGUARDING))]
 MAX_WAIT_SECONDS = 2.0
 #: How often the stream looks for new alerts, and sends a keep-alive comment.
 POLL_SECONDS = 0.25
@@ -46,13 +51,6 @@ KEEP_ALIVE_SECONDS = 15.0
 #: At most how many alerts one event batch of the stream sends (more follow at once).
 PAGE = 500
 
-
-async def alert_inbox(request: Request) -> AlertInbox:
-    inbox: AlertInbox = request.app.state.projections.find(AlertInbox)
-    return inbox
-
-
-Inbox = Annotated[AlertInbox, Depends(alert_inbox)]
 
 
 class AlertOut(BaseModel):
@@ -127,7 +125,7 @@ def inbox(
     app: App,
     inbox: Inbox,
     access: Access,
-    actor: Safeguarding,
+    actor: AlertReader,
     _: InboxCaughtUp,
     status: Annotated[AlertStatus | None, Query(description="only alerts in this status")]
     = None,
@@ -146,7 +144,7 @@ async def stream(
     request: Request,
     inbox: Inbox,
     access: Access,
-    actor: Safeguarding,
+    actor: AlertReader,
     max_seconds: Annotated[float | None, Query(ge=0, le=86400, description="end the stream "
                                                "after this long (default: never)")] = None,
     last_event_id: Annotated[LogPosition | None, Header(
@@ -228,7 +226,7 @@ def _event(item: AlertItem) -> str:
 
 @router.post("/{alert_id}/acknowledge", response_model=AlertChanged,
              responses=error_responses(403, 404, 409))
-def acknowledge(alert_id: UUID, app: App, actor: Safeguarding) -> AlertChanged:
+def acknowledge(alert_id: UUID, app: App, actor: AlertAcknowledger) -> AlertChanged:
     """Acknowledges an alert of your agency (raised or escalated); 409 once acknowledged
     or closed."""
     alert, position = app.acknowledge_alert(alert_id, actor)
@@ -237,7 +235,7 @@ def acknowledge(alert_id: UUID, app: App, actor: Safeguarding) -> AlertChanged:
 
 @router.post("/{alert_id}/close", response_model=AlertChanged,
              responses=error_responses(403, 404, 409))
-def close(alert_id: UUID, body: AlertCloseIn, app: App, actor: Safeguarding) -> AlertChanged:
+def close(alert_id: UUID, body: AlertCloseIn, app: App, actor: AlertCloser) -> AlertChanged:
     """Closes an alert of your agency with an outcome and a note; closing twice is 409."""
     alert, position = app.close_alert(alert_id, body.outcome, body.note, actor)
     return AlertChanged(alert_id=alert.id, status=alert.status, position=position)

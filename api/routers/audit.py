@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
-from api.access import Access, returned_item
-from api.auth import App, require
+from api.access import returned_item
+from api.deps import Access, AccessAuditor, App, DisclosureReader, Index, Replayer
 from api.errors import error_responses
 from api.models import (
     AccessOut,
@@ -21,8 +21,7 @@ from api.models import (
     WithheldFactOut,
 )
 from domain.access import ATTEMPTS, AccessAction
-from domain.agencies import SLUG, Role
-from domain.application import Actor
+from domain.agencies import SLUG
 from domain.errors import ClientNotFound, InvalidCommand
 from domain.inputs import AwareIsoDatetime, parse_moment, parse_position
 from domain.vocabulary import Purpose
@@ -31,20 +30,11 @@ from projections.audit import AccessIndex
 from projections.replay import PointInTime
 
 router = APIRouter(tags=["ig leads"])
-IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
-ControllerStaff = Annotated[Actor, Depends(require(Role.IG_LEAD, Role.PRACTITIONER))]
 #: What a principal is recorded as: its id, or ``operator:cli``.
 PRINCIPAL_REFERENCE = r"^[A-Za-z0-9:_-]{1,64}$"
 #: How long a read of the audit index waits for records appended just before it.
 MAX_WAIT_SECONDS = 2.0
 
-
-async def access_index(request: Request) -> AccessIndex:
-    index: AccessIndex = request.app.state.projections.find(AccessIndex)
-    return index
-
-
-Index = Annotated[AccessIndex, Depends(access_index)]
 
 
 def _current(index: AccessIndex, app: App) -> None:
@@ -89,7 +79,7 @@ def _out(row: AccessRow, for_agency: str, held: set[UUID],
 def accesses(
     app: App,
     index: Index,
-    ig_lead: IgLead,
+    ig_lead: AccessAuditor,
     client_id: UUID | None = None,
     agency: Annotated[str | None, Query(max_length=64, pattern=SLUG.pattern,
                                         description="who read")] = None,
@@ -120,7 +110,7 @@ def accesses(
 @router.get("/v1/clients/{client_id}/disclosures", response_model=list[DisclosureOut],
             responses=error_responses(403, 404, 503))
 def disclosures(client_id: UUID, app: App, index: Index, access: Access,
-                actor: ControllerStaff) -> list[DisclosureOut]:
+                actor: DisclosureReader) -> list[DisclosureOut]:
     """Every disclosure of your agency's data about the client to another agency: when,
     to whom, for what purpose and on what basis (for a subject access request)."""
     with access.reading(actor, AccessAction.DISCLOSURES, client_id=client_id,
@@ -166,7 +156,7 @@ def _moment(raw: str | None) -> tuple[int | None, datetime | None]:
 def replay(
     app: App,
     access: Access,
-    ig_lead: IgLead,
+    ig_lead: Replayer,
     agency: Annotated[str, Query(max_length=64, pattern=SLUG.pattern,
                                  description="whose view to rebuild")],
     client_id: UUID,

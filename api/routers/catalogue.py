@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.auth import AnyActor, App
+from api.deps import App, CatalogueReader
 from api.models import EventTypeOut
 
 router = APIRouter(prefix="/v1", tags=["partnership"])
 
 
 @router.get("/event-types", response_model=list[EventTypeOut], response_model_by_alias=True)
-def event_types(app: App, _: AnyActor) -> list[EventTypeOut]:
+def event_types(app: App, _: CatalogueReader) -> list[EventTypeOut]:
     """Every fact type: its data category, description, fields and payload JSON Schema."""
     return [
         EventTypeOut(type=t.name, category=t.category.value, description=t.description,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 
-from api.access import Access, returned_item
-from api.auth import App, require
+from api.access import returned_item
+from api.deps import Access, App, ClientRegistrar, FactRecorder, RecordReader
 from api.errors import error_responses
 from api.models import (
     ClientCreated,
@@ -21,21 +20,14 @@ from api.models import (
     IdentityOut,
 )
 from domain.access import AccessAction
-from domain.agencies import Role
-from domain.application import Actor
+from projections import queries
 
 router = APIRouter(prefix="/v1/clients", tags=["practitioners"])
-
-Practitioner = Annotated[Actor, Depends(require(Role.PRACTITIONER))]
-Recorder = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
-RecordReader = Annotated[
-    Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD))
-]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ClientCreated,
              responses=error_responses(403, 409, bodies={409: ClientExistsBody}))
-def register_client(body: ClientIn, app: App, actor: Practitioner) -> ClientCreated:
+def register_client(body: ClientIn, app: App, actor: ClientRegistrar) -> ClientCreated:
     """Registers a client of the caller's treatment provider. Identity is sealed at once."""
     client_id, position = app.register_client(body.identity, actor)
     return ClientCreated(client_id=client_id, position=position)
@@ -44,7 +36,7 @@ def register_client(body: ClientIn, app: App, actor: Practitioner) -> ClientCrea
 @router.post("/{client_id}/events", status_code=status.HTTP_201_CREATED,
              response_model=EventRecorded, responses=error_responses(403, 404, 409, 503))
 def record_event(client_id: UUID, body: EventIn, app: App, access: Access,
-                 actor: Recorder) -> EventRecorded:
+                 actor: FactRecorder) -> EventRecorded:
     """Records one fact about the client; the payload is validated against its type.
     A refusal (404 for a client you may not see, as for an unknown one) is recorded."""
     with access.attempting(actor, AccessAction.RECORD_FACT, client_ids=[client_id]):
@@ -59,7 +51,7 @@ def read_record(client_id: UUID, app: App, access: Access,
     """The caller agency's own record: identity (if it registered the client) and its facts.
     The read is recorded before it is returned."""
     with access.reading(actor, AccessAction.RECORD, client_id=client_id, purpose=None) as read:
-        record = app.client_record(client_id, actor)
+        record = queries.client_record(app, client_id, actor)
         shown = [returned_item(None, f.category, f.controller, {"kind": "controller"})
                  for f in record.facts]
         if record.identity is not None:

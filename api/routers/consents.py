@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 
-from api.access import Access, returned_item
-from api.auth import App, require
+from api.access import returned_item
+from api.deps import Access, App, ConsentGiver, ConsentReader, ConsentWithdrawer
 from api.errors import error_responses
 from api.models import ConsentCreated, ConsentIn, ConsentOut, PositionOut, WithdrawIn
 from domain.access import AccessAction
-from domain.agencies import Role
-from domain.application import Actor, ConsentRecord
+from projections import queries
+from projections.queries import ConsentRecord
 
 router = APIRouter(prefix="/v1/clients/{client_id}/consents", tags=["practitioners"])
-Recorder = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
-Reader = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD))]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConsentCreated,
              responses=error_responses(403, 404, 409, 503))
 def give(client_id: UUID, body: ConsentIn, app: App, access: Access,
-         actor: Recorder) -> ConsentCreated:
+         actor: ConsentGiver) -> ConsentCreated:
     """Records consent to share the caller agency's data about the client. A refusal
     (404 for a client your agency holds no record of) is recorded."""
     with access.attempting(actor, AccessAction.GIVE_CONSENT, client_ids=[client_id]):
@@ -40,7 +37,7 @@ def give(client_id: UUID, body: ConsentIn, app: App, access: Access,
 @router.post("/{consent_id}/withdraw", response_model=PositionOut,
              responses=error_responses(403, 404, 409, 503))
 def withdraw(client_id: UUID, consent_id: UUID, body: WithdrawIn, app: App, access: Access,
-             actor: Recorder) -> PositionOut:
+             actor: ConsentWithdrawer) -> PositionOut:
     """Withdrawal takes effect at its log position: partners' views lose what it covered.
     A refusal (404) is recorded."""
     with access.attempting(actor, AccessAction.WITHDRAW_CONSENT, client_ids=[client_id]):
@@ -49,11 +46,12 @@ def withdraw(client_id: UUID, consent_id: UUID, body: WithdrawIn, app: App, acce
 
 
 @router.get("", response_model=list[ConsentOut], responses=error_responses(403, 404, 503))
-def list_consents(client_id: UUID, app: App, access: Access, actor: Reader) -> list[ConsentOut]:
+def list_consents(client_id: UUID, app: App, access: Access,
+                  actor: ConsentReader) -> list[ConsentOut]:
     """The consents recorded for sharing the caller agency's data about the client."""
     with access.reading(actor, AccessAction.CONSENTS, client_id=client_id,
                         purpose=None) as read:
-        records = app.consents(client_id, actor)
+        records = queries.consents(app, client_id, actor)
         read.returned(returned_item(None, "consent", r.given.controller, {"kind": "controller"})
                       for r in records)
     return [_out(r) for r in records]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 
-from api.access import Access
-from api.auth import App, require
+from api.deps import Access, App, GlassBreaker, GrantEnder
 from api.errors import error_responses
 from api.models import (
     EmergencyAccessCreated,
@@ -17,19 +15,15 @@ from api.models import (
     PositionOut,
 )
 from domain.access import AccessAction
-from domain.agencies import Role
-from domain.application import Actor
 
 router = APIRouter(prefix="/v1/clients", tags=["partners"])
-Breaker = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
-IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
 
 
 @router.post("/{client_id}/emergency-access", status_code=status.HTTP_201_CREATED,
              response_model=EmergencyAccessCreated,
              responses=error_responses(403, 404, 409, 503))
 def break_glass(client_id: UUID, body: EmergencyAccessIn, app: App, access: Access,
-                actor: Breaker) -> EmergencyAccessCreated:
+                actor: GlassBreaker) -> EmergencyAccessCreated:
     """Time-limited access (at most 24 hours) to every fact of one client, for one purpose,
     for the caller's agency; clinical notes only for a clinical agency (treatment provider,
     mental health, primary care). The grant is recorded on the client's stream, is the
@@ -48,7 +42,7 @@ def break_glass(client_id: UUID, body: EmergencyAccessIn, app: App, access: Acce
 @router.post("/{client_id}/emergency-access/{grant_id}/end", response_model=PositionOut,
              responses=error_responses(403, 404, 409))
 def end(client_id: UUID, grant_id: UUID, body: EmergencyAccessEndIn, app: App,
-        actor: IgLead) -> PositionOut:
+        actor: GrantEnder) -> PositionOut:
     """The IG lead of the client's registering controller ends a running grant now: from
     the position returned, the grantee's view (and its feed, and a replay) no longer
     shows what the grant alone showed. The grant's review stays open for its outcome.

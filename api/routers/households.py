@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
-from api.access import Access
-from api.auth import App, require
+from api.deps import Access, App, HouseholdLinker, HouseholdMemberAdder
 from api.errors import error_responses
 from api.models import Strict
 from domain.access import AccessAction
-from domain.agencies import Role
-from domain.application import Actor
 from domain.households import MAX_MEMBERS
 
 router = APIRouter(prefix="/v1/households", tags=["practitioners"])
-Linker = Annotated[Actor, Depends(require(Role.PRACTITIONER, Role.SAFEGUARDING))]
 
 
 class HouseholdIn(Strict):
@@ -42,7 +37,8 @@ class MemberAdded(BaseModel):
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=HouseholdCreated,
              responses=error_responses(403, 404, 409, 503))
-def link(body: HouseholdIn, app: App, access: Access, actor: Linker) -> HouseholdCreated:
+def link(body: HouseholdIn, app: App, access: Access,
+         actor: HouseholdLinker) -> HouseholdCreated:
     """Links clients who live together into a household, so the safeguarding rules see
     them together. Your agency must hold its own record of, or have a basis to see, each
     client (else 404, as for an unknown client); a client already in a household is 409."""
@@ -54,7 +50,7 @@ def link(body: HouseholdIn, app: App, access: Access, actor: Linker) -> Househol
 @router.post("/{household_id}/members", status_code=status.HTTP_201_CREATED,
              response_model=MemberAdded, responses=error_responses(403, 404, 409, 503))
 def add_member(household_id: UUID, body: MemberIn, app: App, access: Access,
-               actor: Linker) -> MemberAdded:
+               actor: HouseholdMemberAdder) -> MemberAdded:
     """Adds a client to a household. You must see the client and a member already in the
     household; otherwise the household is as unknown (404). A refusal is recorded."""
     with access.attempting(actor, AccessAction.ADD_HOUSEHOLD_MEMBER,

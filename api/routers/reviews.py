@@ -5,25 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
-from api.auth import App, require
-from api.catching_up import ViewsCaughtUp
+from api.deps import App, ReadEngine, ReviewCloser, ReviewReader, ViewsCaughtUp
 from api.errors import error_responses
 from api.models import ReviewClosedOut, ReviewCloseIn, ReviewOut
-from domain.agencies import Role
-from domain.application import Actor
 from domain.reviews import ReviewOutcome, ReviewStatus
 from projections.reviews import ReviewItem, list_reviews
 
 router = APIRouter(prefix="/v1/audit/reviews", tags=["ig leads"])
-IgLead = Annotated[Actor, Depends(require(Role.IG_LEAD))]
 
 
 @router.get("", response_model=list[ReviewOut], responses=error_responses(403))
 def list_open_or_closed(
-    request: Request,
-    actor: IgLead,
+    engine: ReadEngine,
+    actor: ReviewReader,
     _: ViewsCaughtUp,
     status: Annotated[ReviewStatus | None, Query(description="open or closed; both if "
                                                  "omitted")] = None,
@@ -31,13 +27,13 @@ def list_open_or_closed(
     """Reviews of emergency access to clients whose data the caller's agency controls:
     those it closes (as the registering controller) and those it is told of. With
     ``min_position``, it first waits (without holding a thread) for the inbox to catch up."""
-    return [_out(item) for item in list_reviews(request.app.state.accord.engine, actor.agency,
-                                                status)]
+    return [_out(item) for item in list_reviews(engine, actor.agency, status)]
 
 
 @router.post("/{review_id}", response_model=ReviewClosedOut,
              responses=error_responses(403, 404, 409))
-def close(review_id: UUID, body: ReviewCloseIn, app: App, actor: IgLead) -> ReviewClosedOut:
+def close(review_id: UUID, body: ReviewCloseIn, app: App,
+          actor: ReviewCloser) -> ReviewClosedOut:
     """The registering controller's IG lead closes the review with an outcome and a note.
     Closed as `not_justified`, a grant still running ends at once (the position returned
     is the end's too). Closing twice is a 409; another agency's review is a 404."""

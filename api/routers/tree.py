@@ -3,21 +3,19 @@ RFC 6962 proofs that a partner can check offline (``accord audit check-proof``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.auth import require
+from api.deps import ProofReader, Tree, TreeHeadReader
 from api.errors import error_responses
-from domain.agencies import Role
-from domain.application import Actor
 from domain.errors import NotFound
 from domain.inputs import LogPosition
-from projections.log_tree import LogTree, TreeIncomplete
+from projections.log_tree import TreeIncomplete
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-Auditor = Annotated[Actor, Depends(require(Role.IG_LEAD, Role.ADMIN, Role.PARTNERSHIP_ADMIN))]
 
 
 class TreeHeadOut(BaseModel):
@@ -50,12 +48,7 @@ class ConsistencyProofOut(BaseModel):
     consistency_path: list[str]
 
 
-def _tree(request: Request) -> LogTree:
-    accord = request.app.state.accord
-    return LogTree(accord.app, accord.engine)
-
-
-def _answer(work: Any) -> dict[str, Any]:
+def _answer(work: Callable[[], Any]) -> dict[str, Any]:
     try:
         result: dict[str, Any] = work().to_json()
     except TreeIncomplete as exc:
@@ -64,9 +57,9 @@ def _answer(work: Any) -> dict[str, Any]:
 
 
 @router.get("/tree-head", response_model=TreeHeadOut, responses=error_responses(403, 404))
-def tree_head(request: Request, _: Auditor) -> dict[str, Any]:
+def tree_head(tree: Tree, _: TreeHeadReader) -> dict[str, Any]:
     """The latest signed tree head over the notification log."""
-    head = _tree(request).latest_head()
+    head = tree.latest_head()
     if head is None:
         raise NotFound("no signed tree head yet: the log tree has not caught up")
     return head.to_json()
@@ -75,19 +68,19 @@ def tree_head(request: Request, _: Auditor) -> dict[str, Any]:
 @router.get("/proofs/inclusion", response_model=InclusionProofOut,
             responses=error_responses(403, 404, 503))
 def inclusion(
-    request: Request, _: Auditor,
+    tree: Tree, _: ProofReader,
     position: Annotated[LogPosition, Query(description="log position")],
     tree_size: Annotated[LogPosition | None, Query(
         description="default: the latest signed head's")] = None,
 ) -> dict[str, Any]:
     """The RFC 6962 audit path of the event at ``position`` in the tree of ``tree_size``."""
-    return _answer(lambda: _tree(request).inclusion(position, tree_size))
+    return _answer(lambda: tree.inclusion(position, tree_size))
 
 
 @router.get("/proofs/consistency", response_model=ConsistencyProofOut,
             responses=error_responses(403, 404, 503))
 def consistency(
-    request: Request, _: Auditor,
+    tree: Tree, _: ProofReader,
     first: Annotated[LogPosition, Query(description="the earlier tree size")],
     second: Annotated[LogPosition | None, Query(
         description="the later tree size; default the latest head's",
@@ -95,4 +88,4 @@ def consistency(
 ) -> dict[str, Any]:
     """The RFC 6962 proof that the tree of ``first`` events is a prefix of the tree of
     ``second``: the log only grew in between."""
-    return _answer(lambda: _tree(request).consistency(first, second))
+    return _answer(lambda: tree.consistency(first, second))

@@ -1,0 +1,266 @@
+"""Every FastAPI dependency of the API, and its ``Annotated`` alias, in one module.
+
+A route says what it needs by the types of its parameters, all from here:
+
+* ``App``: the application (the commands, and the log the read side reads);
+* one actor alias per action a route offers, named for the action (``Viewer``,
+  ``ClientRegistrar``, ``AgreementApprover`` ...): it authenticates the bearer token
+  and asks the permission table (``domain.permissions``) whether the caller's role, in
+  its agency's kind, may take that action; 401 or 403 before anything is looked up.
+  The table is the only statement of who may do what: the application's commands,
+  the read side (``projections.queries``) and these dependencies all read it;
+* the read models a route queries (``Views``, ``Index``, ``Inbox``, ``Tree``,
+  ``ReadEngine``), ``Access`` (the access log every read of client data is recorded
+  in), and ``ViewsCaughtUp``/``InboxCaughtUp`` (read-your-writes).
+
+Every route but the API's own documentation declares exactly one action, through its
+actor alias; ``route_actions`` lists them, and the access-matrix test
+(tests/test_access_matrix.py) fails for a route that declares none.
+
+Dependencies that only look something up are ``async``: FastAPI runs a plain ``def``
+dependency in its thread pool, and that hop cost more than the lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from api.access import AccessLog
+from api.catching_up import MARGIN, MAX_WAIT_SECONDS, CatchUp, Tracked
+from domain.agencies import Role
+from domain.application import AccordApplication, Actor
+from domain.errors import Unauthenticated
+from domain.inputs import LogPosition
+from domain.permissions import Action, require
+from projections.alerts import AlertInbox
+from projections.audit import AccessIndex
+from projections.log_tree import LogTree
+from projections.views import AgencyViews
+
+# -- the application and the caller ------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="a token from `accord principals add`")
+
+
+async def application(request: Request) -> AccordApplication:
+    app: AccordApplication = request.app.state.accord.app
+    return app
+
+
+App = Annotated[AccordApplication, Depends(application)]
+
+
+def current_actor(
+    app: App,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """The principal the bearer token names (401 for no token, or one that is malformed,
+    unknown or revoked)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("a bearer token is required")
+    return app.authenticate(credentials.credentials)
+
+
+#: Any authenticated caller, whatever its role (no route offers an action with it alone).
+AnyActor = Annotated[Actor, Depends(current_actor)]
+
+
+# -- who may take the action a route offers ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The action a route offers, as its actor dependency declares it.
+
+    ``refused_on_record``: roles the route lets through although the table may refuse
+    them (for their role, or their agency's kind), because such a refusal is about a
+    client the request names and must be on that client's access record: the read or
+    command the route calls checks the table again inside its recorded block."""
+
+    action: Action
+    refused_on_record: frozenset[Role] = frozenset()
+
+
+_GUARDS: dict[Callable[..., Any], Guard] = {}
+
+
+def allowed(action: Action, *, refused_on_record: Collection[Role] = ()
+            ) -> Callable[[Actor], Awaitable[Actor]]:
+    """A dependency that admits a caller the permission table permits to take ``action``
+    (``domain.permissions.require``: 403 with the table's words for anyone else)."""
+    guard = Guard(action, frozenset(refused_on_record))
+
+    async def check(actor: AnyActor) -> Actor:
+        if actor.role not in guard.refused_on_record:
+            require(guard.action, actor)
+        return actor
+
+    _GUARDS[check] = guard
+    return check
+
+
+def route_actions(api: FastAPI) -> dict[tuple[str, str], list[Guard]]:
+    """Each (method, path) the API serves, with the actions its dependencies declare
+    (an empty list for a route that declares none: only the documentation should)."""
+    found: dict[tuple[str, str], list[Guard]] = {}
+    # FastAPI keeps an included router's routes inside it (with its prefix and
+    # dependencies applied when they are iterated), not in the app's own list.
+    for route in iter_route_contexts(api.routes):
+        dependant, path = getattr(route, "dependant", None), route.path
+        if not isinstance(route.original_route, APIRoute) or dependant is None or not path:
+            continue
+        guards: list[Guard] = []
+        pending = list(dependant.dependencies)
+        while pending:
+            dependency = pending.pop()
+            if dependency.call in _GUARDS:
+                guards.append(_GUARDS[dependency.call])
+            pending.extend(dependency.dependencies)
+        for method in (route.methods or set()) - {"HEAD"}:
+            found[(method, path)] = guards
+    return found
+
+
+# The partnership and its principals.
+AgencyRegistrar = Annotated[Actor, Depends(allowed(Action.REGISTER_AGENCY))]
+DirectoryReader = Annotated[Actor, Depends(allowed(Action.LIST_AGENCIES))]
+PrincipalAdder = Annotated[Actor, Depends(allowed(Action.ADD_PRINCIPAL))]
+PrincipalOverseer = Annotated[Actor, Depends(allowed(Action.LIST_PRINCIPALS))]
+PrincipalRevoker = Annotated[Actor, Depends(allowed(Action.REVOKE_PRINCIPAL))]
+CatalogueReader = Annotated[Actor, Depends(allowed(Action.READ_CATALOGUE))]
+# Clients and their facts.
+ClientRegistrar = Annotated[Actor, Depends(allowed(Action.REGISTER_CLIENT))]
+FactRecorder = Annotated[Actor, Depends(allowed(Action.RECORD_FACT))]
+RecordReader = Annotated[Actor, Depends(allowed(Action.READ_RECORD))]
+# Consent.
+ConsentGiver = Annotated[Actor, Depends(allowed(Action.GIVE_CONSENT))]
+ConsentWithdrawer = Annotated[Actor, Depends(allowed(Action.WITHDRAW_CONSENT))]
+ConsentReader = Annotated[Actor, Depends(allowed(Action.READ_CONSENTS))]
+# Partners' reads. A commissioner asking for one client's view is refused by the read
+# itself, so that the refusal is on the client's access record.
+Viewer = Annotated[Actor, Depends(allowed(Action.READ_VIEW,
+                                          refused_on_record={Role.COMMISSIONER}))]
+Matcher = Annotated[Actor, Depends(allowed(Action.MATCH))]
+# Data-sharing agreements.
+AgreementProposer = Annotated[Actor, Depends(allowed(Action.PROPOSE_AGREEMENT))]
+AgreementApprover = Annotated[Actor, Depends(allowed(Action.APPROVE_AGREEMENT))]
+AgreementAmender = Annotated[Actor, Depends(allowed(Action.AMEND_AGREEMENT))]
+AgreementRevoker = Annotated[Actor, Depends(allowed(Action.REVOKE_AGREEMENT))]
+AgreementLister = Annotated[Actor, Depends(allowed(Action.LIST_AGREEMENTS))]
+AgreementReader = Annotated[Actor, Depends(allowed(Action.READ_AGREEMENT))]
+# Emergency access and its review. Breaking glass is refused to an agency of a kind that
+# may not (a commissioner) by the command, which records the attempt on the client.
+GlassBreaker = Annotated[Actor, Depends(allowed(
+    Action.GRANT_EMERGENCY_ACCESS, refused_on_record={Role.PRACTITIONER, Role.SAFEGUARDING}))]
+GrantEnder = Annotated[Actor, Depends(allowed(Action.END_EMERGENCY_ACCESS))]
+ReviewReader = Annotated[Actor, Depends(allowed(Action.READ_REVIEWS))]
+ReviewCloser = Annotated[Actor, Depends(allowed(Action.CLOSE_REVIEW))]
+# Households.
+HouseholdLinker = Annotated[Actor, Depends(allowed(Action.LINK_HOUSEHOLD))]
+HouseholdMemberAdder = Annotated[Actor, Depends(allowed(Action.ADD_HOUSEHOLD_MEMBER))]
+# Safeguarding alerts.
+AlertReader = Annotated[Actor, Depends(allowed(Action.READ_ALERTS))]
+AlertAcknowledger = Annotated[Actor, Depends(allowed(Action.ACKNOWLEDGE_ALERT))]
+AlertCloser = Annotated[Actor, Depends(allowed(Action.CLOSE_ALERT))]
+# Accountability and tamper evidence.
+AccessAuditor = Annotated[Actor, Depends(allowed(Action.READ_AUDIT))]
+DisclosureReader = Annotated[Actor, Depends(allowed(Action.READ_DISCLOSURES))]
+Replayer = Annotated[Actor, Depends(allowed(Action.REPLAY))]
+TreeHeadReader = Annotated[Actor, Depends(allowed(Action.READ_TREE_HEAD))]
+ProofReader = Annotated[Actor, Depends(allowed(Action.READ_PROOFS))]
+
+
+# -- the read models and the access log --------------------------------------------------
+
+
+async def agency_views(request: Request) -> AgencyViews:
+    views: AgencyViews = request.app.state.projections.views
+    return views
+
+
+async def access_index(request: Request) -> AccessIndex:
+    index: AccessIndex = request.app.state.projections.find(AccessIndex)
+    return index
+
+
+async def alert_inbox(request: Request) -> AlertInbox:
+    inbox: AlertInbox = request.app.state.projections.find(AlertInbox)
+    return inbox
+
+
+async def log_tree(request: Request) -> LogTree:
+    """The log's Merkle tree as stored (read only: the tree projection signs heads)."""
+    accord = request.app.state.accord
+    return LogTree(accord.app, accord.engine)
+
+
+async def read_engine(request: Request) -> Engine:
+    """The read models' database, for the queries that read their tables directly."""
+    engine: Engine = request.app.state.accord.engine
+    return engine
+
+
+async def access_log(request: Request) -> AccessLog:
+    return AccessLog(request.app.state.accord.app)
+
+
+Views = Annotated[AgencyViews, Depends(agency_views)]
+Index = Annotated[AccessIndex, Depends(access_index)]
+Inbox = Annotated[AlertInbox, Depends(alert_inbox)]
+Tree = Annotated[LogTree, Depends(log_tree)]
+ReadEngine = Annotated[Engine, Depends(read_engine)]
+Access = Annotated[AccessLog, Depends(access_log)]
+
+
+# -- read-your-writes ----------------------------------------------------------------------
+
+
+def waiting_for(read_model: Callable[[Request], Tracked]) -> Callable[..., Awaitable[None]]:
+    """A dependency that waits, on the event loop (``api.catching_up``), until
+    ``read_model`` has caught up with the request's ``min_position``. It authenticates
+    first (so an anonymous caller waits for nothing); list it after the route's actor."""
+
+    async def caught_up(
+        request: Request,
+        _: AnyActor,
+        min_position: Annotated[LogPosition | None, Query(
+            description="wait (up to 2 s) until the answer includes this log position, "
+                        "e.g. the position your write returned; at most "
+                        f"{MARGIN} beyond the head of the log")] = None,
+    ) -> None:
+        if min_position is None:
+            return
+        followed = read_model(request)
+        registry: dict[str, CatchUp] | None = getattr(request.app.state, "catch_up", None)
+        if registry is None:
+            registry = request.app.state.catch_up = {}
+        catch_up = registry.get(followed.name)
+        if catch_up is None:
+            head = request.app.state.accord.app.head_position
+            catch_up = registry[followed.name] = CatchUp(followed.position, head)
+        await catch_up.until(min_position, MAX_WAIT_SECONDS)
+
+    return caught_up
+
+
+def _views(request: Request) -> Tracked:
+    views: Tracked = request.app.state.projections.views
+    return views
+
+
+def _alert_inbox(request: Request) -> Tracked:
+    inbox: Tracked = request.app.state.projections.find(AlertInbox)
+    return inbox
+
+
+#: For routes that read the agency views (a client's view, the IG review inbox).
+ViewsCaughtUp = Annotated[None, Depends(waiting_for(_views))]
+#: For the safeguarding alert inbox.
+InboxCaughtUp = Annotated[None, Depends(waiting_for(_alert_inbox))]
