@@ -467,7 +467,15 @@ class AccordApplication(Application[UUID]):
         if index is None:
             index = NhsNumberIndex(agency=by.agency, fingerprint=fingerprint, client_id=client_id)
         else:  # whoever was registered under the number has been erased
-            index.reassign(client_id=client_id)
+            previous = self._get(index.client_id, Client) if index.client_id else None
+            if previous is not None and previous.erased:
+                # An index written before erasures released it still names the erased client.
+                index.release(erased=previous.id)
+            try:
+                index.reassign(client_id=client_id)
+            except ClientAlreadyRegistered:  # registered meanwhile by a concurrent request
+                self.vault.shred(client_id)
+                raise
         try:
             recordings = self.save(client, index)
         except IntegrityError:
