@@ -18,6 +18,7 @@ from api.routers import (
     consents,
     emergency,
     households,
+    reports,
     reviews,
     tree,
     views,
@@ -66,6 +67,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(tree.router)
     api.include_router(households.router)
     api.include_router(alerts.router)
+    api.include_router(reports.router)
     api.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     api.add_middleware(hardening.SecurityHeaders)  # last added: outermost, sees every answer
     return api

@@ -27,6 +27,7 @@ class AccessAction(StrEnum):
     DISCLOSURES = "disclosures"  # the client's disclosures, for a subject access request
     REPLAY = "replay"  # an IG lead's point-in-time replay
     ALERTS = "alerts"  # a safeguarding team's alert inbox (or its live stream)
+    REPORTS = "reports"  # a commissioner's outcome figures, or an NDTMS extract (no client)
     # Writes are recorded only when refused (404 or 403): an attempt on a client the
     # caller may not see is something the client's controller must be able to find.
     RECORD_FACT = "record_fact"

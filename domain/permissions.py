@@ -72,6 +72,9 @@ class Action(StrEnum):
     REPLAY = "replay"
     READ_TREE_HEAD = "read_tree_head"
     READ_PROOFS = "read_proofs"
+    # -- reports for commissioners
+    READ_MEASURES = "read_measures"
+    READ_REPORTS = "read_reports"
 
 
 class Acting(Protocol):
@@ -184,6 +187,15 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType({
     Action.REPLAY: Permission(frozenset({_I})),
     Action.READ_TREE_HEAD: _AUDITORS,
     Action.READ_PROOFS: _AUDITORS,
+    # The measure catalogue holds no client data: for commissioners, and for the IG leads
+    # who approve what an agreement for commissioning shares.
+    Action.READ_MEASURES: Permission(frozenset({_C, _I})),
+    # The figures are the commissioner agency's own (what it may see for commissioning):
+    # its commissioners, and its IG lead.
+    Action.READ_REPORTS: Permission(
+        frozenset({_C, _I}), kinds=frozenset({AgencyKind.COMMISSIONER}),
+        kind_message="outcome reports are read by the commissioner agency's commissioners "
+                     "and IG lead"),
 })
 
 

@@ -241,6 +241,9 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/v1/alerts/stream"): Action.READ_ALERTS,
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): Action.ACKNOWLEDGE_ALERT,
     ("POST", "/v1/alerts/{alert_id}/close"): Action.CLOSE_ALERT,
+    ("GET", "/v1/reports/measures"): Action.READ_MEASURES,
+    ("GET", "/v1/reports/outcomes"): Action.READ_REPORTS,
+    ("GET", "/v1/reports/outcomes.csv"): Action.READ_REPORTS,
 }
 #: Actions no route offers yet: erasure is a command of the application only.
 UNROUTED = {Action.ERASE_CLIENT}

@@ -106,13 +106,13 @@ class Story:
         return self.app.record_fact(client_id, type_name, data, when, self.actor(provider))
 
     def episode(self, client_id: UUID, provider: str = "tp", *, ended: str | None = None,
-                when: datetime = STARTED) -> None:
+                when: datetime = STARTED, days: int = 100) -> None:
         self.fact(client_id, "treatment_episode_started",
                   {"modality": "psychosocial", "substances": ["alcohol"]}, when, provider)
         if ended:
             self.fact(client_id, "treatment_episode_ended",
                       {"modality": "psychosocial", "discharge_reason": ended},
-                      when + timedelta(days=100), provider)
+                      when + timedelta(days=days), provider)
 
     def catch_up(self) -> OutcomeReports:
         self.accord.catch_up()

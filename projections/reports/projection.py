@@ -286,6 +286,13 @@ class OutcomeReports(LogFollower):
             self._pseudonyms[client_id] = found
         return found
 
+    def record_id(self, kind: str, client: str, position: int) -> str:
+        """A stable pseudonymous id for one of a client's records in an extract (an
+        episode by its start, an intervention, a profile): keyed, so it is neither a log
+        position nor linkable without the key."""
+        message = f"record:{kind}:{client}:{position}".encode()
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest()[:32]
+
     # -- following the log -----------------------------------------------------------------
 
     def _forget(self) -> None:
