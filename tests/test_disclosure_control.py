@@ -23,6 +23,7 @@ from projections.reports.disclosure import (
     Table,
     exposed,
     publish,
+    publish_rows,
     suppress,
 )
 from projections.reports.measures import GroupResult, MeasureResult
@@ -178,3 +179,93 @@ def test_an_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="disclosure"):
         publish({}, "open")  # type: ignore[arg-type]
 
+
+# -- several measures sharing figures --------------------------------------------------
+Report = tuple[list[int], list[list[int]]]
+
+
+@st.composite
+def linked_reports(draw: st.DrawFn) -> Report:
+    """Clients in treatment per group, and for one to three rates over them (as hepatitis C
+    testing and dual diagnosis are) each group's numerator."""
+    groups = draw(st.integers(2, 3))
+    treated = [draw(counts) for _ in range(groups)]
+    rates = [[draw(st.integers(0, d)) for d in treated] for _ in range(draw(st.integers(1, 3)))]
+    return treated, rates
+
+
+def _linked_results(report: Report) -> dict[str, MeasureResult]:
+    treated, rates = report
+    names = [f"g{i}" for i in range(len(treated))]
+    results = {"in_treatment": _count("in_treatment", dict(zip(names, treated, strict=True)))}
+    for k, numerators in enumerate(rates):
+        results[f"rate{k}"] = _rate(f"rate{k}", {
+            g: (n, d) for g, n, d in zip(names, numerators, treated, strict=True)},
+            denominator_of="in_treatment")
+    return results
+
+
+def _window(shown: object, true: int, least: int) -> range:
+    return range(true, true + 1) if shown != HIDDEN else range(max(least, true - 2), true + 3)
+
+
+def _fits(shown: dict[tuple[str, str], dict[str, object]], measure: str, names: list[str],
+          numerators: list[int], dens: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The numerators of a rate consistent with what is published, given denominators."""
+    head = shown[(measure, "")]["numerator"]
+    options = [_window(shown[(measure, g)]["numerator"], n, 1)
+               for g, n in zip(names, numerators, strict=True)]
+    return [nums for nums in itertools.product(*options)
+            if all(n <= d for n, d in zip(nums, dens, strict=True))
+            and (sum(nums) == head if head != HIDDEN else sum(nums) >= 1)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(linked_reports())
+def test_figures_shared_between_measures_cannot_be_recovered_together(report: Report) -> None:
+    # The attacker has every published row (the CSV's numerators and denominators by group)
+    # and knows that the groups add up to the totals, that each rate's denominators are the
+    # clients in treatment, that a numerator is at most its denominator, and that a "*" is
+    # at least 1. Brute force over every consistent whole-number report near the true one:
+    # each hidden figure, and each derivable complement of 1 to 4, must take two values.
+    treated, rates = report
+    rows = publish_rows(_linked_results(report), "public")
+    shown = {(str(r["measure"]), str(r["group"])): r for r in rows}
+    names = [f"g{i}" for i in range(len(treated))]
+    total = shown[("in_treatment", "")]["value"]
+    seen: dict[tuple[str, str], set[int]] = {}
+
+    def note(measure: str, nums: tuple[int, ...], dens: tuple[int, ...]) -> None:
+        seen.setdefault((measure, ""), set()).add(sum(nums))
+        seen.setdefault((f"{measure}:not", ""), set()).add(sum(dens) - sum(nums))
+        for g, n, d in zip(names, nums, dens, strict=True):
+            seen.setdefault((measure, g), set()).add(n)
+            seen.setdefault((f"{measure}:not", g), set()).add(d - n)
+
+    den_choices = [_window(shown[("in_treatment", g)]["value"], d, 1)
+                   for g, d in zip(names, treated, strict=True)]
+    for dens in itertools.product(*den_choices):
+        if sum(dens) != sum(treated) if total != HIDDEN else sum(dens) < 1:
+            continue
+        per_rate = [_fits(shown, f"rate{k}", names, numerators, dens)
+                    for k, numerators in enumerate(rates)]
+        if not all(per_rate):
+            continue
+        for g, d in zip(names, dens, strict=True):
+            seen.setdefault(("in_treatment", g), set()).add(d)
+        seen.setdefault(("in_treatment", ""), set()).add(sum(dens))
+        for k, fits in enumerate(per_rate):
+            for nums in fits:
+                note(f"rate{k}", nums, dens)
+    must_vary = [("in_treatment", g) for g in ["", *names]
+                 if shown[("in_treatment", g)]["value"] == HIDDEN]
+    for k, numerators in enumerate(rates):
+        measure = f"rate{k}"
+        for g, n, d in zip(["", *names], [sum(numerators), *numerators],
+                           [sum(treated), *treated], strict=True):
+            if shown[(measure, g)]["numerator"] == HIDDEN:
+                must_vary.append((measure, g))
+            if 1 <= d - n <= 4:
+                must_vary.append((f"{measure}:not", g))
+    pinned = [figure for figure in must_vary if len(seen.get(figure, set())) < 2]
+    assert pinned == [], (report, rows)

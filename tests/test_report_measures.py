@@ -352,7 +352,7 @@ def test_the_measures_with_exact_ids_by_ethnicity_public() -> None:
 # Domestic abuse recorded: c3 (risk), c8 (incident) = 2 of 13 = 15.4%.
 # Dual diagnosis (mental health concern by the year's end, in treatment): c2, c4, c13 =
 # 3 of 13 = 23.1% (not c6, not in treatment); in a mental health service by then: c2 = 1
-# of 3 = 33.3% (c13's later record is after the year).
+# of 13 = 7.7% (c13's later record is after the year).
 # Alcohol-only episodes open in the year: c2 (completed in it), c7 (completed in it); c5's
 # is cannabis and alcohol: 2 of 2 = 100%.
 # Penetration by ethnicity: of 13, A 7 = 53.8%, C 1 = 7.7%, H 0, J 1 = 7.7%, N 2 = 15.4%,
@@ -378,8 +378,8 @@ OUTCOMES = {
     "hepatitis_b_vaccinated": {"value": 7.7, "numerator": 1, "denominator": 13},
     "domestic_abuse_recorded": {"value": 15.4, "numerator": 2, "denominator": 13},
     "dual_diagnosis": {"value": 23.1, "numerator": 3, "denominator": 13},
-    "dual_diagnosis_in_mental_health_service": {"value": 33.3, "numerator": 1,
-                                                "denominator": 3},
+    "dual_diagnosis_in_mental_health_service": {"value": 7.7, "numerator": 1,
+                                                "denominator": 13},
     "alcohol_completions": {"value": 100.0, "numerator": 2, "denominator": 2},
     "penetration_by_ethnicity": {"value": 100.0, "numerator": 13, "denominator": 13},
 }
@@ -387,6 +387,16 @@ OUTCOMES = {
 
 def test_every_measure_in_the_catalogue_is_worked_out_here() -> None:
     assert set(EXACT) | set(OUTCOMES) == set(MEASURES)
+
+
+def test_a_denominator_shared_with_another_measure_is_a_count() -> None:
+    # disclosure control relies on it (projections/reports/measures.py)
+    for measure in MEASURES.values():
+        if measure.denominator_of is not None:
+            assert MEASURES[measure.denominator_of].kind == "count", measure.id
+            assert MEASURES[measure.denominator_of].unit == measure.unit, measure.id
+        described = measure.describe()
+        assert described["id"] == measure.id and described["definition"]
 
 
 def test_the_outcome_measures_internal() -> None:
@@ -420,13 +430,14 @@ def test_the_outcome_measures_public() -> None:
     assert public["physical_health_change"] == {"value": 0.8, "denominator": 5}
     for measure in ("crime_days_reduced", "criminal_justice_breaches", "paid_work_at_exit",
                     "child_alerts_acknowledged_in_time", "adult_alerts_acknowledged_in_time",
-                    "dual_diagnosis_in_mental_health_service", "alcohol_completions"):
+                    "alcohol_completions"):
         assert public[measure] == hidden_rate, measure
     for measure in ("acute_housing_at_start", "acute_housing_at_review_or_exit",
                     "employed_after_discharge"):
         assert public[measure] == {"value": "*", "numerator": "*", "denominator": 5}, measure
     for measure in ("household_asked", "hepatitis_c_tested", "hepatitis_b_vaccinated",
-                    "domestic_abuse_recorded", "dual_diagnosis"):
+                    "domestic_abuse_recorded", "dual_diagnosis",
+                    "dual_diagnosis_in_mental_health_service"):
         assert public[measure] == {"value": "*", "numerator": "*", "denominator": 13}, measure
     for measure in ("parents_in_treatment", "child_safeguarding_alerts",
                     "adult_safeguarding_alerts"):

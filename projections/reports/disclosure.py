@@ -72,7 +72,10 @@ class Table:
     published; ``derived_rows`` are rows that are never published but can be worked out
     (a rate's complement): they and their totals must not give away a count of 1 to 4.
     ``locked`` cells are decided elsewhere: secondary suppression hides them only when
-    nothing else protects a cell."""
+    nothing else protects a cell. ``fixed`` cells are figures this table shares with
+    others (see ``publish``): they may be hidden, but this table's own protection treats
+    them as known and never protects them, since moving them would have to be matched in
+    every table that shows them; their protection is checked across the tables."""
 
     cells: tuple[tuple[int, ...], ...]
     row_totals: bool = True
@@ -81,6 +84,7 @@ class Table:
     derived_rows: frozenset[int] = frozenset()
     hidden: frozenset[Cell] = frozenset()
     locked: frozenset[Cell] = frozenset()
+    fixed: frozenset[Cell] = frozenset()
 
     def __post_init__(self) -> None:
         widths = {len(row) for row in self.cells}
@@ -127,11 +131,19 @@ class Table:
         return self.grand_total
 
     def known(self, cell: Cell) -> bool:
-        return self.published(cell) and cell not in self.hidden
+        """A fixed value as far as this table's own protection goes."""
+        return self.published(cell) and (cell not in self.hidden or cell in self.fixed)
 
     def needs_protection(self, cell: Cell) -> bool:
-        """Hidden, or a derivable count of 1 to 4."""
+        """Hidden, or a derivable count of 1 to 4 (and not fixed)."""
+        if cell in self.fixed:
+            return False
         return cell in self.hidden or (self.derived(cell) and small(self.value(cell)))
+
+    def candidate(self, cell: Cell) -> bool:
+        """A cell secondary suppression may hide: shown, not zero, not fixed."""
+        return (self.published(cell) and cell not in self.hidden and cell not in self.fixed
+                and self.value(cell) > 0)
 
     def shown(self) -> list[list[int | str | None]]:
         """The extended table as published: ``"*"`` hidden, None not published."""
@@ -220,7 +232,7 @@ def _cheapest_cover(table: Table, cell: Cell) -> list[Cell] | None:
         if not table.known(other):
             for tail, head in _arcs(table, other, _lower(table, other)):
                 graph.setdefault(tail, []).append((head, 0, None))
-        elif table.value(other) > 0:  # a candidate; once hidden it can move both ways
+        elif table.candidate(other):  # once hidden it can move both ways (it is 5 or more)
             a, b = _vertices(table, other)
             cost = _cost(table, other)
             graph.setdefault(a, []).append((b, cost, other))
@@ -263,8 +275,7 @@ def suppress(table: Table) -> Table:
             return table
         cover = _cheapest_cover(table, open_cells[0])
         if not cover:  # cannot happen with every line summed (see tests); hide it all
-            cover = [c for c in table.extended() if table.published(c) and table.value(c) > 0
-                     and c not in table.hidden]
+            cover = [c for c in table.extended() if table.candidate(c)]
             if not cover:
                 return table
         table = replace(table, hidden=table.hidden | frozenset(cover))
@@ -355,18 +366,44 @@ def _layout(result: MeasureResult, grouped: bool) -> _Layout | None:
     return _Layout(result.measure, table, figures)
 
 
+Line = tuple[str, str | None]  # (population, grouping): a row of figures with its total
+_TOTAL = "<total>"  # the end of a line that no figure names (a total repeating its cell)
+
+
+def _rows(layout: _Layout) -> dict[int, Line]:
+    """Which line each row of a measure's table is."""
+    rows: dict[int, Line] = {}
+    for (r, _), (population, by, _) in layout.figures.items():
+        rows.setdefault(r, (population, by))
+    return rows
+
+
+def _shared(layouts: list[_Layout]) -> dict[Line, list[tuple[_Layout, int]]]:
+    """The lines shown in more than one table, and where."""
+    holders: dict[Line, list[tuple[_Layout, int]]] = {}
+    for layout in layouts:
+        for row, line in _rows(layout).items():
+            holders.setdefault(line, []).append((layout, row))
+    return {line: held for line, held in holders.items() if len(held) > 1}
+
+
 def _settle(layouts: list[_Layout], hidden: set[Figure], locked: set[Figure]) -> None:
     """Suppresses every table until they agree: a figure hidden in one is hidden in all
-    (``hidden`` grows in place)."""
+    (``hidden`` grows in place). Rows shared with other tables are fixed in each table:
+    ``_protect_shared`` sees to them."""
+    shared = _shared(layouts)
     changed = True
     while changed:
         changed = False
         for layout in layouts:
             table = layout.table
+            _, cols = table.shape
+            fixed = frozenset((row, c) for held in shared.values() for lay, row in held
+                              if lay is layout for c in range(cols + 1))
             pre = frozenset(cell for cell, fig in layout.figures.items()
                             if fig in hidden and table.published(cell))
             lock = frozenset(cell for cell, fig in layout.figures.items() if fig in locked)
-            done = suppress(replace(table, hidden=table.hidden | pre, locked=lock))
+            done = suppress(replace(table, hidden=table.hidden | pre, locked=lock, fixed=fixed))
             layout.table = done
             for cell in done.hidden:
                 fig = layout.figures.get(cell)
@@ -375,15 +412,118 @@ def _settle(layouts: list[_Layout], hidden: set[Figure], locked: set[Figure]) ->
                     changed = True
 
 
+def _ends(layout: _Layout, row: int) -> dict[Figure | str, Cell]:
+    """A shared line's cells in one table, by figure (and its unnamed total, if any)."""
+    _, cols = layout.table.shape
+    ends: dict[Figure | str, Cell] = {fig: cell for cell, fig in layout.figures.items()
+                                      if cell[0] == row}
+    if (row, cols) not in ends.values():
+        ends[_TOTAL] = (row, cols)
+    return ends
+
+
+def _closing_cost(layout: _Layout, row: int, x: Cell, sx: int, y: Cell, sy: int,
+                  shared_rows: set[int]) -> tuple[int, list[Cell]] | None:
+    """What it costs to let ``x`` move by ``sx`` and ``y`` by ``sy`` in this table
+    without moving any other shared row: the cheapest path of this table's own unknowns
+    (and of cells to hide) that closes the cycle through them; None if nothing can."""
+    table = layout.table
+    arcs = []
+    for cell, sign in ((x, sx), (y, sy)):
+        moves = _arcs(table, cell, _lower(table, cell))
+        if sign < 0 and len(moves) < 2:
+            return None  # at its bound: it cannot go down
+        arcs.append(moves[0] if sign > 0 else moves[1])
+    entering = [a for a in arcs if a[1] == row]
+    leaving = [a for a in arcs if a[0] == row]
+    if len(entering) != 1 or len(leaving) != 1:
+        return None
+    graph: dict[int, list[tuple[int, int, Cell | None]]] = {}
+    for other in table.extended():
+        if other in (x, y) or other[0] in shared_rows:
+            continue
+        if not table.published(other) or other in table.hidden:
+            for tail, head in _arcs(table, other, _lower(table, other)):
+                graph.setdefault(tail, []).append((head, 0, None))
+        elif table.candidate(other):
+            a, b = _vertices(table, other)
+            cost = _cost(table, other)
+            graph.setdefault(a, []).append((b, cost, other))
+            graph.setdefault(b, []).append((a, cost, other))
+    return _dijkstra(graph, leaving[0][1], entering[0][0])
+
+
+def _protect_shared(layouts: list[_Layout], hidden: set[Figure]) -> bool:
+    """A figure hidden in a line that several tables show (the clients in treatment, as
+    a count and as the denominators of rates) is safe when it can move together with
+    another unknown of its line (or its total) in every one of those tables at once, each
+    table making up the change in its own rows. Finds the first that cannot, hides what
+    lets it (the cheapest way, or else another cell of its line), and says whether it did.
+    """
+    shared = _shared(layouts)
+    rows_of = {id(layout): {row for held in shared.values() for lay, row in held
+                            if lay is layout} for layout in layouts}
+    for held in shared.values():
+        ends = [_ends(layout, row) for layout, row in held]
+        names = [n for n in ends[0] if all(n in e for e in ends)]
+        unknown = [n for n in names if n == _TOTAL or n in hidden]
+        for x in unknown:
+            if x == _TOTAL:
+                continue
+            best: tuple[int, list[tuple[_Layout, Cell]]] | None = None
+            for y in unknown:
+                if y == x:
+                    continue
+                for sx in (1, -1):
+                    total: tuple[int, list[tuple[_Layout, Cell]]] | None = (0, [])
+                    for (layout, row), e in zip(held, ends, strict=True):
+                        _, cols = layout.table.shape
+                        across = (e[x][1] == cols) != (e[y][1] == cols)
+                        found = _closing_cost(layout, row, e[x], sx, e[y],
+                                              sx if across else -sx, rows_of[id(layout)])
+                        if found is None or total is None:
+                            total = None
+                            break
+                        total = (total[0] + found[0],
+                                 total[1] + [(layout, cell) for cell in found[1]])
+                    if total is not None and (best is None or total[0] < best[0]):
+                        best = total
+            if best is not None and best[0] == 0:
+                continue
+            if best is not None:
+                added = {layout.figures[cell] for layout, cell in best[1]
+                         if cell in layout.figures}
+                if added - hidden:
+                    hidden |= added
+                    return True
+            # no partner will do: hide the smallest other shown cell of the line
+            layout, row = held[0]
+            partners = sorted(
+                (layout.table.value(cell), cell[1], fig) for fig, cell in ends[0].items()
+                if fig != _TOTAL and fig not in hidden and layout.table.value(cell) > 0
+                and isinstance(fig, tuple))
+            if partners:
+                hidden.add(partners[0][2])
+                return True
+    return False
+
+
+def _suppress_report(layouts: list[_Layout], hidden: set[Figure], locked: set[Figure]) -> None:
+    while True:
+        _settle(layouts, hidden, locked)
+        if not _protect_shared(layouts, hidden):
+            return
+
+
 def hidden_figures(results: Mapping[str, MeasureResult]) -> set[Figure]:
     """Every figure the public policy hides in these results."""
     hidden: set[Figure] = set()
     totals = [t for r in results.values() if (t := _layout(r, grouped=False)) is not None]
-    _settle(totals, hidden, set())
+    _suppress_report(totals, hidden, set())
     grouped = [t for r in results.values() if r.groups and (t := _layout(r, grouped=True))]
     if grouped:
         locked = {fig for layout in totals for fig in layout.figures.values()}
-        _settle(grouped, hidden, locked)
+        _suppress_report(grouped, hidden, locked)
     return hidden
 
 

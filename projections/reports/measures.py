@@ -22,8 +22,10 @@ field is not shared); its age band and substance group from its latest episode s
 or before the period's last day. An episode groups by its own substance group and age band
 (and by its client's demographics); an alert by its client's.
 
-A rate's denominator may be the units another measure counts (``denominator_of``); the
-figures are then the same numbers, and disclosure control treats them as one.
+A rate's denominator may be the units a count measure counts (``denominator_of``); the
+figures are then the same numbers, and disclosure control treats them as one. It is never
+another rate's numerator: a table whose numerators and denominators were both another
+measure's figures would leave its complement nothing of its own to hide behind.
 """
 
 from __future__ import annotations
@@ -126,9 +128,20 @@ class ClientRecord:
     def episodes(self) -> list[Episode]:
         return episodes(self.facts)
 
+    @cached_property
+    def _by_type(self) -> dict[str, list[ReportFact]]:
+        index: dict[str, list[ReportFact]] = {}
+        for fact in self.facts:
+            index.setdefault(fact.fact_type, []).append(fact)
+        return index
+
     def of(self, *types: str, until: date | None = None) -> list[ReportFact]:
-        return [f for f in self.facts
-                if f.fact_type in types and (until is None or f.day <= until)]
+        """The client's facts of these types (on or before ``until``), in log order."""
+        found = [f for t in types for f in self._by_type.get(t, ())
+                 if until is None or f.day <= until]
+        if len(types) > 1:
+            found.sort(key=lambda f: f.position)
+        return found
 
     def latest(self, fact_type: str, until: date) -> ReportFact | None:
         found = self.of(fact_type, until=until)
@@ -149,6 +162,8 @@ class Cohort:
             for client, facts in facts_by_client.items()
         }
         self._groups: dict[tuple[str, str | None], str] = {}
+        self._treated: list[ClientRecord] | None = None
+        self._top_pairs: dict[str, TopPair | None] = {}
 
     # -- groups ------------------------------------------------------------------------
     def group(self, client: str, by: str | None = None) -> str:
@@ -182,8 +197,11 @@ class Cohort:
         """An episode open on at least one day of the period."""
         return any(e.open_during(self.period.start, self.period.end) for e in record.episodes)
 
-    def treated(self) -> Iterable[ClientRecord]:
-        return (r for r in self.clients.values() if self.in_treatment(r))
+    def treated(self) -> list[ClientRecord]:
+        """The clients in treatment in the period (worked out once: most measures ask)."""
+        if self._treated is None:
+            self._treated = [r for r in self.clients.values() if self.in_treatment(r)]
+        return self._treated
 
     def ended_in_period(self, record: ClientRecord) -> list[Episode]:
         return [e for e in record.episodes if e.end is not None and e.end in self.period]
@@ -194,6 +212,11 @@ class Cohort:
     def top_pair(self, record: ClientRecord) -> TopPair | None:
         """The latest start profile on or before the period's last day and the latest
         review or exit profile after it that was recorded in the period."""
+        if record.client not in self._top_pairs:
+            self._top_pairs[record.client] = self._top_pair(record)
+        return self._top_pairs[record.client]
+
+    def _top_pair(self, record: ClientRecord) -> TopPair | None:
         tops = record.of(TOP, until=self.period.end)
         starts = [t for t in tops if t.data.get("stage") == "start"]
         if not starts:
@@ -429,9 +452,8 @@ def _dual_diagnosis_in_service(c: Cohort) -> list[Counted]:
     counted = []
     for record in c.treated():
         concern = record.latest(MENTAL_HEALTH, c.period.end)
-        if concern is not None:
-            counted.append(Counted(c.group(record.client),
-                                   hit=concern.data.get("in_mental_health_service") is True))
+        in_service = concern is not None and concern.data.get("in_mental_health_service")
+        counted.append(Counted(c.group(record.client), hit=in_service is True))
     return counted
 
 
@@ -584,11 +606,11 @@ _ENTRIES = [
             "clients", frozenset({C.TREATMENT, C.MENTAL_HEALTH}), "rate",
             _recorded_by_end(lambda f: True, MENTAL_HEALTH), denominator_of="in_treatment"),
     Measure("dual_diagnosis_in_mental_health_service", "Dual diagnosis cared for jointly",
-            "Of the clients counted in dual_diagnosis, the percentage whose latest mental "
-            "health concern says they are in a mental health service (the rest fall between "
-            "teams).",
+            "The percentage of clients in treatment in the period whose latest mental health "
+            "concern on or before the period's last day says they are in a mental health "
+            "service; beside dual_diagnosis, the difference is those who fall between teams.",
             "clients", frozenset({C.TREATMENT, C.MENTAL_HEALTH}), "rate",
-            _dual_diagnosis_in_service, denominator_of="dual_diagnosis"),
+            _dual_diagnosis_in_service, denominator_of="in_treatment"),
     Measure("alcohol_completions", "Alcohol clients completing treatment",
             "Of the clients with an alcohol-only episode open in the period, the percentage "
             "with an alcohol-only episode ended in the period as a successful completion.",
@@ -620,11 +642,16 @@ def compute(facts_by_client: Mapping[str, Sequence[ReportFact]], period: Period,
     chosen = [MEASURES[m] for m in measures] if measures is not None else list(MEASURES.values())
     cohort = Cohort(facts_by_client, period, by, alerts)
     results: dict[str, MeasureResult] = {}
+    all_groups: dict[str, list[str]] = {}
     for measure in chosen:
         grouping = measure.fixed_by or by
         cohort.by = grouping
         counted = measure.count(cohort)
-        groups = _all_groups(cohort, grouping) if grouping else []
+        groups: list[str] = []
+        if grouping:
+            if grouping not in all_groups:
+                all_groups[grouping] = _all_groups(cohort, grouping)
+            groups = all_groups[grouping]
         results[measure.id] = _result(measure, counted, grouping, groups, population)
     cohort.by = by
     return results
