@@ -11,7 +11,7 @@ least 1 and every unpublished count at least 0, in which that cell differs.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
 import pytest
@@ -209,7 +209,7 @@ def _window(shown: object, true: int, least: int) -> range:
     return range(true, true + 1) if shown != HIDDEN else range(max(least, true - 2), true + 3)
 
 
-def _fits(shown: dict[tuple[str, str], dict[str, object]], measure: str, names: list[str],
+def _fits(shown: Mapping[tuple[str, str], Mapping[str, object]], measure: str, names: list[str],
           numerators: list[int], dens: tuple[int, ...]) -> list[tuple[int, ...]]:
     """The numerators of a rate consistent with what is published, given denominators."""
     head = shown[(measure, "")]["numerator"]
