@@ -151,6 +151,30 @@ def _ig_lead(app: AccordApplication, agency: str) -> Actor:
 TP = AGENCIES[0][0]
 IDENTITY = {"identity": ["given_name", "family_name", "date_of_birth"]}
 ENGAGEMENT = {"treatment": ["appointment", "modality", "discharge_reason", "substances"]}
+#: What the commissioner's agreement shares for commissioning: the categories the outcome
+#: measures read (projections.reports.measures), each with only the fields they need (and
+#: the NDTMS extract's interventions), never identity; tests/test_reports_demo.py holds it
+#: to the measures.
+COMMISSIONING_SHARES = {
+    "demographics": ["sex", "ethnicity", "area"],
+    "treatment": ["modality", "substances", "discharge_reason", "reason", "kind", "sessions"],
+    "outcomes": ["stage", "substance_use", "injecting", "crime",
+                 "health_and_social_functioning"],
+    "criminal_justice": ["order", "status"],
+    "safeguarding_children": ["children_in_household", "parental_responsibility"],
+    "safeguarding_adults": ["section_42_enquiry"],
+    "domestic_abuse": ["role"],
+    "mental_health": ["concern", "in_mental_health_service"],
+    "employment": ["status"],
+    "blood_borne_viruses": ["virus", "result", "vaccine", "course_completed"],
+}
+#: Equality monitoring: NHS ethnic category codes weighted roughly as Bedfordshire's
+#: treatment population (so the smaller groups fall under 5 in a report), and the three
+#: local authorities of the seed model (ONS codes): Bedford Borough, Central Bedfordshire,
+#: Luton.
+ETHNICITIES = {"A": 58, "B": 2, "C": 8, "D": 2, "E": 1, "F": 1, "G": 1, "H": 4, "J": 8,
+               "K": 3, "L": 1, "M": 3, "N": 3, "P": 1, "R": 1, "S": 1, "Z": 2}
+AREAS = {"E06000055": 34, "E06000056": 30, "E06000032": 36}
 
 
 def demo_agreements() -> list[tuple[str, dict[str, Any]]]:
@@ -220,11 +244,10 @@ def demo_agreements() -> list[tuple[str, dict[str, Any]]]:
         (TP, {**common, "recipient": "northshire-commissioning",
               "title": "Outcomes monitoring (no identifiers)",
               "purposes": ["commissioning"],
-              "categories": {"outcomes": ["stage", "substance_use", "injecting", "crime",
-                                          "health_and_social_functioning"],
-                             "treatment": ["modality", "discharge_reason"]},
+              "categories": COMMISSIONING_SHARES,
               "lawful_basis": {"article_6": Article6.PUBLIC_TASK.value,
-                               "article_9": Article9.PUBLIC_HEALTH.value},
+                               "article_9": Article9.PUBLIC_HEALTH.value,
+                               "article_10": Article10.STATUTORY_PURPOSES.value},
               "consent_required": False}),
         (TP, {**common, "recipient": "northshire-gp-federation",
               "title": "Pregnancy in treatment: the unborn child's safeguarding",
@@ -286,6 +309,7 @@ def _seed_clients(accord: Accord, count: int, rng: random.Random) -> None:
         consented.append((client_id, has_children))
     _seed_partner_facts(accord, consented, rng)
     _seed_alert_households(accord, rng)
+    _acknowledge_some_alerts(accord)
 
 
 def _seed_consents(app: AccordApplication, client_id: Any, rng: random.Random,
@@ -435,6 +459,30 @@ def _seed_alert_households(accord: Accord, rng: random.Random) -> None:
             app.link_household(client_ids, worker)
 
 
+def _acknowledge_some_alerts(accord: Accord) -> None:
+    """The rules run over what was seeded, and each recipient's safeguarding team takes on
+    the first alert it was sent (the rest wait, to be escalated), so that the reports'
+    "acknowledged in time" measures have both to count."""
+    from eventsourcing.utils import get_topic
+
+    from domain.alerts import Alert
+    from projections.safeguarding import SafeguardingRules
+
+    app = accord.app
+    accord.find(SafeguardingRules).catch_up()
+    raised = app.recorder.select_notifications(start=0, limit=10_000,
+                                               topics=[get_topic(Alert.Raised)],
+                                               inclusive_of_start=False)
+    first: dict[str, Any] = {}
+    for notification in raised:
+        alert = app.mapper.to_domain_event(notification)
+        first.setdefault(getattr(alert, "recipient"), alert.originator_id)  # noqa: B009
+    for recipient, alert_id in sorted(first.items()):
+        team = app.authenticate(app.add_principal(
+            recipient, Role.SAFEGUARDING, "Demo safeguarding triage", OPERATOR).token)
+        app.acknowledge_alert(alert_id, team)
+
+
 def _postcode(rng: random.Random) -> str:
     letters = "ABDEFGHJLNPQRSTUWXYZ"
     inward = f"{rng.randint(1, 9)}{rng.choice(letters)}{rng.choice(letters)}"
@@ -465,6 +513,8 @@ def history(rng: random.Random) -> list[tuple[str, datetime, dict[str, Any]]]:
     add("referral_received", {"source": source, "substances": substances})
     add("assessment_completed", {"assessment": "comprehensive", "substances": substances,
                                  "injecting": primary == "opioids" and rng.random() < 0.4}, 7)
+    if rng.random() < 0.9:  # equality monitoring at assessment; a few are never asked
+        add("demographics_recorded", _demographics(rng))
     modality = "pharmacological" if primary in ("opioids", "alcohol") else "psychosocial"
     add("treatment_episode_started", {"modality": modality, "substances": substances}, 3)
     if primary == "opioids":
@@ -476,6 +526,7 @@ def history(rng: random.Random) -> list[tuple[str, datetime, dict[str, Any]]]:
         add("household_updated", {"children_in_household": rng.randint(1, 4),
                                   "parental_responsibility": True,
                                   "pregnant": rng.random() < 0.08})
+    order: str | None = None
     if source in ("criminal_justice", "probation"):
         order = "drug_rehabilitation_requirement" if primary != "alcohol" \
             else "alcohol_treatment_requirement"
@@ -510,22 +561,51 @@ def history(rng: random.Random) -> list[tuple[str, datetime, dict[str, Any]]]:
     if rng.random() < 0.3:
         add("mental_health_concern_recorded", {"concern": rng.choice(
             ["low_mood", "anxiety", "trauma", "psychosis"]),
-            "risk_level": rng.choice(["standard", "medium"])})
+            "risk_level": rng.choice(["standard", "medium"]),
+            "in_mental_health_service": rng.random() < 0.4})
     if primary == "opioids" and rng.random() < 0.3:
         add("overdose_risk_recorded", {"risk_level": "high", "recent_overdose": rng.random() < 0.3,
                                        "naloxone_held": rng.random() < 0.6})
     add("clinical_note_added", {"text": "Reviewed progress against care plan; discussed harm "
                                         "reduction and next steps."}, 2)
     add("treatment_outcomes_profile", _top(rng, "review", primary), 14)
+    if order is not None:  # how the order went: a few are breached
+        add("criminal_justice_status", {"order": order, "status": "breached"
+                                        if rng.random() < 0.2 else "compliant"}, 2)
+    if rng.random() < 0.35:
+        add("blood_borne_virus_vaccination", {"vaccine": "hepatitis_b", "dose": 3,
+                                              "course_completed": rng.random() < 0.7}, 3)
     if disengaging:
         add("treatment_episode_ended",
             {"modality": modality, "discharge_reason": "dropped_out"}, 21)
         add("discharged", {"reason": "dropped_out"})
     elif rng.random() < 0.3:
+        exit_top = _top(rng, "exit", primary)
+        exit_top["health_and_social_functioning"]["days_paid_work"] = rng.choice([0, 0, 4, 12, 20])
+        add("treatment_outcomes_profile", exit_top, 28)
         add("treatment_episode_ended", {"modality": modality,
-                                        "discharge_reason": "completed_drug_free"}, 30)
+                                        "discharge_reason": "completed_drug_free"}, 2)
         add("discharged", {"reason": "completed_drug_free"})
+        if rng.random() < 0.4:
+            add("employment_status_recorded", {"status": "employed"}, rng.randint(7, 60))
+        if rng.random() < 0.3:  # re-presents within six months (PHOF C19 counts it)
+            add("treatment_episode_started", {"modality": modality, "substances": substances},
+                rng.randint(20, 150))
     return facts
+
+
+def _demographics(rng: random.Random) -> dict[str, Any]:
+    return {
+        "sex": rng.choices(["male", "female", "other", "not_stated"], weights=[66, 32, 1, 1])[0],
+        "ethnicity": rng.choices(list(ETHNICITIES), weights=list(ETHNICITIES.values()))[0],
+        "sexual_orientation": rng.choices(
+            ["heterosexual", "gay_or_lesbian", "bisexual", "not_stated"],
+            weights=[85, 5, 4, 6])[0],
+        "religion": rng.choice(["no_religion", "christian", "muslim", "sikh", "hindu",
+                                "not_stated"]),
+        "disability": rng.choices(["no", "yes", "not_stated"], weights=[70, 22, 8])[0],
+        "area": rng.choices(list(AREAS), weights=list(AREAS.values()))[0],
+    }
 
 
 def _top(rng: random.Random, stage: str, primary: str) -> dict[str, Any]:
@@ -543,6 +623,7 @@ def _top(rng: random.Random, stage: str, primary: str) -> dict[str, Any]:
         "health_and_social_functioning": {
             "psychological_health": rng.randint(4, 16), "physical_health": rng.randint(5, 17),
             "quality_of_life": rng.randint(3, 16), "days_paid_work": rng.randint(0, 10),
+            "acute_housing_problem": rng.random() < (0.2 if stage == "start" else 0.1),
         },
     }
 

@@ -12,6 +12,10 @@
 | ``ACCORD_PROJECTIONS`` | ``in-process`` | ``worker`` when ``accord worker`` runs them |
 | ``ACCORD_ALERT_ACK_HOURS`` | ``4`` | an alert not acknowledged within this is escalated |
 | ``ACCORD_TOXIC_TRIO_DAYS`` | ``90`` | the toxic-trio rule's window (domain.rules) |
+| ``ACCORD_ETHNICITY_POPULATION`` | unset | ``A=71.2,C=6.4,...``: population shares (%) |
+
+``ACCORD_ETHNICITY_POPULATION`` gives each ethnic category's share of the population the
+partnership serves, published beside ``penetration_by_ethnicity``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ class Settings:
     signing_key_file: Path | None = None
     alert_ack_hours: float = 4.0
     toxic_trio_days: int = 90
+    #: (ethnic category code, per cent of the population), for penetration by ethnicity.
+    ethnicity_population: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -52,6 +58,7 @@ class Settings:
             if env.get("ACCORD_SIGNING_KEY_FILE") else None,
             alert_ack_hours=_hours(env, "ACCORD_ALERT_ACK_HOURS", defaults.alert_ack_hours),
             toxic_trio_days=_int(env, "ACCORD_TOXIC_TRIO_DAYS", defaults.toxic_trio_days),
+            ethnicity_population=_shares(env, "ACCORD_ETHNICITY_POPULATION"),
         )
 
     @property
@@ -88,3 +95,29 @@ def _hours(env: dict[str, str], name: str, default: float) -> float:
     if not 0 < value < 24 * 365:
         raise SettingsError(f"{name} must be more than 0 and less than a year")
     return value
+
+
+#: The NHS Data Dictionary's ethnic category codes (domain.catalogue.EthnicCategory).
+_ETHNIC_CODES = frozenset("ABCDEFGHJKLMNPRSZ")
+
+
+def _shares(env: dict[str, str], name: str) -> tuple[tuple[str, float], ...]:
+    """``CODE=PERCENT`` pairs, comma-separated: each an ethnic category code and its share
+    of the population (0 to 100, together at most 100)."""
+    raw = env.get(name)
+    if not raw:
+        return ()
+    shares: dict[str, float] = {}
+    for pair in raw.split(","):
+        code, _, value = pair.strip().partition("=")
+        try:
+            share = float(value)
+        except ValueError:
+            share = -1.0
+        if code not in _ETHNIC_CODES or code in shares or not 0 <= share <= 100:
+            raise SettingsError(f"{name} must be CODE=PERCENT pairs (ethnic category codes "
+                                f"A-S or Z, each once, 0 to 100), not {pair.strip()!r}")
+        shares[code] = share
+    if sum(shares.values()) > 100.05:
+        raise SettingsError(f"{name} adds up to more than 100 per cent")
+    return tuple(sorted(shares.items()))

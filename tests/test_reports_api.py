@@ -7,15 +7,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from api.bootstrap import Accord
 from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR
+from infra.settings import Settings, SettingsError
 from tests.conftest import VALID_IDENTITY, Partnership, access_records
 from tests.test_reports_projection import (
     COMMISSIONER,
@@ -245,3 +248,21 @@ def test_an_agency_registered_later_is_reported_too(
     story.episode(story.clients[0], when=STARTED + timedelta(days=200))
     assert outcomes(api, partnership, "&disclosure=internal").json()[
         "measures"]["new_presentations"]["value"] == 7
+
+
+def test_penetration_is_published_beside_the_configured_population(
+        accord: Accord, partnership: Partnership, api: TestClient) -> None:
+    seeded(accord, partnership)
+    accord.settings = replace(accord.settings, ethnicity_population=(("A", 80.0), ("H", 6.0)))
+    shown = outcomes(api, partnership, "&disclosure=internal").json()["measures"]
+    penetration = shown["penetration_by_ethnicity"]
+    assert penetration["groups"] == {"A": 83.3, "unknown": 16.7}  # tp2 shares no ethnicity
+    assert penetration["population_share"] == {"A": 80.0, "unknown": 0.0}
+
+
+@pytest.mark.parametrize("raw", ["A=80,A=10", "Q=10", "A=eighty", "A=60,C=50", "A=-1"])
+def test_a_population_setting_accord_cannot_use_names_the_setting(raw: str) -> None:
+    with pytest.raises(SettingsError, match="ACCORD_ETHNICITY_POPULATION"):
+        Settings.from_env({"ACCORD_ETHNICITY_POPULATION": raw})
+    assert Settings.from_env({"ACCORD_ETHNICITY_POPULATION": "C=6.4, A=71.2"}
+                             ).ethnicity_population == (("A", 71.2), ("C", 6.4))

@@ -195,6 +195,7 @@ def _outcomes(request: Request, reports: OutcomeReports, access: AccessLog, acto
               as_csv: bool) -> Any:
     period = checked_period(start, to)
     position = reports.position()
+    population = dict(request.app.state.accord.settings.ethnicity_population) or None
     detail = json.dumps({"report": "outcomes", "from": start.isoformat(), "to": to.isoformat(),
                          "by": by, "disclosure": disclosure, "measures": sorted(MEASURES)},
                         separators=(",", ":"))
@@ -206,7 +207,8 @@ def _outcomes(request: Request, reports: OutcomeReports, access: AccessLog, acto
             by_client: dict[str, list[Any]] = {}
             for fact in snapshot.facts:
                 by_client.setdefault(fact.client, []).append(fact)
-            return compute(by_client, period, by, alerts=snapshot.alerts)
+            return compute(by_client, period, by, alerts=snapshot.alerts,
+                           population=population)
 
         computed: dict[str, MeasureResult] = reports.remembered(
             ("results", period, by), snapshot, results)
