@@ -30,6 +30,7 @@ from infra.relay import KafkaNotConfigured
 from infra.runner import ProjectionRunner
 from infra.settings import Settings, SettingsError
 from infra.signing import generate_signing_key_file
+from projections import queries
 from infra.wiring import Accord, build
 from projections.live import projections_of
 
@@ -282,7 +283,7 @@ def _principals(accord: Accord, args: argparse.Namespace) -> int:
         print("token (shown once; only its hash is kept):")
         print(issued.token)
     elif args.action == "list":
-        for p in app.principals(args.agency, OPERATOR):
+        for p in queries.principals(app, args.agency, OPERATOR):
             state = "revoked" if p.revoked else "active"
             print(f"{p.principal_id}  {p.role.value:17} {state:8} {p.name}  "
                   f"(added by {p.added_by.name} {p.added_at:%Y-%m-%d %H:%M})")

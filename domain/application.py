@@ -1,5 +1,8 @@
 """accord's eventsourcing Application: the commands the partnership can give.
 
+What a caller reads of the aggregates (an agency's record of a client, its consents, an
+agency's principals, its agreements) is the read side's: ``projections.queries``.
+
 Every command either appends events atomically or changes nothing. A write that
 loses an optimistic-concurrency race is retried once against the fresh state;
 if it loses again the caller gets ``ConcurrentWrite`` (HTTP 409).
@@ -66,7 +69,6 @@ from domain.errors import (
 from domain.households import Household, HouseholdMembership, check_members, membership_id
 from domain.identity import (
     Identity,
-    IdentityErased,
     IdentityVault,
     name_match_key,
     nhs_match_key,
@@ -110,36 +112,6 @@ OPERATOR = Actor(None, "cli", "", None, Role.PARTNERSHIP_ADMIN)
 
 
 @dataclass(frozen=True)
-class RecordedFact:
-    sequence: int
-    fact_type: str
-    category: str
-    occurred_at: datetime
-    recorded_at: datetime
-    controller: str
-    recorded_by: str
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ClientRecord:
-    """An agency's own record of a client: the facts it controls, and identity if it holds it."""
-
-    client_id: UUID
-    controller: str
-    registered_at: datetime
-    identity: Identity | None
-    identity_erased: bool
-    facts: list[RecordedFact]
-
-
-@dataclass(frozen=True)
-class ConsentRecord:
-    given: Client.ConsentGiven
-    withdrawn: Client.ConsentWithdrawn | None
-
-
-@dataclass(frozen=True)
 class EmergencyGrant:
     """An emergency grant as recorded: its review, its window and its log position."""
 
@@ -154,34 +126,6 @@ class EmergencyGrant:
 class IssuedToken:
     principal_id: UUID
     token: str
-
-
-@dataclass(frozen=True)
-class RecordedBy:
-    """Who did something, as the record names them: a principal (with its name, agency
-    and role as they are now), or the CLI operator (``operator:cli``)."""
-
-    reference: str
-    name: str
-    agency: str | None
-    role: Role | None
-
-
-@dataclass(frozen=True)
-class PrincipalSummary:
-    """A principal as its agency's admin and IG lead see it: who added it and when, and
-    who revoked it, when and why."""
-
-    principal_id: UUID
-    agency: str
-    role: Role
-    name: str
-    revoked: bool
-    added_at: datetime
-    added_by: RecordedBy
-    revoked_at: datetime | None = None
-    revoked_by: RecordedBy | None = None
-    revoked_reason: str | None = None
 
 
 class DateAsISO(Transcoding):
@@ -346,30 +290,6 @@ class AccordApplication(Application[UUID]):
 
         self._retrying(attempt)
 
-    def principals(self, agency: str, by: Actor) -> list[PrincipalSummary]:
-        """An agency's principals, each with who added it and when, and who revoked it,
-        when and why: for the agency's own admin and IG lead (so an IG lead sees every
-        admin and IG lead created in its agency) and for partnership administrators."""
-        require(Action.LIST_PRINCIPALS, by)
-        if by.role is not Role.PARTNERSHIP_ADMIN and agency != by.agency:
-            raise Forbidden("an admin or IG lead lists only its own agency's principals")
-        names: dict[str, RecordedBy] = {}
-        result = []
-        for principal_id in self.agency(agency).principal_ids:
-            p = self._principal(principal_id)
-            revoked_at = None
-            if p.revoked:
-                revoked_at = next(e.timestamp for e in self.events.get(p.id)
-                                  if isinstance(e, Principal.Revoked))
-            result.append(PrincipalSummary(
-                p.id, p.agency, p.role, p.name, p.revoked, p.created_on,
-                added_by=self._recorded_by(p.added_by, names),
-                revoked_at=revoked_at,
-                revoked_by=self._recorded_by(p.revoked_by, names) if p.revoked_by else None,
-                revoked_reason=p.revoked_reason,
-            ))
-        return result
-
     def _check_may_add(self, agency: str, role: Role, by: Actor) -> None:
         """Refuses (403) an addition outside the caller's scope; see ``add_principal``."""
         require(Action.ADD_PRINCIPAL, by)
@@ -407,18 +327,6 @@ class AccordApplication(Application[UUID]):
             not p.revoked and p.role is role
             for p in (self._principal(i) for i in principal_ids if i != besides)
         )
-
-    def _recorded_by(self, reference: str, known: dict[str, RecordedBy]) -> RecordedBy:
-        """Names who a record's ``added_by``/``revoked_by`` reference is."""
-        if reference not in known:
-            try:
-                who = self._get(UUID(reference), Principal)
-            except ValueError:  # the CLI operator, "operator:cli"
-                who = None
-            known[reference] = (
-                RecordedBy(reference, who.name, who.agency, who.role) if who
-                else RecordedBy(reference, reference, None, None))
-        return known[reference]
 
     def authenticate(self, token: str) -> Actor:
         """Resolves a bearer token to an actor; raises Unauthenticated for anything else."""
@@ -509,27 +417,6 @@ class AccordApplication(Application[UUID]):
 
         return self._retrying(attempt)
 
-    def client_record(self, client_id: UUID, by: Actor) -> ClientRecord:
-        """The caller agency's own record of the client; ClientNotFound if it has none."""
-        require(Action.READ_RECORD, by)
-        client = self._client(client_id)
-        if by.agency not in client.controllers:
-            raise ClientNotFound()
-        identity: Identity | None = None
-        erased = False
-        if by.agency == client.controller:
-            try:
-                identity = self.vault.open(client_id, client.sealed_identity)
-            except IdentityErased:
-                erased = True
-        facts = [
-            _as_fact(e) for e in self._client_events(client_id)
-            if isinstance(e, Client.FactRecorded) and e.controller == by.agency
-        ]
-        return ClientRecord(
-            client_id, client.controller, client.created_on, identity, erased, facts
-        )
-
     def erase_client(self, client_id: UUID, reason: str, by: Actor) -> int:
         """Erasure (crypto-shredding): destroys the client's data key, then records it.
 
@@ -608,14 +495,6 @@ class AccordApplication(Application[UUID]):
 
         return self._retrying(attempt)
 
-    def agreements_of(self, agency: str) -> list[Agreement]:
-        return [
-            a for a in (self._get(i, Agreement) for i in self.agency(agency).agreement_ids) if a
-        ]
-
-    def agreement(self, agreement_id: UUID, by: Actor) -> Agreement:
-        return self._agreement_of_party(agreement_id, by)
-
     def _agreement_of_party(self, agreement_id: UUID, by: Actor) -> Agreement:
         agreement = self._get(agreement_id, Agreement)
         if agreement is None or by.agency not in agreement.parties:
@@ -680,18 +559,6 @@ class AccordApplication(Application[UUID]):
             return self._position(self.save(client))
 
         return self._retrying(attempt)
-
-    def consents(self, client_id: UUID, by: Actor) -> list[ConsentRecord]:
-        """The consents the client gave to share the caller agency's data, each with its
-        withdrawal if any. Consents about another controller's data are that agency's."""
-        self.require_controller(client_id, by)
-        records: dict[UUID, ConsentRecord] = {}
-        for e in self._client_events(client_id):
-            if isinstance(e, Client.ConsentGiven) and e.controller == by.agency:
-                records[e.consent_id] = ConsentRecord(given=e, withdrawn=None)
-            elif isinstance(e, Client.ConsentWithdrawn) and e.consent_id in records:
-                records[e.consent_id] = ConsentRecord(records[e.consent_id].given, e)
-        return list(records.values())
 
     def controls(self, client_id: UUID, agency: str) -> bool:
         """Whether the agency controls some of the client's data (False if no such client)."""
@@ -1016,9 +883,6 @@ class AccordApplication(Application[UUID]):
             raise ClientNotFound()
         return client
 
-    def _client_events(self, client_id: UUID) -> Iterable[Aggregate.Event]:
-        return self.events.get(client_id)  # type: ignore[return-value]
-
     def _indexed_client(self, agency: str, fingerprint: str) -> UUID | None:
         """The client the agency registered under this NHS number, if not erased (an
         index written before erasures released it may still name an erased client)."""
@@ -1054,11 +918,3 @@ def _check_occurred_at(value: datetime) -> datetime:
     if value > datetime.now(UTC) + FUTURE_TOLERANCE:
         raise InvalidCommand("occurred_at", "is in the future")
     return value
-
-
-def _as_fact(e: Client.FactRecorded) -> RecordedFact:
-    return RecordedFact(
-        sequence=e.originator_version, fact_type=e.fact_type, category=e.category,
-        occurred_at=e.occurred_at, recorded_at=e.timestamp, controller=e.controller,
-        recorded_by=e.recorded_by, data=e.data,
-    )

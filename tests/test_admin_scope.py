@@ -32,6 +32,7 @@ from domain.errors import (
 )
 from infra.settings import Settings
 from infra.wiring import Accord
+from projections import queries
 from tests.conftest import Partnership, changes
 
 HOSPITAL = "hospital"
@@ -48,7 +49,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 
 def principals_of(accord: Accord, agency: str) -> list[tuple[str, Role, bool]]:
-    return [(p.name, p.role, p.revoked) for p in accord.app.principals(agency, OPERATOR)]
+    return [(p.name, p.role, p.revoked) for p in queries.principals(accord.app, agency, OPERATOR)]
 
 
 @pytest.fixture
@@ -187,7 +188,7 @@ def test_a_partnership_admin_registers_an_agency_and_appoints_its_first_admin(
     lead = app.authenticate(partnership.token("commissioner", Role.PARTNERSHIP_ADMIN))
     # On the record: who registered the agency and who added its admin.
     assert app.agency(HOSPITAL).registered_by == str(lead.principal_id)
-    [first] = app.principals(HOSPITAL, OPERATOR)
+    [first] = queries.principals(app, HOSPITAL, OPERATOR)
     assert (first.role, first.added_by.reference, first.added_by.name) == (
         Role.ADMIN, str(lead.principal_id), lead.name)
     assert app.authenticate(hospital_admin).agency == HOSPITAL
@@ -245,7 +246,7 @@ def test_the_cli_operator_adds_a_partnership_admin(
     try:
         who = accord.app.authenticate(token)
         assert (who.role, who.agency) == (Role.PARTNERSHIP_ADMIN, "phc")
-        [listed] = accord.app.principals("phc", who)
+        [listed] = queries.principals(accord.app, "phc", who)
         assert listed.added_by.reference == "operator:cli"
     finally:
         accord.close()
@@ -365,7 +366,7 @@ def test_two_partnership_admins_revoking_each_other_at_once_leave_one(
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(outcomes.values()) == ["refused", "revoked"]
-    active = [p for p in app.principals("phc", OPERATOR) if not p.revoked]
+    active = [p for p in queries.principals(app, "phc", OPERATOR) if not p.revoked]
     assert [p.role for p in active] == [Role.PARTNERSHIP_ADMIN]
 
 

@@ -261,7 +261,7 @@ def test_other_commands_on_the_stream_act_only_on_the_callers_own(
     written = api.post(f"/v1/clients/{client_id}/events", headers=hdr(partnership, probation),
                        json=fact("criminal_justice_status", {"order": "licence",
                                                              "status": "started"}))
-    [recorded] = [e for e in app._client_events(client_id)
+    [recorded] = [e for e in app.events.get(client_id)
                   if isinstance(e, Client.FactRecorded)][-1:]
     assert written.status_code == 201 and recorded.controller == probation
 
@@ -311,7 +311,7 @@ def ig_replay(api: TestClient, partnership: Partnership, client_id: str,
 
 
 def ends_on_stream(partnership: Partnership, client_id: str) -> list[Any]:
-    return [e for e in partnership.accord.app._client_events(UUID(client_id))
+    return [e for e in partnership.accord.app.events.get(UUID(client_id))
             if isinstance(e, Client.EmergencyAccessEnded)]
 
 

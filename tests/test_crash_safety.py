@@ -61,6 +61,7 @@ from infra.schema import (
 )
 from infra.settings import Settings
 from infra.wiring import Accord, build
+from projections import queries
 from projections.safeguarding import safeguarding_projections
 from projections.views import AgencyViews
 
@@ -158,7 +159,7 @@ def _seed(accord: Accord, rng: random.Random) -> None:
     childrens = _actor(accord, "northshire-childrens", Role.SAFEGUARDING)
     tp_lead = _ig_lead(app, TP)
     leads = {TP: tp_lead}
-    agreements = {a.recipient: a.id for a in app.agreements_of(TP)}
+    agreements = {a.recipient: a.id for a in queries.agreements(app, tp_lead)}
     clients: list[UUID] = []
     used: set[str] = set()
     now = datetime.now(UTC).replace(microsecond=0)

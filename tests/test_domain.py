@@ -29,6 +29,7 @@ from domain.errors import (
     Unauthenticated,
 )
 from domain.identity import Identity, nhs_number_is_valid, normalise_nhs_number
+from projections import queries
 from tests.conftest import VALID_IDENTITY, Partnership
 
 # -- NHS numbers ---------------------------------------------------------------------------
@@ -337,7 +338,7 @@ def test_a_token_authenticates_as_its_principal(accord: Accord) -> None:
     assert (who.principal_id, who.agency, who.agency_kind, who.role, who.name) == (
         issued.principal_id, "police", AgencyKind.POLICE, Role.SAFEGUARDING, "DS Vera Stanhope"
     )
-    [listed] = app.principals("police", OPERATOR)
+    [listed] = queries.principals(app, "police", OPERATOR)
     assert (listed.principal_id, listed.role, listed.revoked) == (
         issued.principal_id, Role.SAFEGUARDING, False
     )
@@ -353,7 +354,7 @@ def test_a_revoked_token_fails_on_the_next_call(accord: Accord) -> None:
     with pytest.raises(Unauthenticated):
         app.authenticate(issued.token)
     assert app.authenticate(other.token).name == "Stayer"
-    revoked = {p.name: p.revoked for p in app.principals("tp", OPERATOR)}
+    revoked = {p.name: p.revoked for p in queries.principals(app, "tp", OPERATOR)}
     assert revoked == {"Leaver": True, "Stayer": False}
     app.revoke_principal(issued.principal_id, "again", OPERATOR)  # idempotent
     with pytest.raises(Unauthenticated):
@@ -437,7 +438,7 @@ def test_registering_the_same_nhs_number_twice_in_one_agency_names_the_first(
         app.register_client(identity(nhs_number="943-476-5919", given_name="Annie"), worker)
     assert caught.value.client_id == first
     assert app.head_position() == before
-    assert app.client_record(first, worker).identity == identity()
+    assert queries.client_record(app, first, worker).identity == identity()
 
 
 def test_another_treatment_provider_registers_the_same_person_as_its_own_client(
@@ -449,11 +450,11 @@ def test_another_treatment_provider_registers_the_same_person_as_its_own_client(
     first, _ = app.register_client(identity(), tp)
     second, _ = app.register_client(identity(), tp2)
     assert first != second
-    assert app.client_record(second, tp2).controller == "tp2"
+    assert queries.client_record(app, second, tp2).controller == "tp2"
     with pytest.raises(ClientNotFound):
-        app.client_record(first, tp2)
+        queries.client_record(app, first, tp2)
     with pytest.raises(ClientNotFound):
-        app.client_record(second, tp)
+        queries.client_record(app, second, tp)
 
 
 def test_facts_get_consecutive_sequences_and_increasing_positions(
@@ -475,7 +476,7 @@ def test_facts_get_consecutive_sequences_and_increasing_positions(
         positions.append(app.record_fact(client_id, name, data, when + timedelta(days=i), by))
         assert positions[-1] == app.head_position()
     assert positions == sorted(set(positions))
-    record = app.client_record(client_id, worker)
+    record = queries.client_record(app, client_id, worker)
     assert [f.sequence for f in record.facts] == [2, 3, 4, 5]
     assert [(f.fact_type, f.data) for f in record.facts] == [(n, d) for n, d, _ in written]
     assert [f.occurred_at for f in record.facts] == [when + timedelta(days=i) for i in range(4)]
@@ -494,7 +495,7 @@ def test_occurred_at_is_kept_as_the_same_instant_in_utc(partnership: Partnership
     client_id, _ = app.register_client(identity(), worker)
     local = datetime(2026, 3, 1, 10, 0, tzinfo=timezone(timedelta(hours=1)))
     app.record_fact(client_id, "appointment_attended", {"appointment": "group"}, local, worker)
-    [fact] = app.client_record(client_id, worker).facts
+    [fact] = queries.client_record(app, client_id, worker).facts
     assert fact.occurred_at == local
     assert fact.occurred_at.utcoffset() == timedelta(0)
 
@@ -516,7 +517,7 @@ def test_occurred_at_without_a_time_zone_or_in_the_future_is_refused(
                         occurred_at, worker)
     assert caught.value.field == "occurred_at"
     assert app.head_position() == before
-    assert app.client_record(client_id, worker).facts == []
+    assert queries.client_record(app, client_id, worker).facts == []
 
 
 def test_a_minute_of_clock_skew_between_partners_is_tolerated(partnership: Partnership) -> None:
@@ -525,7 +526,7 @@ def test_a_minute_of_clock_skew_between_partners_is_tolerated(partnership: Partn
     client_id, _ = app.register_client(identity(), worker)
     app.record_fact(client_id, "appointment_attended", {"appointment": "group"},
                     datetime.now(UTC) + timedelta(minutes=1), worker)
-    assert len(app.client_record(client_id, worker).facts) == 1
+    assert len(queries.client_record(app, client_id, worker).facts) == 1
 
 
 def test_bad_payloads_and_unknown_types_append_nothing(partnership: Partnership) -> None:
@@ -568,8 +569,8 @@ def test_roles_that_may_not_record_or_read_are_refused(partnership: Partnership)
                             when, actor(partnership, "tp", role))
     for role in (Role.ADMIN, Role.COMMISSIONER):
         with pytest.raises(Forbidden):
-            app.client_record(client_id, actor(partnership, "tp", role))
-    assert app.client_record(client_id, actor(partnership, "tp", Role.IG_LEAD)).facts == []
+            queries.client_record(app, client_id, actor(partnership, "tp", role))
+    assert queries.client_record(app, client_id, actor(partnership, "tp", Role.IG_LEAD)).facts == []
 
 
 def test_other_agencies_cannot_write_to_or_read_a_client(partnership: Partnership) -> None:
@@ -584,7 +585,7 @@ def test_other_agencies_cannot_write_to_or_read_a_client(partnership: Partnershi
                 app.record_fact(client_id, "appointment_attended", {"appointment": "keywork"},
                                 when, by)
             with pytest.raises(ClientNotFound):
-                app.client_record(client_id, by)
+                queries.client_record(app, client_id, by)
     assert app.head_position() == before
 
 
@@ -594,7 +595,7 @@ def test_an_unknown_client_is_not_found(partnership: Partnership) -> None:
     for unknown in (uuid4(), agency_uuid("tp"), worker.principal_id):
         assert isinstance(unknown, UUID)
         with pytest.raises(ClientNotFound):
-            app.client_record(unknown, worker)
+            queries.client_record(app, unknown, worker)
         with pytest.raises(ClientNotFound):
             app.record_fact(unknown, "appointment_attended", {"appointment": "keywork"},
                             datetime(2026, 1, 5, tzinfo=UTC), worker)
@@ -610,15 +611,15 @@ def test_crypto_shredding_erases_the_identity_but_keeps_the_facts(
     app.record_fact(erased, "appointment_attended", {"appointment": "keywork"},
                     datetime(2026, 1, 5, tzinfo=UTC), worker)
     app.vault.shred(erased)
-    record = app.client_record(erased, worker)
+    record = queries.client_record(app, erased, worker)
     assert record.identity is None
     assert record.identity_erased is True
     assert [f.fact_type for f in record.facts] == ["appointment_attended"]
-    assert app.client_record(kept, worker).identity == identity()
+    assert queries.client_record(app, kept, worker).identity == identity()
     # A fresh process with the same key-encryption key cannot read it either.
     other = bootstrap(partnership.accord.settings)
     try:
-        again = other.app.client_record(erased, other.app.authenticate(
+        again = queries.client_record(other.app, erased, other.app.authenticate(
             partnership.token("tp", Role.PRACTITIONER)))
         assert (again.identity, again.identity_erased) == (None, True)
     finally:

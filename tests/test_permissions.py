@@ -22,6 +22,7 @@ from domain.errors import Forbidden
 from domain.identity import Identity
 from domain.permissions import PERMISSIONS, Action, kinds_for, permits, require, roles_for
 from domain.vocabulary import Purpose
+from projections import queries
 from tests.conftest import VALID_IDENTITY
 from tests.test_access_matrix import CALLER, COLUMNS, MATRIX
 
@@ -142,13 +143,13 @@ COMMANDS: dict[Action, Command] = {
     Action.REGISTER_AGENCY: lambda app, by: app.register_agency(
         "new", "New", AgencyKind.HOUSING, by),
     Action.ADD_PRINCIPAL: lambda app, by: app.add_principal("tp", P, "Ann", by),
-    Action.LIST_PRINCIPALS: lambda app, by: app.principals("tp", by),
+    Action.LIST_PRINCIPALS: lambda app, by: queries.principals(app, "tp", by),
     Action.REVOKE_PRINCIPAL: lambda app, by: app.revoke_principal(_ID, "left", by),
     Action.REGISTER_CLIENT: lambda app, by: app.register_client(
         Identity.model_validate(VALID_IDENTITY), by),
     Action.RECORD_FACT: lambda app, by: app.record_fact(
         _ID, "housing_status_recorded", {"status": "settled"}, datetime.now(UTC), by),
-    Action.READ_RECORD: lambda app, by: app.client_record(_ID, by),
+    Action.READ_RECORD: lambda app, by: queries.client_record(app, _ID, by),
     Action.ERASE_CLIENT: lambda app, by: app.erase_client(_ID, "asked", by),
     Action.GIVE_CONSENT: lambda app, by: app.give_consent(
         _ID, recipient_agency="police", recipient_kind=None, categories=["housing"],

@@ -46,6 +46,7 @@ from infra.keys import generate_key_file
 from infra.schema import client_matching, policy_erasures, view_items
 from infra.settings import Settings
 from infra.wiring import Accord, build
+from projections import queries
 from projections.replay import PointInTime
 from projections.views import AgencyViews
 from tests.conftest import PG_URL, drop_schema, require_postgres
@@ -387,7 +388,8 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
         client_id = pick(world.clients, client)
         if controller not in app._client(client_id).controllers:
             return
-        terms = app.agreement(agreement_id, world.actor(controller, Role.IG_LEAD)).terms()
+        terms = queries.agreement(app, agreement_id,
+                                  world.actor(controller, Role.IG_LEAD)).terms()
         consent_id, _ = app.give_consent(
             client_id, recipient_agency=None if to_kind else recipient,
             recipient_kind=AGENCIES[recipient] if to_kind else None,
