@@ -42,6 +42,7 @@ from domain.permissions import Action, require
 from projections.alerts import AlertInbox
 from projections.audit import AccessIndex
 from projections.log_tree import LogTree
+from projections.reports.projection import OutcomeReports
 from projections.views import AgencyViews
 
 # -- the application and the caller ------------------------------------------------------
@@ -175,6 +176,9 @@ DisclosureReader = Annotated[Actor, Depends(allowed(Action.READ_DISCLOSURES))]
 Replayer = Annotated[Actor, Depends(allowed(Action.REPLAY))]
 TreeHeadReader = Annotated[Actor, Depends(allowed(Action.READ_TREE_HEAD))]
 ProofReader = Annotated[Actor, Depends(allowed(Action.READ_PROOFS))]
+# Reports for commissioners.
+MeasureReader = Annotated[Actor, Depends(allowed(Action.READ_MEASURES))]
+ReportReader = Annotated[Actor, Depends(allowed(Action.READ_REPORTS))]
 
 
 # -- the read models and the access log --------------------------------------------------
@@ -193,6 +197,11 @@ async def access_index(request: Request) -> AccessIndex:
 async def alert_inbox(request: Request) -> AlertInbox:
     inbox: AlertInbox = request.app.state.projections.find(AlertInbox)
     return inbox
+
+
+async def outcome_reports(request: Request) -> OutcomeReports:
+    reports: OutcomeReports = request.app.state.projections.find(OutcomeReports)
+    return reports
 
 
 async def log_tree(request: Request) -> LogTree:
@@ -215,6 +224,7 @@ Views = Annotated[AgencyViews, Depends(agency_views)]
 Index = Annotated[AccessIndex, Depends(access_index)]
 Inbox = Annotated[AlertInbox, Depends(alert_inbox)]
 Tree = Annotated[LogTree, Depends(log_tree)]
+Reports = Annotated[OutcomeReports, Depends(outcome_reports)]
 ReadEngine = Annotated[Engine, Depends(read_engine)]
 Access = Annotated[AccessLog, Depends(access_log)]
 
@@ -260,7 +270,14 @@ def _alert_inbox(request: Request) -> Tracked:
     return inbox
 
 
+def _outcome_reports(request: Request) -> Tracked:
+    reports: Tracked = request.app.state.projections.find(OutcomeReports)
+    return reports
+
+
 #: For routes that read the agency views (a client's view, the IG review inbox).
 ViewsCaughtUp = Annotated[None, Depends(waiting_for(_views))]
 #: For the safeguarding alert inbox.
 InboxCaughtUp = Annotated[None, Depends(waiting_for(_alert_inbox))]
+#: For the commissioners' outcome reports.
+ReportsCaughtUp = Annotated[None, Depends(waiting_for(_outcome_reports))]

@@ -22,18 +22,17 @@ import json
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.access import AccessLog, returned_item
-from api.deps import Access, allowed, waiting_for
+from api.deps import Access, MeasureReader, ReportReader, Reports, ReportsCaughtUp
 from api.errors import error_responses
 from domain.access import AccessAction
 from domain.application import Actor
 from domain.errors import InvalidCommand
 from domain.inputs import IsoDate
-from domain.permissions import Action
 from domain.vocabulary import Purpose
 from projections.reports.disclosure import Policy, publish, publish_rows
 from projections.reports.measures import GROUPINGS, MEASURES, MeasureResult, compute
@@ -49,24 +48,6 @@ assert set(Grouping.__args__) == set(GROUPINGS)  # type: ignore[attr-defined]
 CSV = "text/csv"
 CSV_COLUMNS = ("measure", "by", "group", "value", "numerator", "denominator",
                "population_share")
-
-MeasureReader = Annotated[Actor, Depends(allowed(Action.READ_MEASURES))]
-ReportReader = Annotated[Actor, Depends(allowed(Action.READ_REPORTS))]
-
-
-async def outcome_reports(request: Request) -> OutcomeReports:
-    reports: OutcomeReports = request.app.state.projections.find(OutcomeReports)
-    return reports
-
-
-def _reports(request: Request) -> OutcomeReports:
-    reports: OutcomeReports = request.app.state.projections.find(OutcomeReports)
-    return reports
-
-
-Reports = Annotated[OutcomeReports, Depends(outcome_reports)]
-ReportsCaughtUp = Annotated[None, Depends(waiting_for(_reports))]
-
 
 # -- what is served ----------------------------------------------------------------------
 
