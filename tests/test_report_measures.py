@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from projections.reports.disclosure import publish
+from projections.reports.disclosure import publish, publish_rows
 from projections.reports.episodes import SubstanceGroup, episodes, substance_group
 from projections.reports.measures import GROUPINGS, MEASURES, compute
 from projections.reports.model import AlertFact, Period, ReportFact
@@ -416,6 +416,25 @@ def test_penetration_by_ethnicity_is_always_by_ethnicity_beside_the_population()
     public = publish(year(), "public")["penetration_by_ethnicity"]
     assert public["groups"] == {"A": 53.8, "C": "*", "H": 0.0, "J": "*", "N": "*", "Z": "*",
                                 "unknown": "*"}
+
+
+def test_rows_for_csv_carry_the_same_figures() -> None:
+    # one row per measure and group (the total's group empty), hidden figures as "*"
+    rows = publish_rows(year("ethnicity"), "public")
+    in_treatment = [r for r in rows if r["measure"] == "in_treatment"]
+    assert [(r["group"], r["value"]) for r in in_treatment] == [
+        ("", 13), ("A", 7), ("C", "*"), ("H", 0), ("J", "*"), ("N", "*"), ("Z", "*"),
+        ("unknown", "*")]
+    assert all(r["by"] == "ethnicity" for r in in_treatment)
+    completion = {r["group"]: r for r in rows if r["measure"] == "completion_no_representation"}
+    assert (completion["A"]["value"], completion["A"]["numerator"],
+            completion["A"]["denominator"]) == ("*", "*", 7)
+    exact = {r["group"]: r for r in publish_rows(year("ethnicity"), "internal")
+             if r["measure"] == "completion_no_representation"}
+    assert (exact["A"]["value"], exact["A"]["numerator"], exact["A"]["denominator"]) == (
+        14.3, 1, 7)
+    share = {r["group"]: r for r in rows if r["measure"] == "penetration_by_ethnicity"}
+    assert (share["A"]["value"], share["A"]["population_share"]) == (53.8, 70.0)
 
 
 def test_the_outcome_measures_public() -> None:

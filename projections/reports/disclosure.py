@@ -453,7 +453,7 @@ def _closing_cost(layout: _Layout, row: int, x: Cell, sx: int, y: Cell, sy: int,
     return _dijkstra(graph, leaving[0][1], entering[0][0])
 
 
-def _protect_shared(layouts: list[_Layout], hidden: set[Figure]) -> bool:
+def _protect_shared(layouts: list[_Layout], hidden: set[Figure], locked: set[Figure]) -> bool:
     """A figure hidden in a line that several tables show (the clients in treatment, as
     a count and as the denominators of rates) is safe when it can move together with
     another unknown of its line (or its total) in every one of those tables at once, each
@@ -500,8 +500,8 @@ def _protect_shared(layouts: list[_Layout], hidden: set[Figure]) -> bool:
             layout, row = held[0]
             partners = sorted(
                 (layout.table.value(cell), cell[1], fig) for fig, cell in ends[0].items()
-                if fig != _TOTAL and fig not in hidden and layout.table.value(cell) > 0
-                and isinstance(fig, tuple))
+                if isinstance(fig, tuple) and fig not in hidden and fig not in locked
+                and layout.table.value(cell) > 0)
             if partners:
                 hidden.add(partners[0][2])
                 return True
@@ -511,7 +511,7 @@ def _protect_shared(layouts: list[_Layout], hidden: set[Figure]) -> bool:
 def _suppress_report(layouts: list[_Layout], hidden: set[Figure], locked: set[Figure]) -> None:
     while True:
         _settle(layouts, hidden, locked)
-        if not _protect_shared(layouts, hidden):
+        if not _protect_shared(layouts, hidden, locked):
             return
 
 
