@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors, hardening
+from api.bootstrap import Accord, bootstrap
 from api.routers import (
     admin,
     agreements,
@@ -24,8 +25,6 @@ from api.routers import (
     views,
 )
 from infra.settings import Settings
-from infra.wiring import Accord, build
-from projections.live import attach
 
 DESCRIPTION = """
 accord keeps every interaction with a client as an event in one append-only log.
@@ -35,20 +34,26 @@ Errors are JSON: `{"detail": "...", "errors": [{"field": ..., "message": ...}]}`
 
 
 def create_app(accord: Accord | None = None, settings: Settings | None = None) -> FastAPI:
-    """Builds the API. Pass a wired ``Accord`` (tests) or let it build one from settings."""
+    """Builds the API. Pass an ``Accord`` from ``api.bootstrap`` (``accord serve``, tests),
+    or let the app bootstrap one from settings when it starts and close it when it stops.
+    While the app runs, so does the system's background work (the read models, unless
+    ``ACCORD_PROJECTIONS=worker``)."""
     settings = accord.settings if accord else (settings or Settings.from_env())
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
         owned = accord is None
-        api.state.accord = accord or build(settings)
-        api.state.projections = attach(api.state.accord, run_in_process=settings.run_projections)
+        system = accord or bootstrap(settings)
+        # The routes read the system under these two names (its application and engine,
+        # and its read models).
+        api.state.accord = api.state.projections = system
+        system.start()
         try:
             yield
         finally:
-            api.state.projections.stop()
+            system.stop()
             if owned:
-                api.state.accord.close()
+                system.close()
 
     # The reference pages are served with vendored assets, not from a CDN (api/hardening).
     api = FastAPI(title="accord", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api import extract_cli, kafka_cli, tree_cli
+from api.bootstrap import Accord, bootstrap
 from domain.agencies import SLUG, AgencyKind, Role
 from domain.application import OPERATOR
 from domain.errors import AccordError
@@ -27,12 +28,9 @@ from domain.inputs import Name
 from infra.dialect import create_read_engine, database_file, eventsourcing_env
 from infra.keys import KeyFileError, check_replaceable, generate_key_file, rotate
 from infra.relay import KafkaNotConfigured
-from infra.runner import ProjectionRunner
 from infra.settings import Settings, SettingsError
 from infra.signing import generate_signing_key_file
 from projections import queries
-from infra.wiring import Accord, build
-from projections.live import projections_of
 
 
 def _slug(value: str) -> str:
@@ -155,9 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             generate_key_file(settings.key_file)
             generate_signing_key_file(settings.signing_key_path)
             return _with_accord(settings, lambda accord: seed(accord, args.clients, args.seed))
+        if args.command == "worker":
+            return _worker(settings, args)
         handler = {"agencies": _agencies, "principals": _principals,
-                   "projections": _projections, "worker": _worker}[args.command]
-        return _with_accord(settings, lambda accord: handler(accord, args))
+                   "projections": _projections}[args.command]
+        return _with_accord(settings, lambda accord: handler(accord, args),
+                            read_models=args.command == "projections")
     except (AccordError, SettingsError, KeyFileError, KafkaNotConfigured) as exc:
         print(f"accord: {exc}", file=sys.stderr)
         return 2
@@ -167,8 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _with_accord(settings: Settings, work: Callable[[Accord], int | None]) -> int:
-    accord = build(settings)
+def _with_accord(settings: Settings, work: Callable[[Accord], int | None], *,
+                 read_models: bool = True) -> int:
+    accord = bootstrap(settings, read_models=read_models)
     try:
         return work(accord) or 0
     finally:
@@ -180,9 +182,10 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
     from api.app import create_app
 
-    # Built before the server starts, so that a key-encryption key that does not open the
-    # stored data keys (or an unusable database) ends here in one line, not in a traceback.
-    accord = build(settings)
+    # Built before the server starts, so that a key-encryption key that is missing or does
+    # not open the stored data keys (or an unusable database) ends here in one line, not
+    # in a traceback; the app's lifespan starts and stops its background work.
+    accord = bootstrap(settings)
     try:
         # server_header=False: the server does not announce itself (as uvicorn).
         uvicorn.run(create_app(accord), host=host or settings.host,
@@ -235,7 +238,7 @@ def _existing_database(settings: Settings) -> Engine | None:
 
 
 def _projections(accord: Accord, args: argparse.Namespace) -> int:
-    for projection in projections_of(accord):
+    for projection in accord.projections:
         started = time.perf_counter()
         if args.action == "rebuild":
             processed = projection.rebuild(show_progress=True)
@@ -248,21 +251,25 @@ def _projections(accord: Accord, args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker(accord: Accord, args: argparse.Namespace) -> int:
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
     """Follows the log until interrupted (SIGINT/SIGTERM), committing each batch."""
-    every = projections_of(accord, batch_size=args.batch_size)
-    runner = ProjectionRunner(every, poll_interval=args.poll)
-    if args.once:
-        for projection in every:
-            projection.catch_up(show_progress=True)
+    accord = bootstrap(settings, batch_size=args.batch_size, poll_interval=args.poll)
+    try:
+        every, runner = accord.projections, accord.runner
+        assert runner is not None  # built with the read models
+        if args.once:
+            for projection in every:
+                projection.catch_up(show_progress=True)
+            return 0
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: runner.stop_soon())
+        start = min(p.position() for p in every)
+        print(f"worker: following the log from position {start}", flush=True)
+        runner.run()  # in the foreground: this process does nothing else
+        print(f"worker: stopped at position {min(p.position() for p in every)}")
         return 0
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: runner.stop_soon())
-    start = min(p.position() for p in every)
-    print(f"worker: following the log from position {start}", flush=True)
-    runner.run()
-    print(f"worker: stopped at position {min(p.position() for p in every)}")
-    return 0
+    finally:
+        accord.close()
 
 
 def _agencies(accord: Accord, args: argparse.Namespace) -> int:

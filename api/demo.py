@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from api.bootstrap import Accord
 from domain.agencies import AgencyKind, Role
 from domain.agreements import IDENTITY_FIELDS, AgreementTerms
 from domain.application import OPERATOR, AccordApplication, Actor
@@ -23,8 +24,6 @@ from domain.errors import ClientAlreadyRegistered
 from domain.identity import Identity, nhs_number_is_valid
 from domain.vocabulary import Article6, Article9, Article10, LegalDuty
 from infra.progress import progress
-from infra.wiring import Accord
-from projections.views import AgencyViews
 
 AGENCIES: list[tuple[str, str, AgencyKind]] = [
     ("riverside-recovery", "Riverside Recovery Service", AgencyKind.TREATMENT_PROVIDER),
@@ -344,9 +343,7 @@ def _seed_consents(app: AccordApplication, client_id: Any, rng: random.Random,
 def _seed_partner_facts(accord: Accord, clients: list[tuple[Any, bool]],
                         rng: random.Random) -> None:
     """Partners contribute what they hold, where they have a basis to see the client."""
-    app = accord.app
-    views = AgencyViews(app, accord.engine)
-    app.sees_client = views.sees_client
+    app, views = accord.app, accord.views  # the application asks the views' rows
     views.catch_up(show_progress=True)
     police = app.authenticate(app.add_principal("northshire-police", Role.PRACTITIONER,
                                                 "Demo police data feed", OPERATOR).token)
@@ -425,9 +422,7 @@ def _seed_alert_households(accord: Accord, rng: random.Random) -> None:
     """Registers the households of ``ALERT_HOUSEHOLDS``, links those of more than one
     member (the link itself completes the toxic trio), then records their histories. The
     rules (run by the API process or ``accord worker``) raise the alerts."""
-    app = accord.app
-    views = AgencyViews(app, accord.engine)
-    app.sees_client = views.sees_client
+    app, views = accord.app, accord.views
     worker = app.authenticate(_practitioner_token(app))
     recorders = {"tp": worker, "childrens": app.authenticate(app.add_principal(
         "northshire-childrens", Role.SAFEGUARDING, "Demo children's services feed (alerts)",

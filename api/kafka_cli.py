@@ -14,9 +14,9 @@ import signal
 import sys
 from typing import Any
 
-from infra.relay import KafkaNotConfigured, Relay, alerts_topic, feed_topic, tail
+from api.bootstrap import RelayOptions, bootstrap
+from infra.relay import KafkaNotConfigured, alerts_topic, feed_topic, tail
 from infra.settings import Settings
-from infra.wiring import build
 
 COMMANDS = ("relay", "alerts")
 
@@ -52,19 +52,17 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _relay(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.kafka_bootstrap:
-        raise KafkaNotConfigured("set ACCORD_KAFKA_BOOTSTRAP (e.g. localhost:9092) "
-                                 "to run the Kafka relay")
-    accord = build(settings)
+    accord = bootstrap(settings, read_models=False, relay=RelayOptions(
+        prefix=args.topic_prefix, batch_size=args.batch_size, poll_interval=args.poll,
+        feed=not args.no_feed))
     try:
-        relay = Relay.from_settings(accord.app, accord.engine, settings,
-                                    prefix=args.topic_prefix, batch_size=args.batch_size,
-                                    poll_interval=args.poll, feed=not args.no_feed)
+        relay = accord.relay
+        assert relay is not None  # asked for (KafkaNotConfigured without a bootstrap)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: relay.stop_soon())
         print(f"relay: publishing to {settings.kafka_bootstrap} from position "
               f"{relay.position()} (feed from {relay.feed_position()})", flush=True)
-        relay.run()
+        relay.run()  # in the foreground: this process does nothing else
         relay.close()
         print(f"relay: stopped at position {relay.position()}; {relay.stats.published} "
               f"messages published, {relay.stats.failures} failed attempts", flush=True)

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from api.bootstrap import bootstrap
 from infra.settings import Settings
 from infra.signing import SigningKeyError, load_signer, parse_public_key
-from infra.wiring import build
 from projections.log_tree import TreeHead, Verification, verify_log
 from projections.merkle import (
     hash_from_hex,
@@ -95,7 +95,7 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     if settings.signing_key_path.exists() or not trusted:
         trusted.append(load_signer(settings.signing_key_path).public_key)
     extra = [TreeHead.from_json(_read_json(p, "tree head")) for p in args.tree_head]
-    accord = build(settings)
+    accord = bootstrap(settings, read_models=False)
     try:
         result = verify_log(accord.app, accord.engine, trusted, extra, show_progress=True)
     finally:

@@ -62,6 +62,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.app import create_app
+from api.bootstrap import Accord, bootstrap
 from api.models import EventIn, EventRecorded
 from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR, AccordApplication
@@ -70,7 +71,6 @@ from domain.identity import Identity
 from infra.dialect import eventsourcing_env
 from infra.keys import generate_key_file
 from infra.settings import Settings
-from infra.wiring import Accord, build
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TARGET = 1.5
@@ -212,7 +212,7 @@ class Seeded:
 
 
 def seed(settings: Settings, streams: int) -> Seeded:
-    accord = build(settings)
+    accord = bootstrap(settings)
     app = accord.app
     app.register_agency("tp", "Treatment provider", AgencyKind.TREATMENT_PROVIDER, OPERATOR)
     token = app.add_principal("tp", Role.PRACTITIONER, "bench keyworker", OPERATOR).token

@@ -47,10 +47,10 @@ from pathlib import Path
 
 import psycopg
 
+from api.bootstrap import Accord, bootstrap
 from api.demo import seed
 from infra.keys import generate_key_file
 from infra.settings import Settings
-from infra.wiring import Accord, build
 from projections.log_facts import copy_statement
 from projections.views import AgencyViews, ViewWriter
 
@@ -108,7 +108,7 @@ def main() -> None:
             schema = f"bench_catchup_{uuid.uuid4().hex[:12]}"
             settings = Settings(database_url=POSTGRES_URL, database_schema=schema,
                                 key_file=key_file)
-        accord = build(settings)
+        accord = bootstrap(settings)
         try:
             started = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):  # the demo prints its tokens
@@ -119,7 +119,7 @@ def main() -> None:
                   f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
                   f"{args.database}; seeded the demo partnership with {args.clients:,} clients "
                   f"in {seconds:.0f} s", flush=True)
-            views = AgencyViews(accord.app, accord.engine)
+            views = accord.views
             replay, catchup, rebuild = [], [], []
             for r in range(args.rounds):
                 events, seconds = timed(lambda: bare_replay(accord))

@@ -34,15 +34,14 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from api.bootstrap import Accord, RelayOptions, bootstrap
 from domain.alerts import Alert
-from infra.keys import generate_key_file, load_key_file
-from infra.relay import Relay, alerts_topic, producer_config, pseudonym_key
+from infra.keys import generate_key_file
+from infra.relay import Relay, alerts_topic, producer_config
 from infra.settings import Settings
-from infra.wiring import Accord, build
 
 
 def start_tansu() -> tuple[subprocess.Popen[bytes], str]:
@@ -67,12 +66,13 @@ def start_tansu() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("tansu did not start")
 
 
-def fresh_accord(root: Path, bootstrap: str) -> Accord:
+def fresh_accord(root: Path, broker: str, relay: RelayOptions) -> Accord:
+    """A fresh SQLite accord with its relay (``relay``), and no read models."""
     root.mkdir(parents=True)
     key = root / "kek.key"
     generate_key_file(key)
-    return build(Settings(database_url=f"sqlite:///{root / 'accord.db'}", key_file=key,
-                          kafka_bootstrap=bootstrap))
+    return bootstrap(Settings(database_url=f"sqlite:///{root / 'accord.db'}", key_file=key,
+                              kafka_bootstrap=broker), read_models=False, relay=relay)
 
 
 def new_alert(recipient: str, n: int) -> Alert:
@@ -83,11 +83,9 @@ def new_alert(recipient: str, n: int) -> Alert:
                  trigger_position=n, acknowledge_by=datetime.now(UTC) + timedelta(hours=4))
 
 
-def relay_for(accord: Accord, prefix: str, **options: Any) -> Relay:
-    key = pseudonym_key(load_key_file(accord.settings.key_file))
-    assert accord.settings.kafka_bootstrap
-    return Relay(accord.app, accord.engine, accord.settings.kafka_bootstrap, key,
-                 prefix=prefix, feed=False, **options)
+def relay_of(accord: Accord) -> Relay:
+    assert accord.relay is not None
+    return accord.relay
 
 
 def assigned_consumer(bootstrap: str, topic: str) -> KafkaConsumer:
@@ -104,24 +102,22 @@ def assigned_consumer(bootstrap: str, topic: str) -> KafkaConsumer:
 
 
 def latency(root: Path, bootstrap: str, alerts: int, mode: str) -> list[float]:
-    accord = fresh_accord(root / mode, bootstrap)
     prefix = f"bench{uuid.uuid4().hex[:8]}"
+    accord = fresh_accord(root / mode, bootstrap,
+                          RelayOptions(prefix=prefix, feed=False, poll_interval=0.2))
     topic = alerts_topic(prefix, "police")
-    relay: Relay | None = None
     process: subprocess.Popen[bytes] | None = None
     env = {**os.environ, "ACCORD_DATABASE_URL": accord.settings.database_url,
            "ACCORD_KEY_FILE": str(accord.settings.key_file),
            "ACCORD_KAFKA_BOOTSTRAP": bootstrap}
     accord.app.save(new_alert("police", -1))  # the topic exists before the consumer starts
     if mode == "nudged":
-        relay = relay_for(accord, prefix, poll_interval=0.2)
-        accord.app.write_listeners.append(relay.nudge)
-        relay.start()
+        accord.start()  # the relay, nudged by the application's writes
     else:
         process = subprocess.Popen(
             ["accord", "relay", "--topic-prefix", prefix, "--no-feed", "--poll", "0.2"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    waiter = relay_for(accord, prefix)
+    waiter = relay_of(accord)  # running (nudged) or not (polling): its position is the relay's
     deadline = time.monotonic() + 30
     while waiter.position() < (accord.app.recorder.max_notification_id() or 0):
         if time.monotonic() > deadline:
@@ -155,8 +151,6 @@ def latency(root: Path, bootstrap: str, alerts: int, mode: str) -> list[float]:
     stop.set()
     thread.join()
     consumer.close()
-    if relay is not None:
-        relay.stop()
     if process is not None:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=15)
@@ -168,13 +162,14 @@ def latency(root: Path, bootstrap: str, alerts: int, mode: str) -> list[float]:
 
 
 def throughput(root: Path, bootstrap: str, messages: int, batch: int) -> tuple[float, float]:
-    accord = fresh_accord(root / f"throughput-{batch}", bootstrap)
     prefix = f"bench{uuid.uuid4().hex[:8]}"
+    accord = fresh_accord(root / f"throughput-{batch}", bootstrap,
+                          RelayOptions(prefix=prefix, feed=False, batch_size=batch))
     agencies = ["police", "childrens", "probation", "adult-social-care"]
     pending = [new_alert(agencies[n % len(agencies)], n) for n in range(messages)]
     for start in range(0, messages, 1000):
         accord.app.save(*pending[start:start + 1000])
-    relay = relay_for(accord, prefix, batch_size=batch)
+    relay = relay_of(accord)
     started = time.perf_counter()
     published = relay.drain()
     relay_rate = published / (time.perf_counter() - started)
@@ -184,7 +179,6 @@ def throughput(root: Path, bootstrap: str, messages: int, batch: int) -> tuple[f
         start=1, limit=min(messages, 1000))]
     encoded = [(m.topic.replace(prefix, prefix + "bare"), m.key.encode(), m.encode())
                for m in sample]
-    relay.close()
     accord.close()
     producer = KafkaProducer(**producer_config(bootstrap))
     producer.send(encoded[0][0], key=encoded[0][1], value=encoded[0][2]).get(timeout=10)

@@ -34,12 +34,12 @@ from pathlib import Path
 
 from eventsourcing.persistence import StoredEvent
 
+from api.bootstrap import bootstrap
 from api.cli import main as accord_main
 from api.demo import seed
 from infra.keys import generate_key_file
 from infra.settings import Settings
-from infra.signing import generate_signing_key_file, load_signer
-from infra.wiring import build
+from infra.signing import generate_signing_key_file
 from projections.log_tree import LogTree
 from projections.merkle import CompactRange, leaf_hash
 
@@ -49,7 +49,7 @@ def build_log(directory: Path, events: int) -> Settings:
                         key_file=directory / "kek.key")
     generate_key_file(settings.key_file)
     generate_signing_key_file(settings.signing_key_path)
-    accord = build(settings)
+    accord = bootstrap(settings)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             seed(accord, 60, 2026)
@@ -81,9 +81,9 @@ def build_log(directory: Path, events: int) -> Settings:
 
 
 def project(settings: Settings) -> None:
-    accord = build(settings)
+    accord = bootstrap(settings)
     try:
-        tree = LogTree(accord.app, accord.engine, load_signer(settings.signing_key_path))
+        tree = accord.find(LogTree)
         started = time.perf_counter()
         count = tree.catch_up(sign_now=True)
         elapsed = time.perf_counter() - started

@@ -49,10 +49,8 @@ from consent.policy import mask
 from domain.alerts import Alert
 from domain.application import AccordApplication
 from infra.dialect import as_utc
-from infra.keys import load_key_file
 from infra.runner import BackgroundLoop
 from infra.schema import feed_outbox, view_items, view_rows
-from infra.settings import Settings
 from infra.tracking import SqlTrackingRecorder
 
 log = logging.getLogger("accord.relay")
@@ -157,15 +155,6 @@ class Relay(BackgroundLoop):
         self._producer_options = producer_options or {}
         self._producer: Any = None
         self._alerts: dict[UUID, Alert.Raised] = {}
-
-    @classmethod
-    def from_settings(cls, app: AccordApplication, engine: Engine, settings: Settings,
-                      **options: Any) -> Relay:
-        if not settings.kafka_bootstrap:
-            raise KafkaNotConfigured("set ACCORD_KAFKA_BOOTSTRAP (e.g. localhost:9092) "
-                                     "to run the Kafka relay")
-        key = pseudonym_key(load_key_file(settings.key_file))
-        return cls(app, engine, settings.kafka_bootstrap, key, **options)
 
     # -- positions -------------------------------------------------------------------------
 

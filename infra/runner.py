@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 log = logging.getLogger("accord.projections")
@@ -37,6 +37,8 @@ class BackgroundLoop:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Runs the loop in a daemon thread (again, if it was stopped)."""
+        self._stop.clear()
         self._thread = threading.Thread(target=self.run, name=self.thread_name, daemon=True)
         self._thread.start()
 
@@ -55,6 +57,27 @@ class BackgroundLoop:
 
     def run(self) -> None:
         raise NotImplementedError
+
+
+class WriteNotices:
+    """Tells the background loops of this process that the application has appended.
+
+    The application is given this port when it is built, before the loops that follow its
+    log exist (they need the application first); the composition root connects each loop
+    while it runs. Called with the position of the last event appended."""
+
+    def __init__(self) -> None:
+        self._listeners: tuple[Callable[[int], None], ...] = ()
+
+    def connect(self, listener: Callable[[int], None]) -> None:
+        self._listeners = (*self._listeners, listener)
+
+    def disconnect(self, listener: Callable[[int], None]) -> None:
+        self._listeners = tuple(each for each in self._listeners if each != listener)
+
+    def __call__(self, position: int) -> None:
+        for listener in self._listeners:  # a tuple: connecting meanwhile is safe
+            listener(position)
 
 
 class ProjectionRunner(BackgroundLoop):

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -56,7 +57,6 @@ from infra.signing import (
     signature_valid,
 )
 from infra.tracking import SqlTrackingRecorder
-from infra.wiring import Accord
 from projections.merkle import (
     CompactRange,
     consistency_proof,
@@ -414,14 +414,15 @@ class LogTree:
         return requested
 
 
-def tree_projections(accord: Accord, batch_size: int = 5000) -> list[LogTree]:
+def tree_projections(app: AccordApplication, engine: Engine, signing_key: Path,
+                     batch_size: int = 5000) -> list[LogTree]:
     """The log tree, if there is a signing key to sign its heads; else none, with a warning."""
     try:
-        signer = load_signer(accord.settings.signing_key_path)
+        signer = load_signer(signing_key)
     except SigningKeyError as exc:
         log.warning("tamper evidence is off: %s", exc)
         return []
-    return [LogTree(accord.app, accord.engine, signer, batch_size=batch_size)]
+    return [LogTree(app, engine, signer, batch_size=batch_size)]
 
 
 def _batches(recorder: ApplicationRecorder, position: int, head: int | None,

@@ -66,7 +66,6 @@ from domain.rules import (
 )
 from infra.dialect import insert_new, to_utc, upsert
 from infra.schema import rule_facts, rule_households, rule_state
-from infra.wiring import Accord
 from projections.alerts import AlertInbox
 from projections.follower import LogFollower
 
@@ -311,13 +310,15 @@ def _fact(row: Any) -> RuleFact:
                     to_utc(row.occurred_at), json.loads(row.data))
 
 
-def safeguarding_projections(accord: Accord, batch_size: int = 2000) -> list[Any]:
-    """The rules and the alert inbox they feed, configured from settings (in that order,
-    so an alert raised in one round is indexed in the same round)."""
-    settings = accord.settings
+def safeguarding_projections(app: AccordApplication, engine: Engine, *, toxic_trio_days: int,
+                             alert_ack_hours: float, batch_size: int = 2000) -> list[Any]:
+    """The rules and the alert inbox they feed (in that order, so an alert raised in one
+    round is indexed in the same round): the toxic-trio rule's window and the time an
+    alert has to be acknowledged are settings (``ACCORD_TOXIC_TRIO_DAYS``,
+    ``ACCORD_ALERT_ACK_HOURS``)."""
     rules = SafeguardingRules(
-        accord.app, accord.engine, batch_size=batch_size,
-        config=RuleConfig(toxic_trio_window=timedelta(days=settings.toxic_trio_days)),
-        acknowledge_within=timedelta(hours=settings.alert_ack_hours),
+        app, engine, batch_size=batch_size,
+        config=RuleConfig(toxic_trio_window=timedelta(days=toxic_trio_days)),
+        acknowledge_within=timedelta(hours=alert_ack_hours),
     )
-    return [rules, AlertInbox(accord.app, accord.engine, batch_size=batch_size)]
+    return [rules, AlertInbox(app, engine, batch_size=batch_size)]

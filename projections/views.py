@@ -117,6 +117,25 @@ _SEES = f"SELECT 1 FROM accord_view_rows v WHERE {_HOLDING} LIMIT 1"  # noqa: S6
 _GROUNDS_KEPT = 50_000
 
 
+class ClientVisibility:
+    """Whether an agency has any basis, for any purpose, to see anything of a client, at a
+    moment (now): whether the agency views hold any row of the client for the agency.
+
+    It reads the views' rows and needs nothing but the database, so the composition root
+    builds it before the application, which asks it before letting a partner write about
+    a client (``AccordApplication(sees_client=...)``); the views follow the application's
+    log, so they could not be built first. Whichever process projects the views (this
+    one, or ``accord worker``), the answer is the rows they committed."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __call__(self, agency: str, client_id: UUID, at: datetime | None = None) -> bool:
+        with self.engine.connect() as conn:
+            return dialect.run(conn, _SEES, **_holding(conn, agency, client_id, at)).first() \
+                is not None
+
+
 class AgencyViews(LogFollower):
     """The projector and the queries of the per-agency views."""
 
@@ -301,9 +320,7 @@ class AgencyViews(LogFollower):
 
     def sees_client(self, agency: str, client_id: UUID, at: datetime | None = None) -> bool:
         """Whether the agency has any basis, for any purpose, to see anything of the client."""
-        with self.engine.connect() as conn:
-            return dialect.run(conn, _SEES, **_holding(conn, agency, client_id, at)).first() \
-                is not None
+        return ClientVisibility(self.engine)(agency, client_id, at)
 
     def matching_clients(self, fingerprint: str) -> list[UUID]:
         query = select(client_matching.c.client_id).where(

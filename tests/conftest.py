@@ -25,11 +25,11 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.bootstrap import Accord, bootstrap
 from domain.agencies import AgencyKind, Principal, Role, role_fits
 from domain.application import OPERATOR, TOKEN_PREFIX, AccordApplication
 from infra.keys import generate_key_file
 from infra.settings import Settings
-from infra.wiring import Accord, build
 from tests.kafka_broker import free_port
 
 PG_URL = os.environ.get("ACCORD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -81,7 +81,9 @@ def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
 
 @pytest.fixture
 def accord(settings: Settings) -> Iterator[Accord]:
-    wired = build(settings)
+    """accord as its entry points build it (``api.bootstrap``), its read models not yet
+    running: the app's lifespan (the ``client`` fixture) starts them."""
+    wired = bootstrap(settings)
     try:
         yield wired
     finally:

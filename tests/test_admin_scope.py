@@ -19,6 +19,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from api.bootstrap import Accord
 from api.cli import main
 from api.demo import seed, tokens_file
 from domain.agencies import AgencyKind, Role, role_fits
@@ -31,7 +32,6 @@ from domain.errors import (
     Unauthenticated,
 )
 from infra.settings import Settings
-from infra.wiring import Accord
 from projections import queries
 from tests.conftest import Partnership, changes
 
@@ -241,8 +241,8 @@ def test_the_cli_operator_adds_a_partnership_admin(
     assert code == 0
     assert "partnership_admin" in out and "added by operator:cli" in out
     assert "Misplaced" not in out
-    from infra.wiring import build
-    accord = build(Settings.from_env())
+    from api.bootstrap import bootstrap
+    accord = bootstrap(Settings.from_env(), read_models=False)
     try:
         who = accord.app.authenticate(token)
         assert (who.role, who.agency) == (Role.PARTNERSHIP_ADMIN, "phc")

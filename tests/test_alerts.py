@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from api.bootstrap import Accord
 from domain.agencies import Role
 from infra.schema import tracking
-from infra.wiring import Accord
 from projections.alerts import AlertInbox
 from projections.safeguarding import SafeguardingRules
 from tests.conftest import VALID_IDENTITY, Partnership

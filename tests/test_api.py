@@ -17,9 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.bootstrap import Accord
 from domain.agencies import Role, agency_uuid
 from domain.catalogue import CATALOGUE
-from infra.wiring import Accord
 from tests.conftest import AGENCIES, VALID_IDENTITY, Partnership, changes
 
 NORMALISED_IDENTITY = {**VALID_IDENTITY, "nhs_number": "9434765919"}

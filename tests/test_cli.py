@@ -12,13 +12,13 @@ from uuid import UUID
 import pytest
 from sqlalchemy import func, select
 
+from api.bootstrap import Accord, bootstrap
 from api.cli import main
 from api.demo import ALERT_HOUSEHOLDS
 from domain.agencies import AgencyKind, Role
 from domain.errors import Unauthenticated
 from infra.schema import client_keys
 from infra.settings import Settings
-from infra.wiring import Accord, build
 
 TOKEN = re.compile(r"\b(acc_[0-9a-f]{32}_\S+)")
 
@@ -61,7 +61,7 @@ def opened(env: Settings) -> Iterator[Iterator[Accord]]:
 
     def _open() -> Iterator[Accord]:
         while True:
-            accord = build(Settings.from_env())
+            accord = bootstrap(Settings.from_env(), read_models=False)
             opened.append(accord)
             yield accord
 

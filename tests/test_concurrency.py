@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
+from api.bootstrap import Accord
 from domain.agencies import Role
-from infra.wiring import Accord
 from tests.conftest import VALID_IDENTITY, Partnership
 
 THREADS = 8

@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import delete
 
+from api.bootstrap import Accord
 from api.demo import seed
 from domain.access import AccessAction, AccessOutcome
 from domain.agencies import Role
 from infra.schema import tracking
-from infra.wiring import Accord
 from projections.audit import AccessIndex
 from projections.follower import LogFollower
 from projections.views import AgencyViews

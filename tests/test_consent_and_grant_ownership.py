@@ -23,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Column, MetaData, Table, inspect, select
 
+from api.bootstrap import bootstrap
 from consent.policy import BasisKind, Viewer, decide
 from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR
@@ -39,7 +40,6 @@ from domain.vocabulary import Purpose
 from infra.schema import feed_outbox
 from infra.schema import reviews as reviews_table
 from infra.settings import Settings
-from infra.wiring import build
 from projections.views import AgencyViews
 from tests.conftest import VALID_IDENTITY, Partnership, changes
 from tests.test_api import fact, register
@@ -568,7 +568,7 @@ def test_a_review_inbox_of_an_earlier_layout_is_rebuilt_with_the_end_of_grants(
 ) -> None:
     """A database whose review inbox predates ended grants opens, and the projector
     writes the inbox again from the log, with the new columns."""
-    accord = build(settings)
+    accord = bootstrap(settings)
     try:
         app = accord.app
         for slug, kind in (("tp", AgencyKind.TREATMENT_PROVIDER), ("police", AgencyKind.POLICE)):
@@ -591,7 +591,7 @@ def test_a_review_inbox_of_an_earlier_layout_is_rebuilt_with_the_end_of_grants(
             old_reviews.create(conn)
     finally:
         accord.close()
-    reopened = build(settings)
+    reopened = bootstrap(settings)
     try:
         columns = {c["name"] for c in inspect(reopened.engine).get_columns(reviews_table.name)}
         assert {"grant_ended_at", "grant_ended_by", "grant_end_cause"} <= columns

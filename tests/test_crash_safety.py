@@ -34,6 +34,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import select
 
+from api.bootstrap import Accord, bootstrap
 from api.demo import (
     AGENCIES,
     TP,
@@ -60,9 +61,9 @@ from infra.schema import (
     view_rows,
 )
 from infra.settings import Settings
-from infra.wiring import Accord, build
 from projections import queries
-from projections.safeguarding import safeguarding_projections
+from projections.alerts import AlertInbox
+from projections.safeguarding import SafeguardingRules
 from projections.views import AgencyViews
 
 CLIENTS_PER_ROUND = 45
@@ -79,13 +80,16 @@ READ_MODEL = (view_rows, facts, policy_agencies, policy_agreements, policy_conse
 @pytest.fixture
 def seeded(settings: Settings) -> Iterator[Accord]:
     assert not Settings.from_env({"ACCORD_PROJECTIONS": "worker"}).run_projections
-    accord = build(settings)  # build() wires no projector: the worker is the only one
+    # Nothing follows the log in this process (the worker is the only projector), so
+    # partners may record facts about every client: the seeding answers that itself.
+    accord = bootstrap(settings, sees_client=lambda _agency, _client: True)
     try:
         _seed(accord, random.Random(3))
         # The safeguarding rules raise their alerts now, so that the log the worker
         # follows does not grow under it (the views are what this test compares).
-        for projection in safeguarding_projections(accord):
-            projection.catch_up()
+        for projection in accord.projections:
+            if isinstance(projection, SafeguardingRules | AlertInbox):
+                projection.catch_up()
         yield accord
     finally:
         accord.close()
@@ -148,9 +152,6 @@ def test_killed_worker_resumes_to_the_rebuilt_view(seeded: Accord, tmp_path: Pat
 def _seed(accord: Accord, rng: random.Random) -> None:
     """The demo partnership and its clients, with the policy changing between rounds."""
     app = accord.app
-    # Partners may record facts about clients they see; with no views in this process,
-    # the seeding answers that question itself.
-    app.sees_client = lambda _agency, _client: True
     for slug, name, kind in AGENCIES:
         app.register_agency(slug, name, kind, OPERATOR)
     _seed_agreements(app)

@@ -17,11 +17,11 @@ import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from api.bootstrap import Accord
 from domain.access import AccessRecord
 from domain.agencies import Role
 from domain.vocabulary import Article6, Article9
 from infra.schema import access_clients, access_controllers, access_log
-from infra.wiring import Accord
 from projections.audit import AccessIndex
 from tests.conftest import VALID_IDENTITY, Partnership, changes
 from tests.test_access_matrix import fresh_nhs_number

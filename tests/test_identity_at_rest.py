@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from api.bootstrap import Accord
 from domain.agencies import Role
 from infra.schema import client_keys
-from infra.wiring import Accord
 from projections.views import AgencyViews
 from tests.conftest import PG_URL, Partnership
 

@@ -41,13 +41,13 @@ from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from api import catching_up, hardening
 from api.app import create_app
+from api.bootstrap import Accord
 from api.catching_up import CatchUp, TooManyWaiting
 from api.cli import main
 from domain.agencies import Role
 from domain.catalogue import CATALOGUE
 from domain.errors import InvalidCommand
 from infra.settings import Settings
-from infra.wiring import Accord
 from tests.conftest import VALID_IDENTITY, Partnership, changes
 from tests.kafka_broker import free_port
 from tests.test_api import fact, register

@@ -27,11 +27,11 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from api.bootstrap import Accord
 from domain.alerts import Alert
 from infra.keys import generate_key_file, load_key_file
 from infra.relay import MESSAGE_ID, Relay, pseudonym, pseudonym_key
 from infra.settings import Settings
-from infra.wiring import Accord
 from tests.conftest import Partnership
 from tests.kafka_broker import Tansu, free_port, start_tansu
 from tests.test_views_api import agree, consent, hdr, police_terms, treated, view
@@ -300,21 +300,20 @@ def test_the_relay_rides_out_a_broker_outage_and_delivers_everything_after_it(
 RELAY_THAT_DIES_MID_BATCH = textwrap.dedent("""
     import sys, time
     from pathlib import Path
+    from api.bootstrap import RelayOptions, bootstrap
     from infra.relay import Relay
-    from infra.settings import Settings
-    from infra.wiring import build
 
     marker = Path(sys.argv[1])
-    class Dying(Relay):
-        def _send(self, messages):
-            super()._send(messages)  # published and acknowledged ...
-            marker.write_text(str(len(messages)))
-            time.sleep(120)  # ... and killed before the position is recorded
+    send = Relay._send
+    def dying(self, messages):
+        send(self, messages)  # published and acknowledged ...
+        marker.write_text(str(len(messages)))
+        time.sleep(120)  # ... and killed before the position is recorded
+    Relay._send = dying
 
-    accord = build(Settings.from_env())
-    relay = Dying.from_settings(accord.app, accord.engine, accord.settings,
-                                prefix=sys.argv[2], batch_size=10, feed=False)
-    relay.drain()
+    accord = bootstrap(read_models=False,
+                       relay=RelayOptions(prefix=sys.argv[2], batch_size=10, feed=False))
+    accord.relay.drain()
 """)
 
 

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from api.bootstrap import Accord, bootstrap
 from api.cli import main
 from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR, Actor
@@ -32,7 +33,6 @@ from infra import keys
 from infra.keys import KeyFileError, generate_key_file, load_key_file
 from infra.schema import client_keys
 from infra.settings import Settings
-from infra.wiring import Accord, build
 from tests.conftest import VALID_IDENTITY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ def one_line(message: str) -> str:
 @pytest.fixture
 def clients(environment: Settings) -> Iterator[list[UUID]]:
     """Three registered clients, one of them since erased (its data key destroyed)."""
-    accord = build(environment)
+    accord = bootstrap(environment)
     try:
         app = accord.app
         app.register_agency("tp", "Treatment", AgencyKind.TREATMENT_PROVIDER, OPERATOR)
@@ -92,7 +92,7 @@ def practitioner(accord: Accord) -> Actor:
 
 
 def assert_identities_open(settings: Settings, registered: list[UUID]) -> None:
-    accord = build(settings)
+    accord = bootstrap(settings)
     try:
         for client_id, identity in zip(registered[:2], IDENTITIES, strict=False):
             assert accord.app.identity_of(client_id).family_name == identity["family_name"]
@@ -101,7 +101,7 @@ def assert_identities_open(settings: Settings, registered: list[UUID]) -> None:
 
 
 def kek_ids(settings: Settings) -> set[str]:
-    accord = build(settings)
+    accord = bootstrap(settings)
     try:
         with accord.engine.connect() as conn:
             return set(conn.execute(select(client_keys.c.kek_id)
@@ -141,7 +141,7 @@ def test_a_missing_key_file_is_not_replaced_by_a_new_one_while_data_keys_exist(
 def test_generate_force_replaces_a_key_that_wraps_nothing(
     capsys: pytest.CaptureFixture[str], environment: Settings
 ) -> None:
-    build(environment).close()  # a database, with no client yet
+    bootstrap(environment).close()  # a database, with no client yet
     before = environment.key_file.read_bytes()
     code, out, _ = run(capsys, "keys", "generate", "--force")
     assert code == 0 and "created key file" in out
@@ -168,7 +168,7 @@ def test_rotate_rewraps_every_data_key_under_a_new_kek_and_keeps_matching(
     # The matching and pseudonym keys derive from the root, which the rotation keeps.
     assert load_key_file(path) == old_root
     assert_identities_open(environment, clients)
-    accord = build(environment)
+    accord = bootstrap(environment)
     try:
         with pytest.raises(ClientAlreadyRegistered):
             accord.app.register_client(Identity(**IDENTITIES[0]), practitioner(accord))
@@ -178,7 +178,7 @@ def test_rotate_rewraps_every_data_key_under_a_new_kek_and_keeps_matching(
     new_file = path.read_text()
     path.write_text(old_file)
     with pytest.raises(KeyFileError):
-        build(environment)
+        bootstrap(environment)
     path.write_text(new_file)
     assert run(capsys, "keys", "rotate")[0] == 0
     assert load_key_file(path) == old_root
@@ -202,7 +202,7 @@ def test_an_interrupted_rotation_is_finished_by_running_it_again(
     assert code != 0 and "run `accord keys rotate` again" in one_line(err)
     assert path.read_text() == old_file
     with pytest.raises(KeyFileError) as refused:
-        build(environment)
+        bootstrap(environment)
     assert "interrupted" in str(refused.value) and "\n" not in str(refused.value)
     code, out, _ = run(capsys, "keys", "rotate")
     assert code == 0 and "finished the interrupted rotation" in out
@@ -245,7 +245,7 @@ def test_build_and_the_app_refuse_a_kek_that_does_not_open_the_data_keys(
     replaced: Settings
 ) -> None:
     with pytest.raises(KeyFileError) as refused:
-        build(replaced)
+        bootstrap(replaced)
     message = str(refused.value)
     assert one_line(message) and str(replaced.key_file) in message
     assert "does not open the 2 client data keys" in message

@@ -13,12 +13,12 @@ from uuid import UUID
 import pytest
 from sqlalchemy import select
 
+from api.bootstrap import Accord
 from api.demo import seed
 from domain.agencies import Role
 from domain.application import OPERATOR, AccordApplication
 from domain.clients import Client
 from infra.schema import facts
-from infra.wiring import Accord
 from projections.log_facts import REGISTRATION_FACT, copy_statement
 from projections.views import AgencyViews
 

@@ -23,6 +23,7 @@ import pytest
 from eventsourcing.utils import get_topic
 from fastapi.testclient import TestClient
 
+from api.bootstrap import Accord
 from consent.policy import (
     BasisKind,
     Fact,
@@ -35,7 +36,6 @@ from consent.state import AgreementDraft, LogState, evolve
 from domain.agencies import Agency, AgencyKind, Role
 from domain.agreements import Agreement
 from domain.categories import DataCategory
-from infra.wiring import Accord
 from projections.safeguarding import SafeguardingRules, legal_duty_basis
 from projections.views import AgencyViews
 from tests.conftest import Partnership

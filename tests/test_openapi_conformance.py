@@ -47,13 +47,12 @@ from schemathesis.specs.openapi.checks import (
 
 from api import demo
 from api.app import create_app
+from api.bootstrap import Accord, bootstrap
 from domain.agencies import Role
 from domain.vocabulary import Purpose
 from infra.keys import generate_key_file
 from infra.settings import Settings
 from infra.signing import generate_signing_key_file
-from infra.wiring import Accord, build
-from projections.live import projections_of
 from tests.conftest import Partnership
 
 #: The plugin behind ``parametrize`` (pyproject.toml keeps it from loading for every run).
@@ -164,15 +163,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     key_file = directory / "kek.key"
     generate_key_file(key_file)
     generate_signing_key_file(directory / "signing.key")  # so tree heads are signed
-    accord = build(Settings(database_url=f"sqlite:///{directory / 'accord.db'}",
+    accord = bootstrap(Settings(database_url=f"sqlite:///{directory / 'accord.db'}",
                             key_file=key_file))
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             demo.seed(accord, clients=12, seed_value=12)
         tokens = _demo_tokens(accord)
         # Raise the demo's alerts, then break glass once, so reviews have something to list.
-        for projection in projections_of(accord):
-            projection.catch_up()
+        accord.catch_up()
         police = accord.app.authenticate(tokens[(POLICE, Role.PRACTITIONER.value)])
         first_client = _existing_ids(accord)["client_id"][0]
         accord.app.grant_emergency_access(

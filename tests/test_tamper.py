@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from api.bootstrap import Accord
 from api.cli import main
 from domain.agencies import Role
 from infra.settings import Settings
 from infra.signing import generate_signing_key_file, load_signer
-from infra.wiring import Accord
 from projections.log_tree import LogTree, notification_leaf
 from projections.merkle import (
     EMPTY_ROOT,

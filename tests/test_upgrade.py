@@ -12,9 +12,9 @@ import io
 import pytest
 from sqlalchemy import inspect, text
 
+from api.bootstrap import bootstrap
 from api.demo import seed
 from infra.settings import Settings
-from infra.wiring import build
 from projections.views import AgencyViews
 
 #: The view rows' layout before grounds had a table of their own.
@@ -46,7 +46,7 @@ CREATE TABLE accord_view_rows (
                          ids=["basis in rows", "data in rows"])
 def test_views_of_an_earlier_layout_are_rebuilt_from_the_log(settings: Settings,
                                                              old_layout: str) -> None:
-    accord = build(settings)
+    accord = bootstrap(settings)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the demo prints its tokens
             seed(accord, clients=6)
@@ -60,7 +60,7 @@ def test_views_of_an_earlier_layout_are_rebuilt_from_the_log(settings: Settings,
     finally:
         accord.close()
 
-    reopened = build(settings)
+    reopened = bootstrap(settings)
     try:
         columns = {c["name"] for c in inspect(reopened.engine).get_columns("accord_view_rows")}
         assert "ground" in columns and not columns & {"basis_key", "data"}

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from api.bootstrap import Accord
 from domain.agencies import Role
-from infra.wiring import Accord
 from tests.conftest import VALID_IDENTITY, Partnership
 
 

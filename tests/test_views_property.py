@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from api.bootstrap import Accord, bootstrap
 from consent.policy import ANY_PURPOSE, Fact, Viewer, decide, grants, mask
 from consent.state import LogState, NewFact, evolve
 from domain.agencies import CLINICAL_KINDS, AgencyKind, Role
@@ -45,7 +46,6 @@ from domain.vocabulary import Article6, Article9, Article10, LegalDuty, Purpose
 from infra.keys import generate_key_file
 from infra.schema import client_matching, policy_erasures, view_items
 from infra.settings import Settings
-from infra.wiring import Accord, build
 from projections import queries
 from projections.replay import PointInTime
 from projections.views import AgencyViews
@@ -261,8 +261,9 @@ class World:
         return self.actors[(agency, role)]
 
     def attach(self, batch_size: int = 2000) -> None:
+        """A fresh projector of the views (the application asks their rows whether a
+        partner sees a client, whichever projector wrote them)."""
         self.views = AgencyViews(self.app, self.accord.engine, batch_size=batch_size)
-        self.app.sees_client = self.views.sees_client
 
 
 @contextmanager
@@ -276,7 +277,7 @@ def fresh_world(backend: str = "sqlite") -> Iterator[World]:
                                 key_file=key_file)
         else:
             settings = Settings(database_url=PG_URL, database_schema=schema, key_file=key_file)
-        accord = build(settings)
+        accord = bootstrap(settings)
         try:
             app = accord.app
             actors: dict[tuple[str, Role], Actor] = {}

@@ -1,14 +1,15 @@
-"""Builds the running system from settings: the place where adapters meet the domain."""
+"""Brings a database to the read models' current layout when accord starts.
+
+``metadata.create_all`` makes the tables a database lacks. A read model written by an
+earlier version in a layout the projectors no longer read is dropped or emptied instead,
+with its tracked position, so that its projector writes it again from the log: read
+models are derived data, and the log keeps everything they were made from.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import Engine, inspect
 
-from domain.application import AccordApplication
-from infra.dialect import create_read_engine, eventsourcing_env
-from infra.keys import KeyFileError, open_vault
 from infra.schema import (
     access_clients,
     access_controllers,
@@ -29,41 +30,18 @@ from infra.schema import (
     view_rows,
     view_shares,
 )
-from infra.settings import Settings
 
 #: The alert stream's index: an agency's alerts in the order they last changed.
 alerts_changed = next(i for i in alerts.indexes if i.name == "accord_alerts_recipient_changed")
 
 
-@dataclass
-class Accord:
-    """The wired system: settings, the application (event store) and the read engine."""
-
-    settings: Settings
-    app: AccordApplication
-    engine: Engine
-
-    def close(self) -> None:
-        self.app.close()
-        self.engine.dispose()
-
-
-def build(settings: Settings | None = None) -> Accord:
-    settings = settings or Settings.from_env()
-    env = eventsourcing_env(settings)
-    engine = create_read_engine(settings)
+def migrate(engine: Engine) -> None:
+    """Creates the read models' tables, replacing those of an outdated layout."""
     _drop_outdated_views(engine)
     _drop_outdated_access_index(engine)
     metadata.create_all(engine)
     # An index added to a table that already exists (create_all adds only new tables).
     alerts_changed.create(engine, checkfirst=True)
-    try:  # refuses a key that does not open the stored data keys (every read would 500)
-        vault = open_vault(engine, settings.key_file)
-    except KeyFileError:
-        engine.dispose()
-        raise
-    app = AccordApplication(vault=vault, env=env)
-    return Accord(settings=settings, app=app, engine=engine)
 
 
 def _drop_outdated_access_index(engine: Engine) -> None:
