@@ -36,9 +36,9 @@ IDENTITY = Identity.model_validate(VALID_IDENTITY)
 
 
 def read_model_classes() -> set[type]:
-    """Every class in ``projections/`` (its subpackages too) that follows the log with a tracked position (a
-    name, ``position``, ``catch_up`` and ``rebuild``), found rather than listed, so that a
-    read model added there and forgotten by the root fails the test below."""
+    """Every class in ``projections/`` (its subpackages too) that follows the log with a
+    tracked position (a name, ``position``, ``catch_up`` and ``rebuild``), found rather than
+    listed, so that a read model added there and forgotten by the root fails the test below."""
     found: set[type] = set()
     for module_info in pkgutil.walk_packages(projections.__path__, "projections."):
         module = importlib.import_module(module_info.name)
