@@ -32,8 +32,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
+from api import catching_up
 from api.access import AccessLog
-from api.catching_up import MARGIN, MAX_WAIT_SECONDS, CatchUp, Tracked
+from api.catching_up import MARGIN, CatchUp, Tracked
 from domain.agencies import Role
 from domain.application import AccordApplication, Actor
 from domain.errors import Unauthenticated
@@ -255,7 +256,8 @@ def waiting_for(read_model: Callable[[Request], Tracked]) -> Callable[..., Await
         if catch_up is None:
             head = request.app.state.accord.app.head_position
             catch_up = registry[followed.name] = CatchUp(followed.position, head)
-        await catch_up.until(min_position, MAX_WAIT_SECONDS)
+        # Read at call time: the module's setting is the one to change (tests do).
+        await catch_up.until(min_position, catching_up.MAX_WAIT_SECONDS)
 
     return caught_up
 
