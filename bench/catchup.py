@@ -51,6 +51,7 @@ from api.bootstrap import Accord, bootstrap
 from api.demo import seed
 from infra.keys import generate_key_file
 from infra.settings import Settings
+from infra.signing import generate_signing_key_file
 from projections.log_facts import copy_statement
 from projections.views import AgencyViews, ViewWriter
 
@@ -101,6 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="accord-bench-") as tmp:
         key_file = Path(tmp) / "kek.key"
         generate_key_file(key_file)
+        generate_signing_key_file(key_file.parent / "signing.key")  # as `accord demo` does
         schema = None
         if args.database == "sqlite":
             settings = Settings(database_url=f"sqlite:///{tmp}/bench.db", key_file=key_file)
