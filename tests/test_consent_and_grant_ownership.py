@@ -475,6 +475,9 @@ def test_only_the_registering_controllers_ig_lead_ends_a_grant(
 ) -> None:
     client_id = in_treatment["client_id"]
     grant = granted(api, partnership, client_id)
+    # The police see the client under the grant once the views have caught up with it.
+    assert view(api, partnership, client_id, "police", "safeguarding_adults",
+                grant["position"]).status_code == 200
     before = changes(partnership.accord)
     unknown_client = end(api, partnership, UNKNOWN, grant["grant_id"], "police")
     assert unknown_client.status_code == 404
@@ -486,9 +489,11 @@ def test_only_the_registering_controllers_ig_lead_ends_a_grant(
     assert changes(partnership.accord) == before
     # Once the police record what they find, they control a fact of the client, and the
     # grant is to them the same 404 as an unknown grant.
-    api.post(f"/v1/clients/{client_id}/events", headers=hdr(partnership, "police"),
-             json=fact("domestic_abuse_incident_recorded", {
-                 "role": "victim", "children_present": False, "police_reference": "NP/1"}))
+    recorded = api.post(f"/v1/clients/{client_id}/events", headers=hdr(partnership, "police"),
+                        json=fact("domestic_abuse_incident_recorded", {
+                            "role": "victim", "children_present": False,
+                            "police_reference": "NP/1"}))
+    assert recorded.status_code == 201, recorded.text
     before = changes(partnership.accord)
     own_grant = end(api, partnership, client_id, grant["grant_id"], "police")
     unknown_grant = end(api, partnership, client_id, str(uuid4()), "police")
