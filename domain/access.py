@@ -36,6 +36,7 @@ class AccessAction(StrEnum):
     LINK_HOUSEHOLD = "link_household"
     ADD_HOUSEHOLD_MEMBER = "add_household_member"
     EMERGENCY_ACCESS = "emergency_access"
+    END_EMERGENCY_ACCESS = "end_emergency_access"
 
 
 class AccessOutcome(StrEnum):

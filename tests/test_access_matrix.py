@@ -502,7 +502,9 @@ REQUESTS: dict[tuple[str, str], Build] = {
 CLIENT_WRITES = {
     ("POST", "/v1/clients/{client_id}/events"), ("POST", "/v1/clients/{client_id}/consents"),
     ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"),
-    ("POST", "/v1/clients/{client_id}/emergency-access"), ("POST", "/v1/households"),
+    ("POST", "/v1/clients/{client_id}/emergency-access"),
+    ("POST", "/v1/clients/{client_id}/emergency-access/{grant_id}/end"),
+    ("POST", "/v1/households"),
     ("POST", "/v1/households/{household_id}/members"),
 }
 

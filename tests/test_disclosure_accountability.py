@@ -517,3 +517,26 @@ def test_the_live_stream_sends_acknowledgements_and_closures_as_they_happen(
         # Ids only grow, so Last-Event-ID resumes after the last change received.
         ids = [event_id for event_id, _ in received]
         assert ids == sorted(ids)
+
+
+def test_a_refused_end_of_emergency_access_is_recorded_and_reaches_the_controller(
+    api: TestClient, accord: Accord, partnership: Partnership
+) -> None:
+    """Ending a grant is a write about one client: another agency's IG lead trying it is
+    an attempt the client's controller finds, answered as for an unknown client."""
+    client_id = register(api, partnership)
+    settle(api)
+    police_ig = hdr(partnership, "police", Role.IG_LEAD)
+    before, written = len(events(accord, ACCESS)), changes(accord)
+    tried = [api.post(f"/v1/clients/{target}/emergency-access/{uuid4()}/end",
+                      json={"reason": "The emergency is over."}, headers=police_ig)
+             for target in (client_id, str(uuid4()))]
+    assert [r.status_code for r in tried] == [404, 404]
+    assert answer(tried[0]) == answer(tried[1])
+    assert [(r.agency, r.action, r.outcome) for r in records(accord, before)] == [
+        ("police", "end_emergency_access", "not_found")] * 2
+    found = [(a["action"], a["outcome"])
+             for a in audit(api, partnership, "tp", client_id=client_id)
+             if a["agency"] == "police"]
+    assert found == [("end_emergency_access", "not_found")]
+    assert changes(accord) == written

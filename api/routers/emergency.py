@@ -40,14 +40,15 @@ def break_glass(client_id: UUID, body: EmergencyAccessIn, app: App, access: Acce
 
 
 @router.post("/{client_id}/emergency-access/{grant_id}/end", response_model=PositionOut,
-             responses=error_responses(403, 404, 409))
+             responses=error_responses(403, 404, 409, 503))
 def end(client_id: UUID, grant_id: UUID, body: EmergencyAccessEndIn, app: App,
-        actor: GrantEnder) -> PositionOut:
+        access: Access, actor: GrantEnder) -> PositionOut:
     """The IG lead of the client's registering controller ends a running grant now: from
     the position returned, the grantee's view (and its feed, and a replay) no longer
     shows what the grant alone showed. The grant's review stays open for its outcome.
 
     A grant already ended or expired is a 409. Any other agency's IG lead gets a 404, the
     same as for an unknown client or grant."""
-    return PositionOut(position=app.end_emergency_access(client_id, grant_id, body.reason,
-                                                         actor))
+    with access.attempting(actor, AccessAction.END_EMERGENCY_ACCESS, client_ids=[client_id]):
+        position = app.end_emergency_access(client_id, grant_id, body.reason, actor)
+    return PositionOut(position=position)
