@@ -53,7 +53,7 @@ from domain.vocabulary import Purpose
 from infra.keys import generate_key_file
 from infra.settings import Settings
 from infra.signing import generate_signing_key_file
-from tests.conftest import Partnership
+from tests.builders import Partnership
 
 #: The plugin behind ``parametrize`` (pyproject.toml keeps it from loading for every run).
 pytest_plugins = ["schemathesis.pytest.plugin"]

@@ -30,7 +30,7 @@ from domain.errors import (
 )
 from domain.identity import Identity, nhs_number_is_valid, normalise_nhs_number
 from projections import queries
-from tests.conftest import VALID_IDENTITY, Partnership
+from tests.builders import VALID_IDENTITY, Partnership
 
 # -- NHS numbers ---------------------------------------------------------------------------
 

@@ -38,9 +38,20 @@ from domain.agreements import Agreement
 from domain.categories import DataCategory
 from projections.safeguarding import SafeguardingRules, legal_duty_basis
 from projections.views import AgencyViews
-from tests.conftest import Partnership
-from tests.test_alerts import RAISED, WITHHELD, client, concern, events, inbox
-from tests.test_views_api import agree, childrens_terms, hdr, post_fact, view
+from tests.builders import (
+    RAISED,
+    WITHHELD,
+    Partnership,
+    agree,
+    childrens_terms,
+    concern,
+    events,
+    hdr,
+    inbox,
+    post_fact,
+    registered,
+    view,
+)
 
 PURPOSE = "safeguarding_children"
 CHILDRENS = Viewer("childrens", AgencyKind.CHILDRENS_SERVICES)
@@ -195,7 +206,7 @@ def test_the_rules_and_the_views_store_and_use_the_same_agreements_in_force(
     amend = api.post(f"/v1/agreements/{current}/amend", json=amendment,
                      headers=hdr(partnership, "tp", Role.IG_LEAD))
     assert amend.status_code == 200, amend.text
-    client_id = client(api, partnership)
+    client_id = registered(api, partnership)
     raised_at = post_fact(api, partnership, client_id, concern())
 
     [alert] = inbox(api, partnership)

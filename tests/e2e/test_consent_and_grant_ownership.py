@@ -41,10 +41,21 @@ from infra.schema import feed_outbox
 from infra.schema import reviews as reviews_table
 from infra.settings import Settings
 from projections.views import AgencyViews
-from tests.conftest import VALID_IDENTITY, Partnership, changes
-from tests.test_api import fact, register
-from tests.test_emergency_access import agency_views, granted, replay
-from tests.test_views_api import agree, consent, hdr, police_terms, view
+from tests.builders import (
+    VALID_IDENTITY,
+    Partnership,
+    agency_views,
+    agree,
+    changes,
+    consent,
+    fact,
+    granted,
+    hdr,
+    police_terms,
+    policy_state,
+    register,
+    view,
+)
 
 UNKNOWN = "00000000-0000-4000-8000-000000000000"
 NOT_JUSTIFIED = {"outcome": "not_justified", "note": "No emergency on the record."}
@@ -558,7 +569,7 @@ def test_an_ended_grant_still_shows_in_views_of_the_time_it_ran(
     assert not views.sees_client("police", cid, at=event.ended_at + timedelta(seconds=1))
     assert not views.sees_client("police", cid)
 
-    state, facts = replay(partnership)
+    state, facts = policy_state(partnership)
     police = Viewer("police", AgencyKind.POLICE)
     episode = next(f for f in facts if f.fact_type == "treatment_episode_started")
     then = decide(police, "safeguarding_adults", episode.fact, state, while_running)

@@ -259,7 +259,7 @@ def _worker_env(settings: Settings) -> dict[str, str]:
         "ACCORD_KEY_FILE": str(settings.key_file),
         "ACCORD_PROJECTIONS": "worker",
         "CI": "true",  # no progress bars
-        "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parents[1]),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parents[2]),
                                                   env.get("PYTHONPATH")) if p),
     })
     if settings.database_schema:

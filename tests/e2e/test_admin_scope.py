@@ -33,7 +33,7 @@ from domain.errors import (
 )
 from infra.settings import Settings
 from projections import queries
-from tests.conftest import Partnership, changes
+from tests.builders import Partnership, changes
 
 HOSPITAL = "hospital"
 

@@ -28,7 +28,7 @@ from domain.permissions import PERMISSIONS, Action, permits
 from domain.vocabulary import Purpose
 from projections import queries
 from projections.views import ViewItem
-from tests.conftest import VALID_IDENTITY
+from tests.builders import VALID_IDENTITY
 
 P, S, IG, A, C, PA = (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD, Role.ADMIN,
                       Role.COMMISSIONER, Role.PARTNERSHIP_ADMIN)

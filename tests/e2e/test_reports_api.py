@@ -19,7 +19,7 @@ from api.bootstrap import Accord
 from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR
 from infra.settings import Settings, SettingsError
-from tests.conftest import VALID_IDENTITY, Partnership, access_records
+from tests.builders import VALID_IDENTITY, Partnership, access_records
 from tests.test_reports_projection import (
     COMMISSIONER,
     NHS_NUMBERS,

@@ -32,14 +32,12 @@ from domain.alerts import Alert
 from infra.keys import generate_key_file, load_key_file
 from infra.relay import MESSAGE_ID, Relay, pseudonym, pseudonym_key
 from infra.settings import Settings
-from tests.conftest import Partnership
+from tests.builders import Partnership, agree, consent, hdr, police_terms, view
 from tests.kafka_broker import Tansu, free_port, start_tansu
-from tests.test_views_api import agree, consent, hdr, police_terms, treated, view
 
 pytestmark = pytest.mark.kafka
-__all__ = ["treated"]  # a fixture, used by the feed test
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture

@@ -11,9 +11,18 @@ from fastapi.testclient import TestClient
 
 from domain.agencies import Role
 from domain.application import AccordApplication
-from tests.conftest import Partnership, access_records
-from tests.test_api import fact, register
-from tests.test_views_api import agree, consent, hdr, police_terms, post_fact, view
+from tests.builders import (
+    Partnership,
+    access_records,
+    agree,
+    consent,
+    fact,
+    hdr,
+    police_terms,
+    post_fact,
+    register,
+    view,
+)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from domain.identity import Identity
 from domain.permissions import PERMISSIONS, Action, kinds_for, permits, require, roles_for
 from domain.vocabulary import Purpose
 from projections import queries
-from tests.conftest import VALID_IDENTITY
+from tests.builders import VALID_IDENTITY
 from tests.test_access_matrix import CALLER, COLUMNS, MATRIX
 
 P, S, IG, A, C, PA = (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD, Role.ADMIN,

@@ -16,15 +16,24 @@ import pytest
 from fastapi.testclient import TestClient
 
 from consent.policy import BasisKind, Viewer, decide
-from consent.state import LogState, NewFact, evolve
 from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR
 from projections.views import AgencyViews
-from tests.conftest import VALID_IDENTITY, Partnership
-from tests.test_api import fact, register
-from tests.test_views_api import hdr, post_fact, view
+from tests.builders import (
+    JUSTIFICATION,
+    VALID_IDENTITY,
+    Partnership,
+    agency_views,
+    break_glass,
+    fact,
+    granted,
+    hdr,
+    policy_state,
+    post_fact,
+    register,
+    view,
+)
 
-JUSTIFICATION = "Found unconscious in custody; suspected opioid overdose, need treatment history."
 NOTE_TEXT = "Disclosed a relapse in confidence."
 
 
@@ -56,40 +65,8 @@ def treated(api: TestClient, partnership: Partnership) -> dict[str, Any]:
     return {"client_id": client_id, "positions": positions}
 
 
-def break_glass(api: TestClient, partnership: Partnership, client_id: str,
-                agency: str = "police", role: Role = Role.PRACTITIONER,
-                **changes: Any) -> Any:
-    body = {"purpose": "safeguarding_adults", "justification": JUSTIFICATION, "minutes": 60,
-            **changes}
-    return api.post(f"/v1/clients/{client_id}/emergency-access", json=body,
-                    headers=hdr(partnership, agency, role))
-
-
-def granted(api: TestClient, partnership: Partnership, client_id: str,
-            agency: str = "police", **changes: Any) -> dict[str, Any]:
-    response = break_glass(api, partnership, client_id, agency, **changes)
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def agency_views(api: TestClient) -> AgencyViews:
-    views: AgencyViews = api.app.state.projections.views  # type: ignore[attr-defined]
-    return views
-
-
 def grants_on_stream(partnership: Partnership, client_id: str) -> int:
     return len(partnership.accord.app._client(UUID(client_id)).emergency_grants)
-
-
-def replay(partnership: Partnership) -> tuple[LogState, list[NewFact]]:
-    app = partnership.accord.app
-    state, facts = LogState(), []
-    for notification in app.recorder.select_notifications(start=1, limit=1_000_000):
-        effect = evolve(state, app.mapper.to_domain_event(notification), notification.id)
-        if isinstance(effect, NewFact):
-            facts.append(effect)
-    return state, facts
 
 
 # -- the view under an emergency grant ---------------------------------------------------------
@@ -179,7 +156,7 @@ def test_emergency_access_expires_on_time(
     assert views.items("police", cid, "safeguarding_adults",
                        at=granted_at - timedelta(seconds=1)) == []
 
-    state, facts = replay(partnership)
+    state, facts = policy_state(partnership)
     police = Viewer("police", AgencyKind.POLICE)
     episode = next(f for f in facts if f.fact_type == "treatment_episode_started")
     permitted = decide(police, "safeguarding_adults", episode.fact, state, inside)

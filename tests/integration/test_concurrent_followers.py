@@ -24,7 +24,7 @@ from infra.schema import tracking
 from projections.audit import AccessIndex
 from projections.follower import LogFollower
 from projections.views import AgencyViews
-from tests.conftest import Partnership
+from tests.builders import Partnership
 
 
 def seeded(accord: Accord) -> None:

@@ -17,7 +17,7 @@ from domain.agencies import AgencyKind
 from infra.settings import Settings
 from projections.reports.extract import FILES
 from projections.reports.projection import OutcomeReports
-from tests.conftest import VALID_IDENTITY, Partnership, access_records
+from tests.builders import VALID_IDENTITY, Partnership, access_records
 from tests.test_reports_projection import NHS_NUMBERS, SHARED, STARTED, Story
 
 TOP_START = {

@@ -29,9 +29,9 @@ from infra.relay import KafkaNotConfigured
 from infra.settings import Settings
 from infra.signing import generate_signing_key_file
 from projections.views import AgencyViews
-from tests.conftest import VALID_IDENTITY, Partnership
+from tests.builders import VALID_IDENTITY, Partnership
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 IDENTITY = Identity.model_validate(VALID_IDENTITY)
 
 

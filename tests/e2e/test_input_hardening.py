@@ -48,17 +48,19 @@ from domain.agencies import Role
 from domain.catalogue import CATALOGUE
 from domain.errors import InvalidCommand
 from infra.settings import Settings
-from tests.conftest import VALID_IDENTITY, Partnership, changes
+from tests.builders import (
+    VALID_IDENTITY,
+    Partnership,
+    changes,
+    fact,
+    hdr,
+    police_terms,
+    register,
+)
 from tests.kafka_broker import free_port
-from tests.test_api import fact, register
-from tests.test_views_api import police_terms
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OTHER_IDENTITY = {**VALID_IDENTITY, "nhs_number": "401 023 2137"}
-
-
-def hdr(partnership: Partnership, agency: str, role: Role = Role.PRACTITIONER) -> dict[str, str]:
-    return partnership.headers(agency, role)
 
 
 def assert_422(response: httpx.Response, field: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from api.bootstrap import Accord
 from domain.agencies import Role
-from tests.conftest import VALID_IDENTITY, Partnership
+from tests.builders import VALID_IDENTITY, Partnership
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from api.bootstrap import Accord
 from domain.agencies import Role
 from infra.schema import client_keys
 from projections.views import AgencyViews
-from tests.conftest import PG_URL, Partnership
+from tests.builders import Partnership
+from tests.conftest import PG_URL
 
 PEOPLE: list[dict[str, str]] = [
     {"given_name": "Zebedia", "family_name": "Quarrington-Vex", "date_of_birth": "1979-02-28",

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.bootstrap import Accord
 from domain.agencies import Role
-from tests.conftest import VALID_IDENTITY, Partnership
+from tests.builders import VALID_IDENTITY, Partnership
 
 THREADS = 8
 APPENDS = 10

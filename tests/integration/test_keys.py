@@ -33,9 +33,9 @@ from infra import keys
 from infra.keys import KeyFileError, generate_key_file, load_key_file
 from infra.schema import client_keys
 from infra.settings import Settings
-from tests.conftest import VALID_IDENTITY
+from tests.builders import VALID_IDENTITY
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 IDENTITIES = [VALID_IDENTITY, {**VALID_IDENTITY, "nhs_number": "401 023 2137"},
               {**VALID_IDENTITY, "nhs_number": "943 476 5870"}]
 
