@@ -21,13 +21,18 @@ from domain.agencies import AgencyKind, Role
 from domain.agreements import AgreementTerms
 from domain.alerts import Alert
 from domain.application import Actor
+from domain.clients import Client
 from domain.identity import Identity
 from infra.keys import load_key_file
 from projections.reports.measures import compute
 from projections.reports.model import Period, ReportFact
 from projections.reports.projection import (
     AGE_BAND,
+    FACT_RECORDED,
+    REPORTED_TYPES,
     OutcomeReports,
+    _read_recorded,
+    _skipped,
     age_band,
     report_pseudonym_key,
 )
@@ -310,3 +315,36 @@ def test_a_restarted_projection_resumes_with_the_same_policy(
     story.app.withdraw_consent(theirs, consent_id, "no longer", story.actor("tp2"))
     restarted.catch_up()
     assert restarted.snapshot(COMMISSIONER).facts == ()
+
+
+def test_facts_read_from_the_stored_json_are_the_librarys_decoding(
+        accord: Accord, partnership: Partnership) -> None:
+    """The read model reads facts from the event store's JSON (and skips those it never
+    keeps by their type there): each must be exactly what the library decodes."""
+    story = Story(accord, partnership)
+    client = story.client()
+    story.episode(client, ended="completed_drug_free")
+    story.fact(client, "demographics_recorded", {"sex": "other", "ethnicity": "Z"})
+    story.fact(client, "treatment_outcomes_profile", {
+        "stage": "start", "substance_use": {"alcohol": 3}, "injecting": {},
+        "crime": {"other_theft": True},
+        "health_and_social_functioning": {"psychological_health": 1, "physical_health": 2,
+                                          "quality_of_life": 3}},
+        datetime(2025, 6, 3, 10, 11, 12, 131415, tzinfo=UTC))
+    story.fact(client, "clinical_note_added",
+               {"text": 'He said "fact_type":"discharged" \\ and left. Ünïcödé ✓'})
+    story.fact(client, "discharged", {"reason": "completed_drug_free"})
+    found = accord.app.recorder.select_notifications(
+        start=0, limit=1000, topics=[FACT_RECORDED], inclusive_of_start=False)
+    assert len(found) == 6  # the episode's start and end, and four more
+    for notification in found:
+        library = accord.app.mapper.to_domain_event(notification)
+        assert isinstance(library, Client.FactRecorded)
+        read = _read_recorded(notification)
+        assert read is not None
+        assert (read.originator_id, read.fact_type, read.category, read.controller,
+                read.occurred_at, read.data) == (
+            library.originator_id, library.fact_type, library.category, library.controller,
+            library.occurred_at, library.data)
+        assert read.data_json is not None and json.loads(read.data_json) == library.data
+        assert _skipped(notification) is (library.fact_type not in REPORTED_TYPES)

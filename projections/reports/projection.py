@@ -41,6 +41,7 @@ dictionary lookup.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -80,6 +81,7 @@ from domain.identity import IdentityErased
 from domain.vocabulary import Purpose
 from infra import dialect
 from infra.dialect import as_utc, bulk_insert, to_utc, upsert
+from infra.keys import FieldVault
 from infra.schema import report_alerts, report_consents, report_facts, report_meta
 from projections.follower import LogFollower, topics_of
 from projections.reports.episodes import DISCHARGED, EPISODE_ENDED, EPISODE_STARTED
@@ -132,6 +134,7 @@ _BANDS = ((65, "65+"), (60, "60-64"), (55, "55-59"), (50, "50-54"), (45, "45-49"
           (40, "40-44"), (35, "35-39"), (30, "30-34"), (25, "25-29"), (18, "18-24"))
 AGE_BANDS = ("under 18", *(label for _, label in reversed(_BANDS)))
 _READ_BATCH = 2000
+_CATEGORIES = {category.value: category for category in DataCategory}
 _RESULTS_KEPT = 512
 
 
@@ -148,6 +151,81 @@ def _skipped(notification: Notification) -> bool:
         return False
     start += 13
     return state[start:state.find(b'"', start)].decode() not in REPORTED_TYPES
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A ``Client.FactRecorded``, as the reports read it: the fields they need."""
+
+    originator_id: UUID
+    fact_type: str
+    category: str
+    controller: str
+    occurred_at: datetime
+    data: dict[str, Any]
+    #: The payload's JSON as stored (kept as it is where a share shows every field).
+    data_json: str | None = None
+
+
+_JSON = json.JSONDecoder()
+_OCCURRED_AT = '"occurred_at":{"_type_":"datetime_iso","_data_":"'
+
+
+def _text_after(text: str, key: str, start: int) -> tuple[str, int]:
+    """The plain text value (no escapes) that follows ``key`` at or after ``start``."""
+    found = text.find(key, start)
+    if found < 0:
+        raise ValueError(key)
+    begins = found + len(key)
+    ends = text.index('"', begins)
+    value = text[begins:ends]
+    if "\\" in value:
+        raise ValueError(key)
+    return value, ends
+
+
+def _read_recorded(notification: Notification) -> Recorded | None:
+    """The fact, read from the stored JSON without the library's decoding (most of a
+    catch-up's events are facts): the fields in the order the library writes them
+    (``fact_type``, ``category``, ``data``, ``occurred_at``, ``controller``), only the
+    payload parsed; so none can be taken from inside the payload, whose strings cannot
+    hold an unescaped quote. None where the JSON is not in that form, for the caller to
+    decode it the library's way. ``tests/test_reports_projection.py`` compares both on
+    every fact of a log."""
+    if not isinstance(notification.originator_id, UUID):
+        return None
+    try:
+        text = notification.state.decode()
+        fact_type, at = _text_after(text, '"fact_type":"', 0)
+        category, at = _text_after(text, '"category":"', at)
+        begins = text.index('"data":', at) + 7
+        data, ends = _JSON.raw_decode(text, begins)
+        occurred, at = _text_after(text, _OCCURRED_AT, ends)
+        controller, _ = _text_after(text, '"controller":"', at)
+        if not isinstance(data, dict):
+            return None
+        return Recorded(notification.originator_id, fact_type, category, controller,
+                        datetime.fromisoformat(occurred), data, text[begins:ends])
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def decoder(app: AccordApplication) -> Callable[[Notification], Any]:
+    """Decodes a followed event: a fact from its stored JSON (``Recorded``) where the
+    event store keeps plain JSON, anything else (or a fact in another form) by the
+    library's mapper."""
+    mapper = app.mapper
+    if mapper.compressor is not None or mapper.cipher is not None:
+        return mapper.to_domain_event
+
+    def decode(notification: Notification) -> Any:
+        if notification.topic == FACT_RECORDED:
+            found = _read_recorded(notification)
+            if found is not None:
+                return found
+        return mapper.to_domain_event(notification)
+
+    return decode
 
 
 def report_pseudonym_key(root: bytes) -> bytes:
@@ -199,6 +277,10 @@ class _Shares:
         self._standing: dict[str, tuple[Share, ...]] | None = None
         self._clients: dict[UUID, dict[str, tuple[Share, ...]]] = {}
         self._commissioners: list[str] | None = None
+        #: The standing shares by agency, then category (a fact's are looked up).
+        self._by_category: dict[str, dict[DataCategory, tuple[Share, ...]]] = {}
+        #: The grants of the standing shares, by (agency, category, controller).
+        self._standing_grants: dict[tuple[str, DataCategory, str], list[Grant]] = {}
 
     def commissioners(self) -> list[str]:
         if self._commissioners is None:
@@ -228,6 +310,10 @@ class _Shares:
     def standing(self) -> dict[str, tuple[Share, ...]]:
         if self._standing is None:
             self._standing = self._keep(standing_shares(self.state))
+            self._by_category = {
+                agency: {category: tuple(s for s in shares if s.category is category)
+                         for category in {s.category for s in shares}}
+                for agency, shares in self._standing.items()}
         return self._standing
 
     def of_client(self, client_id: UUID) -> dict[str, tuple[Share, ...]]:
@@ -244,6 +330,7 @@ class _Shares:
         """After a change of one client's consents (or, with no client, of anything)."""
         if client_id is None:
             self._standing = self._commissioners = None
+            self._standing_grants = {}
             self._clients.clear()
         else:
             self._clients.pop(client_id, None)
@@ -252,8 +339,17 @@ class _Shares:
         """The commissioning grants on which ``agency`` may see ``fact``."""
         if fact.client_id in self.state.erased:
             return []
-        shares = (*self.standing().get(agency, ()), *self.of_client(fact.client_id).get(agency, ()))
-        return [share.grant for share in shares if share.covers(fact)]
+        key = (agency, fact.category, fact.controller)
+        standing = self._standing_grants.get(key)
+        if standing is None:  # a standing share covers by category and controller alone
+            self.standing()
+            standing = self._standing_grants[key] = [
+                share.grant for share in self._by_category.get(agency, {}).get(
+                    fact.category, ()) if share.covers(fact)]
+        own = self.of_client(fact.client_id).get(agency)
+        if not own:
+            return standing
+        return [*standing, *(share.grant for share in own if share.covers(fact))]
 
 
 class OutcomeReports(LogFollower):
@@ -273,6 +369,7 @@ class OutcomeReports(LogFollower):
         self._cache_lock = threading.Lock()
         self._snapshots: dict[str, Snapshot] = {}
         self._results: dict[tuple[Any, ...], tuple[Snapshot, Any]] = {}
+        self.decode = decoder(app)
 
     # -- pseudonyms ------------------------------------------------------------------------
 
@@ -324,10 +421,10 @@ class OutcomeReports(LogFollower):
             with self.engine.begin() as conn:
                 self._advance(conn, upto)
                 writer = _Writer(self, conn, state, shares)
-                to_domain_event = self.app.mapper.to_domain_event
+                decode = self.decode
                 for notification in batch:
                     if not _skipped(notification):
-                        writer.apply(to_domain_event(notification), notification.id)
+                        writer.apply(decode(notification), notification.id)
                 writer.commit(upto)
             self._state, self._shares = state, shares
         except BaseException:
@@ -411,6 +508,9 @@ class _Writer:
         self.shares = shares
         self.stamp = dialect.of(conn).stamp
         self.facts: list[tuple[Any, ...]] = []
+        #: Age bands to derive at the next flush: (agency, pseudonym, the demographics
+        #: fact the episode start stands for, the demographics grant).
+        self.bands: list[tuple[str, str, Fact, Grant]] = []
         self.alerts: dict[tuple[str, str], dict[str, Any]] = {}
         self.changed = False
         self._log: StoredLog | None = None
@@ -418,13 +518,13 @@ class _Writer:
     @property
     def log(self) -> StoredLog:
         if self._log is None:
-            self._log = StoredLog(self.app, self.conn)
+            self._log = StoredLog(self.app, self.conn, self.reports.decode)
         return self._log
 
     # -- events ----------------------------------------------------------------------------
 
     def apply(self, event: Any, position: int) -> None:
-        if isinstance(event, Client.FactRecorded):
+        if isinstance(event, Recorded | Client.FactRecorded):
             self.state.position = position
             if event.fact_type in REPORTED_TYPES:
                 self.fact(event, position, self.shares.commissioners())
@@ -485,40 +585,56 @@ class _Writer:
         if event.fact_type not in REPORTED_TYPES:
             return
         client_id = event.originator_id
-        occurred_at = to_utc(event.occurred_at)
-        fact = Fact(client_id, position, DataCategory(event.category), event.controller,
+        occurred_at = event.occurred_at
+        if occurred_at.tzinfo is not UTC:
+            occurred_at = to_utc(occurred_at)
+        fact = Fact(client_id, position, _CATEGORIES[event.category], event.controller,
                     occurred_at)
         client = self.reports.pseudonym(client_id)
-        band: str | None = None
+        data, stored = event.data, getattr(event, "data_json", None)
         for agency in agencies:
             for grant in self.shares.grants(agency, fact):
-                self._row(agency, position, event.fact_type, client, fact, grant,
-                          mask(event.data, grant.fields))
+                fields = grant.fields
+                if stored is not None and (fields is None or set(fields) >= data.keys()):
+                    shown = stored  # every field shared: as stored
+                else:
+                    shown = json.dumps(mask(data, fields), separators=(",", ":"))
+                self._row(agency, position, event.fact_type, client, fact, grant, shown)
             if event.fact_type != EPISODE_STARTED:
                 continue
             demographics = Fact(client_id, position, DataCategory.DEMOGRAPHICS,
                                 event.controller, occurred_at)
-            for grant in self.shares.grants(agency, demographics):
-                band = band or self._age_band(client_id, occurred_at.date())
-                if band is not None:
-                    self._row(agency, position, AGE_BAND, client, demographics, grant,
-                              {"age_band": band})
+            self.bands.extend((agency, client, demographics, grant)
+                              for grant in self.shares.grants(agency, demographics))
 
-    def _age_band(self, client_id: UUID, on: date) -> str | None:
-        """The client's age band on ``on``, from the sealed date of birth (never kept)."""
-        try:
-            born = self.app.identity_of(client_id).date_of_birth
-        except IdentityErased:
-            return None
-        return age_band(born, on)
+    def _age_bands(self) -> None:
+        """The rows of the age bands the batch derived so far: each client's sealed date
+        of birth opened through the vault (all of them at once), only the band kept."""
+        clients = {fact.client_id for _, _, fact, _ in self.bands}
+        registered = self.log.registrations(clients)
+        vault = self.app.vault
+        sealed = {c: str(getattr(e, "sealed_identity", "")) for c, e in registered.items()}
+        if isinstance(vault, FieldVault):
+            born = {c: i.date_of_birth for c, i in vault.open_many(sealed).items()}
+        else:  # another vault: one at a time
+            born = {}
+            for client_id, text in sealed.items():
+                with contextlib.suppress(IdentityErased):
+                    born[client_id] = vault.open(client_id, text).date_of_birth
+        for agency, client, fact, grant in self.bands:
+            if fact.client_id in born:  # not erased
+                band = age_band(born[fact.client_id], fact.occurred_at.date())
+                self._row(agency, fact.position, AGE_BAND, client, fact, grant,
+                          json.dumps({"age_band": band}))
+        self.bands = []
 
     def _row(self, agency: str, position: int, fact_type: str, client: str, fact: Fact,
-             grant: Grant, data: dict[str, Any]) -> None:
+             grant: Grant, data: str) -> None:
+        """A row of ``fact`` on ``grant``; ``data`` its shown payload as JSON."""
         key, kind, not_before, not_after = _grant_columns(grant, self.stamp)
         self.facts.append((
             agency, position, fact_type, key, client, fact.category.value, fact.controller,
-            kind, self.stamp(fact.occurred_at),
-            json.dumps(data, sort_keys=True, separators=(",", ":")), not_before, not_after))
+            kind, self.stamp(fact.occurred_at), data, not_before, not_after))
         self.changed = True
 
     def alert(self, event: Any, position: int, agencies: Sequence[str]) -> None:
@@ -588,6 +704,8 @@ class _Writer:
     # -- deriving again --------------------------------------------------------------------
 
     def flush(self) -> None:
+        if self.bands:
+            self._age_bands()
         if self.facts:
             bulk_insert(self.conn, report_facts, self.facts)
             self.facts = []
@@ -648,14 +766,14 @@ class _Writer:
 
     def _followed(self, position: int, topic: str) -> Iterable[tuple[int, Any]]:
         """(position, event) of every event of ``topic`` in the log up to ``position``."""
-        start, mapper = 0, self.app.mapper
+        start, decode = 0, self.reports.decode
         while start < position:
             batch = self.app.recorder.select_notifications(
                 start=start, limit=_READ_BATCH, stop=position, topics=[topic],
                 inclusive_of_start=False)
             for notification in batch:
                 if not _skipped(notification):
-                    yield notification.id, mapper.to_domain_event(notification)
+                    yield notification.id, decode(notification)
             if len(batch) < _READ_BATCH:
                 return
             start = batch[-1].id

@@ -12,7 +12,7 @@ library's own mapper.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -30,6 +30,20 @@ def _sqlite(recorder: Any) -> str:
             "ORDER BY originator_version")
 
 
+def _sqlite_first(recorder: Any) -> str:
+    table: str = recorder.events_table_name
+    return (f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "  # noqa: S608 - the library's table name
+            "WHERE originator_id IN ({listed}) AND originator_version = 1")
+
+
+def _postgres_first(recorder: Any) -> str:
+    schema: str = recorder.datastore.schema
+    table: str = recorder.events_table_name
+    return ("SELECT notification_id, originator_id, originator_version, topic, state "  # noqa: S608 - the library's table name
+            f'FROM "{schema}"."{table}" '
+            "WHERE originator_id IN ({listed}) AND originator_version = 1")
+
+
 def _postgres(recorder: Any) -> str:
     schema: str = recorder.datastore.schema
     table: str = recorder.events_table_name
@@ -41,10 +55,15 @@ def _postgres(recorder: Any) -> str:
 class StoredLog:
     """Reads one stream's events, each with its log position, on a given connection."""
 
-    def __init__(self, app: AccordApplication, conn: Connection) -> None:
+    def __init__(self, app: AccordApplication, conn: Connection,
+                 decode: Callable[[Notification], Any] | None = None) -> None:
+        """``decode``: how an event is decoded (the library's mapper by default)."""
         self.app = app
         self.conn = conn
+        self.decode = decode or app.mapper.to_domain_event
         self._sql = dialect.of(conn).choose(sqlite=_sqlite, postgresql=_postgres)(app.recorder)
+        self._first = dialect.of(conn).choose(sqlite=_sqlite_first,
+                                              postgresql=_postgres_first)(app.recorder)
         self._sqlite = dialect.of(conn) is dialect.SQLITE
 
     def events_of(self, originator_id: UUID, upto: int,
@@ -59,4 +78,23 @@ class StoredLog:
             notification = Notification(id=position, originator_id=originator_id,
                                         originator_version=version, topic=topic,
                                         state=bytes(state))
-            yield position, self.app.mapper.to_domain_event(notification)
+            yield position, self.decode(notification)
+
+    def registrations(self, client_ids: Iterable[UUID]) -> dict[UUID, Any]:
+        """Each client's first event (its registration, holding the sealed identity), in
+        one query."""
+        ids = sorted(set(client_ids))
+        if not ids:
+            return {}
+        names = {f"c{n}": (c.hex if self._sqlite else str(c)) for n, c in enumerate(ids)}
+        cast = "{}" if self._sqlite else "CAST({} AS uuid)"
+        listed = ", ".join(cast.format(f":{name}") for name in names)
+        found: dict[UUID, Any] = {}
+        for position, originator, version, topic, state in dialect.run(
+                self.conn, self._first.format(listed=listed), **names).all():
+            client_id = UUID(hex=originator) if self._sqlite else UUID(str(originator))
+            notification = Notification(id=position, originator_id=client_id,
+                                        originator_version=version, topic=topic,
+                                        state=bytes(state))
+            found[client_id] = self.app.mapper.to_domain_event(notification)
+        return found
