@@ -33,14 +33,12 @@ from domain.application import OPERATOR
 from infra.keys import generate_key_file
 from infra.settings import Settings
 
-# VALID_IDENTITY, access_records and changes: still imported from here by test files
-# other engineers are editing; they import from tests.builders once those move.
+# VALID_IDENTITY: still imported from here by tests/test_reports_projection.py, which
+# another engineer is editing; it imports from tests.builders once it moves.
 from tests.builders import (  # noqa: F401
     AGENCIES,
     VALID_IDENTITY,
     Partnership,
-    access_records,
-    changes,
     enrol_unfitting,
     fact,
     post_fact,

@@ -33,19 +33,13 @@ from domain.errors import (
 )
 from infra.settings import Settings
 from projections import queries
-from tests.builders import Partnership, changes
+from tests.builders import Partnership, assert_error_shape, changes
 
 HOSPITAL = "hospital"
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = response.json()
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
 
 
 def principals_of(accord: Accord, agency: str) -> list[tuple[str, Role, bool]]:
@@ -79,7 +73,7 @@ def test_a_hospital_admin_cannot_create_principals_in_the_treatment_provider(
         response = api.post("/v1/principals", headers=bearer(hospital_admin),
                             json={"agency": "tp", "role": role, "name": "Planted"})
         assert response.status_code == 403, (role, response.text)
-        assert "token" not in error_of(response)
+        assert "token" not in assert_error_shape(response)
     # An agency that does not exist gets the same answer: the rule is about scope.
     response = api.post("/v1/principals", headers=bearer(hospital_admin),
                         json={"agency": "nowhere", "role": "practitioner", "name": "Planted"})
@@ -277,7 +271,7 @@ def test_a_role_that_does_not_fit_the_agency_is_422_naming_role(
     response = api.post("/v1/principals", headers=partnership.headers(agency, Role.ADMIN),
                         json={"agency": agency, "role": role, "name": "Misfit"})
     assert response.status_code == 422, response.text
-    assert [e["field"] for e in error_of(response)["errors"]] == ["role"]
+    assert [e["field"] for e in assert_error_shape(response)["errors"]] == ["role"]
     assert changes(accord) == before
     assert principals_of(accord, agency) == listed_before
     # The CLI operator is held to the same table.
@@ -318,7 +312,7 @@ def test_the_last_partnership_admin_cannot_be_revoked(
         app.revoke_principal(lead.principal_id or uuid4(), "stepping down", OPERATOR)
     response = revoke(client, lead.principal_id, lead_token)
     assert response.status_code == 409
-    assert "last active partnership administrator" in error_of(response)["detail"]
+    assert "last active partnership administrator" in assert_error_shape(response)["detail"]
     assert changes(accord) == before
     assert app.authenticate(lead_token).role is Role.PARTNERSHIP_ADMIN
     # Once a successor is appointed the lead may go, and the successor is then the last.
@@ -379,7 +373,7 @@ def test_an_agencys_last_admin_is_revoked_only_by_a_partnership_admin(
     before = changes(accord)
     response = revoke(client, admin.principal_id, admin_token)
     assert response.status_code == 409
-    assert "only a partnership administrator" in error_of(response)["detail"]
+    assert "only a partnership administrator" in assert_error_shape(response)["detail"]
     assert changes(accord) == before
     # With a second admin either may go; then the one remaining is the last again.
     deputy = app.add_principal(HOSPITAL, Role.ADMIN, "Deputy", admin)

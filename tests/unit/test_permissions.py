@@ -24,7 +24,7 @@ from domain.permissions import PERMISSIONS, Action, kinds_for, permits, require,
 from domain.vocabulary import Purpose
 from projections import queries
 from tests.builders import VALID_IDENTITY
-from tests.test_access_matrix import CALLER, COLUMNS, MATRIX
+from tests.e2e.test_access_matrix import CALLER, COLUMNS, MATRIX
 
 P, S, IG, A, C, PA = (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD, Role.ADMIN,
                       Role.COMMISSIONER, Role.PARTNERSHIP_ADMIN)

@@ -23,15 +23,31 @@ from domain.agencies import Role
 from domain.vocabulary import Article6, Article9
 from infra.schema import access_clients, access_controllers, access_log
 from projections.audit import AccessIndex
-from tests.conftest import VALID_IDENTITY, Partnership, changes
-from tests.test_access_matrix import fresh_nhs_number
-from tests.test_alerts import SAFEGUARDING, client, concern, concern_raised, events, inbox, settle
-from tests.test_api import fact, register
-from tests.test_views_api import agree, childrens_terms, consent, hdr, police_terms, post_fact
+from tests.builders import (
+    ACCESS_TOPIC,
+    SAFEGUARDING,
+    VALID_IDENTITY,
+    Partnership,
+    agree,
+    changes,
+    childrens_terms,
+    concern,
+    concern_raised,
+    consent,
+    events,
+    fact,
+    hdr,
+    inbox,
+    nhs_number,
+    police_terms,
+    post_fact,
+    register,
+    registered,
+    settle,
+)
 
-ACCESS = "domain.access:AccessRecord.Recorded"
 UNKNOWN_NHS = "4010232137"  # valid, and nobody's here
-OTHER_NHS = fresh_nhs_number(1)  # another person's
+OTHER_NHS = nhs_number(1)  # another person's
 
 
 def commissioning_terms() -> dict[str, Any]:
@@ -66,7 +82,7 @@ def match(api: TestClient, partnership: Partnership, agency: str, role: Role,
 
 def records(accord: Accord, since: int) -> list[Any]:
     """The access records appended after the first ``since``."""
-    return events(accord, ACCESS)[since:]
+    return events(accord, ACCESS_TOPIC)[since:]
 
 
 def audit(api: TestClient, partnership: Partnership, agency: str,
@@ -109,7 +125,7 @@ def test_the_commissioner_cannot_re_identify_a_client_under_a_no_identifiers_agr
     unknown_name = {"purpose": "commissioning", "family_name": "Nobody",
                     "date_of_birth": "1990-01-01"}
     settle(api)
-    before = len(events(accord, ACCESS))
+    before = len(events(accord, ACCESS_TOPIC))
     for known, unknown in ((by_nhs, unknown_nhs), (by_name, unknown_name)):
         seen = match(api, partnership, "commissioner", Role.COMMISSIONER, **known)
         nobody = match(api, partnership, "commissioner", Role.COMMISSIONER, **unknown)
@@ -127,7 +143,7 @@ def test_a_commissioner_reads_no_per_client_view_and_the_refusal_is_recorded(
     client_id, position = in_treatment(api, partnership)
     agree(api, partnership, commissioning_terms())
     settle(api)
-    before = len(events(accord, ACCESS))
+    before = len(events(accord, ACCESS_TOPIC))
     response = api.get(f"/v1/clients/{client_id}/view",
                        params={"purpose": "commissioning", "min_position": position},
                        headers=hdr(partnership, "commissioner", Role.COMMISSIONER))
@@ -171,7 +187,7 @@ def test_a_partner_matches_only_where_its_basis_shares_the_identity_category(
                     date_of_birth=VALID_IDENTITY["date_of_birth"])
     assert by_name.json() == {"client_id": client_id}
     # What the match disclosed is the identity share, on its basis.
-    last = events(accord, ACCESS)[-1]
+    last = events(accord, ACCESS_TOPIC)[-1]
     assert (last.action, last.outcome, last.client_id) == ("match", "returned",
                                                            UUID(client_id))
     assert [(i["controller"], i["basis"]["kind"]) for i in last.returned] == [
@@ -188,7 +204,7 @@ def test_an_ig_lead_finds_its_own_agencys_client_by_nhs_number_and_no_other(
     other = register(api, partnership, "tp2",
                      identity={**VALID_IDENTITY, "nhs_number": OTHER_NHS})
     settle(api)
-    before = len(events(accord, ACCESS))
+    before = len(events(accord, ACCESS_TOPIC))
     found = match(api, partnership, "tp", Role.IG_LEAD,
                   nhs_number=VALID_IDENTITY["nhs_number"])
     assert found.status_code == 200, found.text
@@ -227,12 +243,12 @@ def test_alert_reads_are_in_each_clients_disclosures_and_client_filtered_audit(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     first = concern_raised(api, partnership)
-    second = client(api, partnership, "4010232137")
+    second = registered(api, partnership, "4010232137")
     post_fact(api, partnership, second, concern())
     alerts = inbox(api, partnership)  # one read of both alerts
     triggers = {a["client_id"]: a["trigger_position"] for a in alerts}
     assert set(triggers) == {first, second}
-    [read] = [r for r in events(accord, ACCESS) if r.action == "alerts" and r.returned]
+    [read] = [r for r in events(accord, ACCESS_TOPIC) if r.action == "alerts" and r.returned]
     assert set(read.client_ids) == {UUID(first), UUID(second)}
     for client_id, other in ((first, second), (second, first)):
         [disclosed] = [d for d in disclosures(api, partnership, client_id)
@@ -324,7 +340,7 @@ def test_refused_writes_are_recorded_and_reach_the_controller(
     settle(api)
     unknown = str(uuid4())
     police = hdr(partnership, "police")
-    before, written = len(events(accord, ACCESS)), changes(accord)
+    before, written = len(events(accord, ACCESS_TOPIC)), changes(accord)
 
     def attempts(target: str) -> list[httpx.Response]:
         return [
@@ -354,7 +370,7 @@ def test_refused_writes_are_recorded_and_reach_the_controller(
         ("link_household", "not_found", client_id)])
     assert changes(accord) == written
     # A write that succeeds is on the log as itself, not as an access.
-    before = len(events(accord, ACCESS))
+    before = len(events(accord, ACCESS_TOPIC))
     post_fact(api, partnership, client_id, fact())
     assert records(accord, before) == []
 
@@ -363,7 +379,7 @@ def test_the_access_audit_rebuilds_to_what_it_indexed_as_it_followed_the_log(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     concern_raised(api, partnership)
-    second = client(api, partnership, "4010232137")
+    second = registered(api, partnership, "4010232137")
     post_fact(api, partnership, second, concern())
     inbox(api, partnership)
     api.post(f"/v1/clients/{second}/events", json=fact(), headers=hdr(partnership, "police"))
@@ -456,7 +472,7 @@ def test_the_stream_sends_each_alerts_current_state_on_connecting_and_resuming(
     assert closed_id == closed.json()["position"] > raised_id
     assert stream(api, partnership, last_event_id=closed_id) == []
     # Each batch sent is recorded, naming the client.
-    reads = [r for r in events(accord, ACCESS) if r.action == "alerts" and r.returned]
+    reads = [r for r in events(accord, ACCESS_TOPIC) if r.action == "alerts" and r.returned]
     assert all(r.client_ids == [UUID(raised["client_id"])] for r in reads)
 
 
@@ -527,7 +543,7 @@ def test_a_refused_end_of_emergency_access_is_recorded_and_reaches_the_controlle
     client_id = register(api, partnership)
     settle(api)
     police_ig = hdr(partnership, "police", Role.IG_LEAD)
-    before, written = len(events(accord, ACCESS)), changes(accord)
+    before, written = len(events(accord, ACCESS_TOPIC)), changes(accord)
     tried = [api.post(f"/v1/clients/{target}/emergency-access/{uuid4()}/end",
                       json={"reason": "The emergency is over."}, headers=police_ig)
              for target in (client_id, str(uuid4()))]

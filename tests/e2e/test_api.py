@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,23 +19,17 @@ from api.app import create_app
 from api.bootstrap import Accord
 from domain.agencies import Role, agency_uuid
 from domain.catalogue import CATALOGUE
-from tests.conftest import AGENCIES, VALID_IDENTITY, Partnership, changes
+from tests.builders import (
+    AGENCIES,
+    VALID_IDENTITY,
+    Partnership,
+    assert_error_shape,
+    changes,
+    fact,
+    register,
+)
 
 NORMALISED_IDENTITY = {**VALID_IDENTITY, "nhs_number": "9434765919"}
-
-
-def fact(type_name: str = "appointment_attended", data: dict[str, Any] | None = None,
-         occurred_at: str = "2026-01-05T09:30:00Z") -> dict[str, Any]:
-    return {"type": type_name, "occurred_at": occurred_at,
-            "data": {"appointment": "keywork"} if data is None else data}
-
-
-def register(api: TestClient, partnership: Partnership, agency: str = "tp",
-             identity: dict[str, str] | None = None) -> str:
-    response = api.post("/v1/clients", json={"identity": identity or VALID_IDENTITY},
-                        headers=partnership.headers(agency, Role.PRACTITIONER))
-    assert response.status_code == 201, response.text
-    return str(response.json()["client_id"])
 
 
 def record(api: TestClient, partnership: Partnership, client_id: str,
@@ -45,14 +38,6 @@ def record(api: TestClient, partnership: Partnership, client_id: str,
                        headers=partnership.headers(agency, Role.PRACTITIONER))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    return body
-
-
-def assert_error_shape(response: httpx.Response) -> dict[str, Any]:
-    body: dict[str, Any] = response.json()
-    assert isinstance(body["detail"], str) and body["detail"]
-    for item in body.get("errors", []):
-        assert set(item) == {"field", "message"} and item["message"]
     return body
 
 

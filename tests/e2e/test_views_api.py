@@ -11,120 +11,26 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import pytest
 from fastapi.testclient import TestClient
 
 from domain.agencies import Role
 from domain.identity import Identity
-from domain.vocabulary import Article6, Article9, Article10, LegalDuty
+from domain.vocabulary import LegalDuty
 from projections.views import AgencyViews
-from tests.conftest import VALID_IDENTITY, Partnership
-from tests.test_api import fact, register
-
-HEALTH_PUBLIC_TASK = {"article_6": Article6.PUBLIC_TASK.value,
-                      "article_9": Article9.SUBSTANTIAL_PUBLIC_INTEREST.value}
-
-
-def police_terms(**changes: Any) -> dict[str, Any]:
-    """The police see engagement and criminal-justice status, with consent."""
-    return {
-        "recipient": "police",
-        "title": "Drug intervention: treatment engagement for offender management",
-        "purposes": ["offender_management"],
-        "categories": {"identity": ["given_name", "family_name"],
-                       "treatment": ["appointment", "modality"],
-                       "criminal_justice": ["order", "status"]},
-        "lawful_basis": {**HEALTH_PUBLIC_TASK, "article_10": Article10.STATUTORY_PURPOSES.value},
-        "consent_required": True,
-        "valid_from": "2024-04-01", "valid_to": "2030-03-31", "review_on": "2027-03-31",
-        "retention_days": 2190,
-        **changes,
-    }
-
-
-def childrens_terms(**changes: Any) -> dict[str, Any]:
-    """Children's services see safeguarding facts under a legal duty, without consent."""
-    return {
-        "recipient": "childrens",
-        "title": "Safeguarding children: parents in treatment",
-        "purposes": ["safeguarding_children"],
-        "categories": {"safeguarding_children": ["children_in_household", "concern"],
-                       "treatment": ["appointment"]},
-        "lawful_basis": {"article_6": Article6.LEGAL_OBLIGATION.value,
-                         "article_9": Article9.SUBSTANTIAL_PUBLIC_INTEREST.value,
-                         "legal_duty": LegalDuty.CHILDREN_ACT_S47.value},
-        "consent_required": False,
-        "valid_from": "2024-04-01", "review_on": "2027-03-31", "retention_days": 2190,
-        **changes,
-    }
-
-
-def hdr(partnership: Partnership, agency: str, role: Role = Role.PRACTITIONER) -> dict[str, str]:
-    return partnership.headers(agency, role)
-
-
-def agree(api: TestClient, partnership: Partnership, terms: dict[str, Any],
-          controller: str = "tp") -> str:
-    """Proposes and has both parties' IG leads approve; returns the agreement id."""
-    proposed = api.post("/v1/agreements", json=terms, headers=hdr(partnership, controller,
-                                                                  Role.IG_LEAD))
-    assert proposed.status_code == 201, proposed.text
-    assert proposed.json()["status"] == "proposed"
-    agreement_id = str(proposed.json()["agreement_id"])
-    for party in (controller, terms["recipient"]):
-        approved = api.post(f"/v1/agreements/{agreement_id}/approve",
-                            headers=hdr(partnership, party, Role.IG_LEAD))
-        assert approved.status_code == 200, approved.text
-    assert approved.json()["status"] in ("active", "out_of_date")
-    return agreement_id
-
-
-def post_fact(api: TestClient, partnership: Partnership, client_id: str,
-              body: dict[str, Any], agency: str = "tp") -> int:
-    response = api.post(f"/v1/clients/{client_id}/events", json=body,
-                        headers=hdr(partnership, agency))
-    assert response.status_code == 201, response.text
-    return int(response.json()["position"])
-
-
-def consent(api: TestClient, partnership: Partnership, client_id: str,
-            **changes: Any) -> dict[str, Any]:
-    body = {"recipient_agency": "police", "categories": ["identity", "treatment",
-                                                         "criminal_justice"],
-            "purposes": ["offender_management"], "obtained": "written", **changes}
-    response = api.post(f"/v1/clients/{client_id}/consents", json=body,
-                        headers=hdr(partnership, "tp"))
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-def view(api: TestClient, partnership: Partnership, client_id: str, agency: str,
-         purpose: str, position: int | None = None, role: Role = Role.PRACTITIONER) -> Any:
-    params: dict[str, Any] = {"purpose": purpose}
-    if position is not None:
-        params["min_position"] = position
-    return api.get(f"/v1/clients/{client_id}/view", params=params,
-                   headers=hdr(partnership, agency, role))
-
-
-@pytest.fixture
-def treated(api: TestClient, partnership: Partnership) -> dict[str, Any]:
-    """A client in treatment with engagement, a criminal-justice order and a clinical note."""
-    client_id = register(api, partnership)
-    positions = {
-        "appointment": post_fact(api, partnership, client_id, fact()),
-        "episode": post_fact(api, partnership, client_id, fact(
-            "treatment_episode_started", {"modality": "pharmacological",
-                                          "substances": ["opioids"]})),
-        "order": post_fact(api, partnership, client_id, fact(
-            "criminal_justice_status", {"order": "drug_rehabilitation_requirement",
-                                        "status": "compliant", "ends_on": "2026-12-01"})),
-        "note": post_fact(api, partnership, client_id, fact(
-            "clinical_note_added", {"text": "Disclosed a relapse in confidence."})),
-    }
-    return {"client_id": client_id, "positions": positions}
-
+from tests.builders import (
+    HEALTH_PUBLIC_TASK,
+    VALID_IDENTITY,
+    Partnership,
+    agree,
+    childrens_terms,
+    consent,
+    fact,
+    hdr,
+    police_terms,
+    post_fact,
+    register,
+    view,
+)
 
 # -- agreements --------------------------------------------------------------------------------
 

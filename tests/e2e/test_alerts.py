@@ -16,50 +16,27 @@ from domain.agencies import Role
 from infra.schema import tracking
 from projections.alerts import AlertInbox
 from projections.safeguarding import SafeguardingRules
-from tests.conftest import VALID_IDENTITY, Partnership
-from tests.test_access_matrix import fresh_nhs_number
-from tests.test_api import fact, register
-from tests.test_views_api import agree, childrens_terms, hdr, post_fact
-
-RAISED = "domain.alerts:Alert.Raised"
-WITHHELD = "domain.alerts:AlertWithheld.Recorded"
-SAFEGUARDING = Role.SAFEGUARDING
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def at(days_ago: float) -> str:
-    return (NOW - timedelta(days=days_ago)).isoformat()
-
-
-def settle(api: TestClient) -> None:
-    """Runs the projections now (rules, then the inbox), rather than waiting for a poll."""
-    api.app.state.projections.catch_up()  # type: ignore[attr-defined]
-
-
-def events(accord: Accord, topic: str) -> list[Any]:
-    found = []
-    position = 0
-    while batch := accord.app.recorder.select_notifications(
-            start=position, limit=1000, topics=[topic], inclusive_of_start=False):
-        found.extend(accord.app.mapper.to_domain_event(n) for n in batch)
-        position = batch[-1].id
-    return found
-
-
-def inbox(api: TestClient, partnership: Partnership, agency: str = "childrens",
-          **params: str) -> list[dict[str, Any]]:
-    settle(api)
-    response = api.get("/v1/alerts", params=params, headers=hdr(partnership, agency,
-                                                                SAFEGUARDING))
-    assert response.status_code == 200, response.text
-    result: list[dict[str, Any]] = response.json()
-    return result
-
-
-def concern(occurred_at: str | None = None) -> dict[str, Any]:
-    return fact("child_safeguarding_concern_raised",
-                {"concern": "neglect", "summary": "Children left alone overnight.",
-                 "children_affected": 2}, occurred_at or at(1))
+from tests.builders import (
+    RAISED,
+    SAFEGUARDING,
+    VALID_IDENTITY,
+    WITHHELD,
+    Partnership,
+    agree,
+    at,
+    childrens_terms,
+    concern,
+    concern_raised,
+    events,
+    fact,
+    hdr,
+    inbox,
+    nhs_number,
+    post_fact,
+    register,
+    registered,
+    settle,
+)
 
 
 def children(count: int = 2, pregnant: bool = False) -> dict[str, Any]:
@@ -68,24 +45,11 @@ def children(count: int = 2, pregnant: bool = False) -> dict[str, Any]:
                                       "pregnant": pregnant}, at(20))
 
 
-def client(api: TestClient, partnership: Partnership, nhs: str = "9434765919") -> str:
-    return register(api, partnership, identity={**VALID_IDENTITY, "nhs_number": nhs})
-
-
-def concern_raised(api: TestClient, partnership: Partnership) -> str:
-    """A legal-duty agreement with children's services, and a client of the treatment
-    provider with a child safeguarding concern recorded; returns the client's id."""
-    agree(api, partnership, childrens_terms())
-    client_id = client(api, partnership)
-    post_fact(api, partnership, client_id, concern())
-    return client_id
-
-
 def test_a_child_concern_raises_one_alert_with_its_basis(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     agreement_id = agree(api, partnership, childrens_terms())
-    client_id = client(api, partnership)
+    client_id = registered(api, partnership)
     position = post_fact(api, partnership, client_id, concern())
     alerts = inbox(api, partnership)
     assert len(alerts) == 1
@@ -105,7 +69,7 @@ def test_a_child_concern_raises_one_alert_with_its_basis(
 def test_no_agreement_no_alert_and_the_log_says_why(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
-    client_id = client(api, partnership)
+    client_id = registered(api, partnership)
     position = post_fact(api, partnership, client_id, concern())
     assert inbox(api, partnership) == []
     withheld = [e for e in events(accord, WITHHELD) if e.trigger_position == position]
@@ -189,8 +153,8 @@ def test_households_the_toxic_trio_and_disengagement(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     agree(api, partnership, childrens_terms())
-    parent = client(api, partnership)
-    partner = client(api, partnership, "4010232137")
+    parent = registered(api, partnership)
+    partner = registered(api, partnership, "4010232137")
     post_fact(api, partnership, parent, children())
     post_fact(api, partnership, parent, fact(
         "treatment_episode_started", {"modality": "pharmacological",
@@ -229,7 +193,7 @@ def test_households_the_toxic_trio_and_disengagement(
     rules = [a["rule"] for a in inbox(api, partnership)]
     assert rules == ["toxic_trio", "parent_disengaging"]
     # A new member: added by an agency that sees a member and the client.
-    third = client(api, partnership, fresh_nhs_number(1))
+    third = registered(api, partnership, nhs_number(1))
     added = api.post(f"/v1/households/{household_id}/members", json={"client_id": third},
                      headers=hdr(partnership, "tp", SAFEGUARDING))
     assert added.status_code == 201, added.text
@@ -241,7 +205,7 @@ def test_multi_agency_concerns_and_pregnancy(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     agree(api, partnership, childrens_terms())
-    client_id = client(api, partnership)
+    client_id = registered(api, partnership)
     post_fact(api, partnership, client_id, fact(
         "treatment_episode_started", {"modality": "pharmacological",
                                       "substances": ["alcohol"]}, at(30)))
@@ -326,7 +290,7 @@ def test_a_rebuild_that_resets_the_rules_mid_batch_cannot_make_them_miss_an_aler
     appointment would raise nothing. The rules check, before any alert, that the
     position is still where the batch began; here they start again and raise it."""
     agree(api, partnership, childrens_terms())
-    parent = client(api, partnership)
+    parent = registered(api, partnership)
     post_fact(api, partnership, parent, children())
     for days in (14, 2):
         post_fact(api, partnership, parent, fact("appointment_missed",

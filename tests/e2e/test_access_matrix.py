@@ -45,7 +45,14 @@ from domain.identity import Identity
 from domain.permissions import PERMISSIONS, Action, permits, roles_for
 from domain.vocabulary import Purpose
 from infra.settings import Settings
-from tests.conftest import VALID_IDENTITY, Partnership, access_records, changes
+from tests.builders import (
+    VALID_IDENTITY,
+    Partnership,
+    access_records,
+    changes,
+    housing_terms,
+    nhs_number,
+)
 
 COLUMNS = ("own", "other", "police", "commission")
 CALLER = {"own": "tp", "other": "tp", "police": "police", "commission": "commissioner"}
@@ -267,26 +274,6 @@ def test_each_permitted_role_has_one_row() -> None:
 NHS_NUMBERS = ("9434765919", "4010232137")  # the clients of tp and tp2
 
 
-def fresh_nhs_number(seq: int) -> str:
-    """A valid NHS number in the 999 test range, different for each seq."""
-    for filler in "0123456789":
-        body = f"999{seq:05d}{filler}"
-        total = sum(int(d) * w for d, w in zip(body, range(10, 1, -1), strict=True))
-        check = (11 - total % 11) % 11
-        if check != 10:
-            return body + str(check)
-    raise AssertionError("unreachable: one filler in ten gives check digit 10 at most")
-
-
-def terms(recipient: str, title: str = "Housing status for care coordination") -> dict[str, Any]:
-    return {
-        "recipient": recipient, "title": title, "purposes": ["care_coordination"],
-        "categories": {"housing": ["status"]},
-        "lawful_basis": {"article_6": "6(1)(e) public task"}, "consent_required": False,
-        "valid_from": "2026-01-01", "review_on": "2027-01-01", "retention_days": 365,
-    }
-
-
 CONSENT = {"recipient_agency": "police", "categories": ["housing"],
            "purposes": ["care_coordination"], "obtained": "written"}
 EMERGENCY = {"purpose": "safeguarding_adults", "minutes": 30,
@@ -306,7 +293,7 @@ class World:
     def agreement(self, controller: str) -> UUID:
         """A fresh agreement proposed by ``controller`` to children's services."""
         proposed = self.accord.app.propose_agreement(
-            AgreementTerms.model_validate(terms("childrens")),
+            AgreementTerms.model_validate(housing_terms("childrens")),
             self.actor(controller, Role.IG_LEAD),
         )
         return UUID(str(proposed.id))
@@ -319,7 +306,7 @@ class World:
     def fresh_client(self, owner: str) -> UUID:
         """A new client of ``owner`` (a treatment provider), untouched by other cells."""
         identity = Identity.model_validate(
-            {**VALID_IDENTITY, "nhs_number": fresh_nhs_number(next(self.counter))})
+            {**VALID_IDENTITY, "nhs_number": nhs_number(next(self.counter))})
         client_id, _ = self.accord.app.register_client(identity,
                                                        self.actor(owner, Role.PRACTITIONER))
         return client_id
@@ -415,7 +402,7 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/docs/assets/{name}"): lambda w, o: ("/docs/assets/swagger-ui.css", None),
     ("POST", "/v1/clients"): lambda w, o: (
         "/v1/clients",
-        {"identity": {**VALID_IDENTITY, "nhs_number": fresh_nhs_number(next(w.counter))}},
+        {"identity": {**VALID_IDENTITY, "nhs_number": nhs_number(next(w.counter))}},
     ),
     ("POST", "/v1/clients/{client_id}/events"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/events",
@@ -450,11 +437,11 @@ REQUESTS: dict[tuple[str, str], Build] = {
         f"/v1/audit/proofs/inclusion?position=1&tree_size={signed_tree_size(w.accord)}", None),
     ("GET", "/v1/audit/proofs/consistency"): lambda w, o: (
         f"/v1/audit/proofs/consistency?first=1&second={signed_tree_size(w.accord)}", None),
-    ("POST", "/v1/agreements"): lambda w, o: ("/v1/agreements", terms("childrens")),
+    ("POST", "/v1/agreements"): lambda w, o: ("/v1/agreements", housing_terms("childrens")),
     ("POST", "/v1/agreements/{agreement_id}/approve"): lambda w, o: (
         f"/v1/agreements/{w.agreement(o)}/approve", None),
     ("POST", "/v1/agreements/{agreement_id}/amend"): lambda w, o: (
-        f"/v1/agreements/{w.agreement(o)}/amend", terms("childrens", "Amended title")),
+        f"/v1/agreements/{w.agreement(o)}/amend", housing_terms("childrens", "Amended title")),
     ("POST", "/v1/agreements/{agreement_id}/revoke"): lambda w, o: (
         f"/v1/agreements/{w.agreement(o)}/revoke", {"reason": "no longer needed"}),
     ("GET", "/v1/agreements"): lambda w, o: ("/v1/agreements", None),
@@ -619,7 +606,7 @@ def test_a_match_answers_only_on_a_share_of_identity(
                                   ("childrens", {"housing": ["status"],
                                                  "identity": ["family_name"]})):
         proposed = app.propose_agreement(AgreementTerms.model_validate(
-            {**terms(recipient), "categories": categories}), world.actor("tp", I))
+            {**housing_terms(recipient), "categories": categories}), world.actor("tp", I))
         for party in ("tp", recipient):
             app.approve_agreement(UUID(str(proposed.id)), world.actor(party, I))
     app.record_fact(world.clients["tp"], "housing_status_recorded", {"status": "settled"},
