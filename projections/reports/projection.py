@@ -280,7 +280,7 @@ class _Shares:
         #: The standing shares by agency, then category (a fact's are looked up).
         self._by_category: dict[str, dict[DataCategory, tuple[Share, ...]]] = {}
         #: The grants of the standing shares, by (agency, category, controller).
-        self._standing_grants: dict[tuple[str, DataCategory, str], list[Grant]] = {}
+        self._standing_grants: dict[tuple[str, str, str], list[Grant]] = {}
 
     def commissioners(self) -> list[str]:
         if self._commissioners is None:
@@ -339,7 +339,7 @@ class _Shares:
         """The commissioning grants on which ``agency`` may see ``fact``."""
         if fact.client_id in self.state.erased:
             return []
-        key = (agency, fact.category, fact.controller)
+        key = (agency, fact.category.value, fact.controller)
         standing = self._standing_grants.get(key)
         if standing is None:  # a standing share covers by category and controller alone
             self.standing()
@@ -485,6 +485,11 @@ class OutcomeReports(LogFollower):
                 for table, keys in ordered.items()}
 
 
+@functools.lru_cache(maxsize=1024)
+def _field_set(fields: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(fields)
+
+
 @functools.lru_cache(maxsize=4096)
 def _grant_columns(grant: Grant, stamp: Callable[[datetime | None], Any]) -> tuple[Any, ...]:
     """A grant's columns of a row (basis key, kind, window as stored), made once each."""
@@ -508,6 +513,8 @@ class _Writer:
         self.shares = shares
         self.stamp = dialect.of(conn).stamp
         self.facts: list[tuple[Any, ...]] = []
+        #: Each grant's columns, by the grant's identity (grants are shared objects).
+        self._columns: dict[int, tuple[Grant, tuple[Any, ...]]] = {}
         #: Age bands to derive at the next flush: (agency, pseudonym, the demographics
         #: fact the episode start stands for, the demographics grant).
         self.bands: list[tuple[str, str, Fact, Grant]] = []
@@ -595,7 +602,7 @@ class _Writer:
         for agency in agencies:
             for grant in self.shares.grants(agency, fact):
                 fields = grant.fields
-                if stored is not None and (fields is None or set(fields) >= data.keys()):
+                if stored is not None and (fields is None or _field_set(fields) >= data.keys()):
                     shown = stored  # every field shared: as stored
                 else:
                     shown = json.dumps(mask(data, fields), separators=(",", ":"))
@@ -631,7 +638,10 @@ class _Writer:
     def _row(self, agency: str, position: int, fact_type: str, client: str, fact: Fact,
              grant: Grant, data: str) -> None:
         """A row of ``fact`` on ``grant``; ``data`` its shown payload as JSON."""
-        key, kind, not_before, not_after = _grant_columns(grant, self.stamp)
+        found = self._columns.get(id(grant))
+        if found is None or found[0] is not grant:  # hashing a grant costs more than this
+            found = self._columns[id(grant)] = (grant, _grant_columns(grant, self.stamp))
+        key, kind, not_before, not_after = found[1]
         self.facts.append((
             agency, position, fact_type, key, client, fact.category.value, fact.controller,
             kind, self.stamp(fact.occurred_at), data, not_before, not_after))
