@@ -1,0 +1,2 @@
+"""The application's commands, one module per concern, composed into
+``domain.application.AccordApplication``; ``core`` is what they share."""
