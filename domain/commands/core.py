@@ -93,11 +93,6 @@ class ApplicationCore(Application[UUID]):
                 "client); pass it to AccordApplication(...) where the system is put together")
         return self._sees_client
 
-    @sees_client.setter
-    def sees_client(self, lookup: Callable[[str, UUID], bool]) -> None:
-        # Accepted until every entry point passes it to the constructor.
-        self._sees_client = lookup
-
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
