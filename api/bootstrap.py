@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 
 from domain.application import AccordApplication
 from infra.dialect import create_read_engine, eventsourcing_env
+from infra.dialect import of as dialect_of
 from infra.keys import KeyFileError, load_key_file, open_vault, read_keys
 from infra.migrations import migrate
 from infra.relay import KafkaNotConfigured, Relay, pseudonym_key
@@ -168,7 +169,8 @@ def bootstrap(settings: Settings | None = None, *, read_models: bool = True,
     writes = WriteNotices()
     app = AccordApplication(vault=vault, env=env,
                             sees_client=sees_client or ClientVisibility(engine),
-                            write_listeners=(writes,))
+                            write_listeners=(writes,),
+                            serialise_appends=dialect_of(engine).embedded)
     projections = _read_models(app, engine, settings, batch_size) if read_models else []
     runner = ProjectionRunner(projections, poll_interval=poll_interval) if read_models else None
     kafka = None

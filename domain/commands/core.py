@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
 
@@ -67,7 +67,8 @@ class ApplicationCore(Application[UUID]):
 
     def __init__(self, vault: IdentityVault, env: dict[str, str] | None = None, *,
                  sees_client: Callable[[str, UUID], bool] | None = None,
-                 write_listeners: Sequence[Callable[[int], None]] = ()) -> None:
+                 write_listeners: Sequence[Callable[[int], None]] = (),
+                 serialise_appends: bool = False) -> None:
         super().__init__(env)
         self.vault = vault
         self.write_listeners: list[Callable[[int], None]] = list(write_listeners)
@@ -75,13 +76,13 @@ class ApplicationCore(Application[UUID]):
         self._agency_kinds: dict[str, AgencyKind] = {}
         #: The time commands record as "now" (emergency grants); tests may replace it.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        #: SQLite has one writer at a time, and a writer that finds the database locked
-        #: sleeps in growing steps (its busy handler). Under load (every read appends an
-        #: access record) request threads would mostly sleep; queueing them here instead
-        #: keeps appends in order and quick. PostgreSQL takes concurrent appends as is.
+        #: A database with one writer at a time (SQLite) makes a writer that finds it
+        #: locked sleep in growing steps (its busy handler). Under load (every read appends
+        #: an access record) request threads would mostly sleep; queueing them here instead
+        #: keeps appends in order and quick. The composition root says which databases
+        #: need it (``serialise_appends``); PostgreSQL takes concurrent appends as they come.
         self._append_lock: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if type(self.recorder).__module__ == "eventsourcing.sqlite"
-            else contextlib.nullcontext()
+            threading.Lock() if serialise_appends else contextlib.nullcontext()
         )
 
     @property
@@ -114,11 +115,13 @@ class ApplicationCore(Application[UUID]):
         if by.agency not in self._client(client_id).controllers:
             raise ClientNotFound()
 
-    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's save, one at a time where the database has one writer."""
         with self._append_lock:
-            return super()._record(processing_event)
+            return super().save(*objs, **kwargs)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        # The library's hook "called after new aggregate events have been saved".
         if recordings:
             position = recordings[-1].notification.id
             for listener in self.write_listeners:
