@@ -52,6 +52,14 @@ def _postgres(recorder: Any) -> str:
             "ORDER BY originator_version")
 
 
+def _hex(stream_id: UUID) -> str:
+    return stream_id.hex
+
+
+def _text(stream_id: UUID) -> str:
+    return str(stream_id)
+
+
 class StoredLog:
     """Reads one stream's events, each with its log position, on a given connection."""
 
@@ -64,13 +72,18 @@ class StoredLog:
         self._sql = dialect.of(conn).choose(sqlite=_sqlite, postgresql=_postgres)(app.recorder)
         self._first = dialect.of(conn).choose(sqlite=_sqlite_first,
                                               postgresql=_postgres_first)(app.recorder)
-        self._sqlite = dialect.of(conn) is dialect.SQLITE
+        # How a stream id is passed to and read back from the library's table.
+        self._id: Callable[[UUID], str] = dialect.of(conn).choose(
+            sqlite=_hex, postgresql=_text)
+        self._cast: str = dialect.of(conn).choose(sqlite="{}", postgresql="CAST({} AS uuid)")
+        self._read_id: Callable[[Any], UUID] = dialect.of(conn).choose(
+            sqlite=lambda stored: UUID(hex=stored), postgresql=lambda stored: UUID(str(stored)))
 
     def events_of(self, originator_id: UUID, upto: int,
                   topics: Sequence[str] = ()) -> Iterator[tuple[int, Any]]:
         """(position, domain event) of the stream's events at positions up to ``upto``, in
         the stream's order; only those of ``topics`` if any are named."""
-        originator = originator_id.hex if self._sqlite else str(originator_id)
+        originator = self._id(originator_id)
         rows = dialect.run(self.conn, self._sql, originator=originator, upto=upto).all()
         for position, version, topic, state in rows:
             if topics and topic not in topics:
@@ -86,13 +99,12 @@ class StoredLog:
         ids = sorted(set(client_ids))
         if not ids:
             return {}
-        names = {f"c{n}": (c.hex if self._sqlite else str(c)) for n, c in enumerate(ids)}
-        cast = "{}" if self._sqlite else "CAST({} AS uuid)"
-        listed = ", ".join(cast.format(f":{name}") for name in names)
+        names = {f"c{n}": self._id(c) for n, c in enumerate(ids)}
+        listed = ", ".join(self._cast.format(f":{name}") for name in names)
         found: dict[UUID, Any] = {}
         for position, originator, version, topic, state in dialect.run(
                 self.conn, self._first.format(listed=listed), **names).all():
-            client_id = UUID(hex=originator) if self._sqlite else UUID(str(originator))
+            client_id = self._read_id(originator)
             notification = Notification(id=position, originator_id=client_id,
                                         originator_version=version, topic=topic,
                                         state=bytes(state))
