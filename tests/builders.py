@@ -1,26 +1,45 @@
-"""What the tests build their scenes from, in one place: a person, valid NHS numbers, the
-agreement terms the partnership signs, the partnership of agencies and tokens, the calls
-a keyworker, an IG lead or a safeguarding lead makes through the API, and the stand-ins
-that fail if touched.
+"""What the tests build their scenes from, in one place: the PostgreSQL they run on, a
+person and valid NHS numbers, a realistic payload of every fact type, the agreement terms
+the partnership signs, the partnership of agencies and tokens, what the log holds, the
+calls a keyworker, an IG lead or a safeguarding lead makes through the API, emergency
+access, alerts, the commissioner's outcome reports (``Story``), the request models the
+API validates, and a stand-in that fails if touched.
 
-Fixtures are in the ``conftest.py`` files; everything a test imports is here, so one
-scene is written once and every tier reads the same one. Importing this module opens no
+Fixtures are in the ``conftest.py`` files; what more than one test file uses is here, so
+a scene is written once and every tier reads the same one. Importing this module opens no
 database and starts nothing.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import os
 import secrets
+import types
+import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+import pytest
+from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from consent.state import LogState, NewFact, evolve
 from domain.agencies import AgencyKind, Principal, Role
-from domain.application import OPERATOR, TOKEN_PREFIX, AccordApplication
+from domain.agreements import AgreementTerms
+from domain.application import OPERATOR, TOKEN_PREFIX, AccordApplication, Actor
+from domain.catalogue import CATALOGUE
 from domain.identity import Identity
 from domain.vocabulary import Article6, Article9, Article10, LegalDuty
+from infra.settings import Settings
+from projections.reports.measures import compute
+from projections.reports.model import Period, ReportFact
+from projections.reports.projection import OutcomeReports
 
 if TYPE_CHECKING:  # the API's types, for hints only: the unit tier never starts the API
     import httpx
@@ -28,6 +47,39 @@ if TYPE_CHECKING:  # the API's types, for hints only: the unit tier never starts
 
     from api.bootstrap import Accord
     from projections.views import AgencyViews
+
+# -- the PostgreSQL the tests run on ---------------------------------------------------------------
+
+#: PostgreSQL on 127.0.0.1:5432, database ``test``, trust auth; each test gets a schema.
+PG_URL = os.environ.get("ACCORD_TEST_POSTGRES_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def postgres_available() -> str | None:
+    """None if PostgreSQL answers, else why not."""
+    try:
+        with psycopg.connect(PG_URL.replace("+psycopg", ""), connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+def require_postgres() -> None:
+    """Skips the test when PostgreSQL does not answer; under ``CI=true`` fails it."""
+    problem = postgres_available()
+    if problem is not None:
+        message = f"PostgreSQL at {PG_URL} is unreachable: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI=true: a missing service is a failure)")
+        pytest.skip(message)
+
+
+def drop_schema(schema: str) -> None:
+    """Drops a test's own schema and everything in it."""
+    with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
 
 # -- a person ----------------------------------------------------------------------------------
 
@@ -54,6 +106,73 @@ def nhs_number(seq: int) -> str:
         if check != 10:
             return body + str(check)
     raise AssertionError("unreachable: one filler in ten gives check digit 10 at most")
+
+
+# -- facts ----------------------------------------------------------------------------------------
+
+#: One realistic payload per fact type, every field given.
+FACT_EXAMPLES: dict[str, dict[str, Any]] = {
+    "demographics_recorded": {"sex": "female", "ethnicity": "N", "sexual_orientation":
+                              "not_stated", "religion": "christian", "disability": "no",
+                              "area": "E06000032"},
+    "referral_received": {"source": "gp", "substances": ["opioids", "crack"]},
+    "assessment_completed": {"assessment": "comprehensive", "substances": ["alcohol"],
+                             "injecting": False},
+    "treatment_episode_started": {"modality": "pharmacological", "substances": ["opioids"]},
+    "treatment_episode_ended": {"modality": "psychosocial",
+                                "discharge_reason": "completed_drug_free"},
+    "intervention_recorded": {"kind": "naloxone_supply", "sessions": 1},
+    "prescription_changed": {"medication": "methadone", "change": "started",
+                             "daily_dose_mg": 60.0, "supervised_consumption": True},
+    "appointment_attended": {"appointment": "keywork"},
+    "appointment_missed": {"appointment": "prescriber", "contacted_afterwards": True},
+    "criminal_justice_status": {"order": "drug_rehabilitation_requirement", "status": "started",
+                                "ends_on": "2027-03-31"},
+    "domestic_abuse_risk_recorded": {"role": "victim", "risk_level": "high",
+                                     "marac_referral": True},
+    "domestic_abuse_incident_recorded": {"role": "victim", "children_present": True,
+                                         "police_reference": "NP/2026/01234"},
+    "mental_health_concern_recorded": {"concern": "anxiety", "risk_level": "medium",
+                                       "in_mental_health_service": False},
+    "self_harm_risk_recorded": {"risk_level": "medium", "recent_attempt": False},
+    "overdose_risk_recorded": {"risk_level": "high", "recent_overdose": True,
+                               "naloxone_held": True},
+    "household_updated": {"children_in_household": 2, "parental_responsibility": True,
+                          "pregnant": True, "due_date": "2027-01-15"},
+    "child_safeguarding_concern_raised": {
+        "concern": "parental_substance_use",
+        "summary": "Children left unsupervised while parent intoxicated; school raised concern.",
+        "children_affected": 2,
+    },
+    "child_protection_status_recorded": {"status": "child_protection_plan", "children": 2},
+    "adult_safeguarding_concern_raised": {
+        "concern": "financial_abuse",
+        "summary": "Benefits taken by an acquaintance who supplies drugs.",
+        "section_42_enquiry": True,
+    },
+    "housing_status_recorded": {"status": "temporary"},
+    "employment_status_recorded": {"status": "volunteering"},
+    "blood_borne_virus_test": {"virus": "hepatitis_c", "result": "negative"},
+    "blood_borne_virus_vaccination": {"vaccine": "hepatitis_b", "dose": 2,
+                                      "course_completed": False},
+    "treatment_outcomes_profile": {
+        "stage": "review",
+        "substance_use": {"alcohol": 4, "opiates": 12, "crack": 3, "cocaine": 0,
+                          "amphetamines": 0, "cannabis": 20, "other": 0},
+        "injecting": {"days_injected": 5, "shared_equipment": False},
+        "crime": {"shoplifting_days": 2, "selling_drugs_days": 0, "other_theft": False,
+                  "assault_or_violence": False},
+        "health_and_social_functioning": {
+            "psychological_health": 9, "physical_health": 11, "quality_of_life": 8,
+            "days_paid_work": 0, "days_education": 4, "acute_housing_problem": False,
+            "at_risk_of_eviction": True,
+        },
+    },
+    "care_plan_agreed": {"goals": ["reduce use", "stable housing"], "review_on": "2027-02-01"},
+    "clinical_note_added": {"text": "Reviewed progress against care plan; discussed harm "
+                                    "reduction and next steps."},
+    "discharged": {"reason": "transferred"},
+}
 
 
 # -- agreement terms -----------------------------------------------------------------------------
@@ -104,6 +223,20 @@ def housing_terms(recipient: str = "childrens",
         "categories": {"housing": ["status"]},
         "lawful_basis": {"article_6": "6(1)(e) public task"}, "consent_required": False,
         "valid_from": "2026-01-01", "review_on": "2027-01-01", "retention_days": 365,
+    }
+
+
+def commissioning_terms(categories: dict[str, list[str]], *,
+                        consent: bool = False) -> dict[str, Any]:
+    """The commissioner's agreement: these categories for commissioning, under public task
+    and public health."""
+    return {
+        "recipient": "commissioner", "title": "Outcomes monitoring",
+        "purposes": ["commissioning"], "categories": categories,
+        "lawful_basis": {"article_6": Article6.PUBLIC_TASK.value,
+                         "article_9": Article9.PUBLIC_HEALTH.value},
+        "consent_required": consent, "valid_from": "2024-04-01", "review_on": "2027-01-01",
+        "retention_days": 365,
     }
 
 
@@ -345,6 +478,163 @@ def concern_raised(api: TestClient, partnership: Partnership) -> str:
     client_id = registered(api, partnership)
     post_fact(api, partnership, client_id, concern())
     return client_id
+
+
+# -- the commissioner's outcome reports -----------------------------------------------------------
+
+COMMISSIONER = "commissioner"
+#: What the commissioner's agreement shares for commissioning (each category's fields).
+SHARED = {
+    "treatment": ["modality", "substances", "discharge_reason", "reason"],
+    "outcomes": ["stage", "crime", "health_and_social_functioning"],
+    "demographics": ["sex", "ethnicity", "area"],
+    "safeguarding_children": ["children_in_household", "parental_responsibility"],
+}
+PERIOD = Period(date(2025, 4, 1), date(2026, 3, 31))
+#: Born 1985-04-12 (VALID_IDENTITY), so 40 on these days.
+STARTED = datetime(2025, 6, 2, 9, tzinfo=UTC)
+#: The NHS numbers of a Story's clients, in the order they are registered.
+NHS_NUMBERS = tuple(nhs_number(seq) for seq in range(8))
+
+
+class Story:
+    """A small partnership: the treatment providers' clients and their commissioning."""
+
+    def __init__(self, accord: Accord, partnership: Partnership) -> None:
+        self.accord = accord
+        self.app = accord.app
+        self.partnership = partnership
+        self.reports = accord.find(OutcomeReports)
+        self.clients: list[UUID] = []
+
+    def actor(self, agency: str, role: Role = Role.PRACTITIONER) -> Actor:
+        return self.app.authenticate(self.partnership.token(agency, role))
+
+    def agree(self, controller: str, categories: dict[str, list[str]], *,
+              consent: bool = False) -> UUID:
+        proposed = self.app.propose_agreement(
+            AgreementTerms.model_validate(commissioning_terms(categories, consent=consent)),
+            self.actor(controller, Role.IG_LEAD))
+        agreement_id = UUID(str(proposed.id))
+        for party in (controller, COMMISSIONER):
+            self.app.approve_agreement(agreement_id, self.actor(party, Role.IG_LEAD))
+        return agreement_id
+
+    def client(self, provider: str = "tp", *, born: str = "1985-04-12") -> UUID:
+        identity = Identity.model_validate({
+            **VALID_IDENTITY, "date_of_birth": born,
+            "nhs_number": NHS_NUMBERS[len(self.clients)]})
+        client_id, _ = self.app.register_client(identity, self.actor(provider))
+        self.clients.append(client_id)
+        return client_id
+
+    def fact(self, client_id: UUID, type_name: str, data: dict[str, Any],
+             when: datetime = STARTED, provider: str = "tp") -> int:
+        return self.app.record_fact(client_id, type_name, data, when, self.actor(provider))
+
+    def episode(self, client_id: UUID, provider: str = "tp", *, ended: str | None = None,
+                when: datetime = STARTED, days: int = 100) -> None:
+        self.fact(client_id, "treatment_episode_started",
+                  {"modality": "psychosocial", "substances": ["alcohol"]}, when, provider)
+        if ended:
+            self.fact(client_id, "treatment_episode_ended",
+                      {"modality": "psychosocial", "discharge_reason": ended},
+                      when + timedelta(days=days), provider)
+
+    def catch_up(self) -> OutcomeReports:
+        self.accord.catch_up()
+        return self.reports
+
+    def in_treatment(self) -> int:
+        snapshot = self.catch_up().snapshot(COMMISSIONER)
+        by_client: dict[str, list[ReportFact]] = {}
+        for fact in snapshot.facts:
+            by_client.setdefault(fact.client, []).append(fact)
+        value = compute(by_client, PERIOD, None, measures=["in_treatment"])["in_treatment"].value
+        assert isinstance(value, int)
+        return value
+
+
+# -- request models -------------------------------------------------------------------------------
+
+
+def _leaves(annotation: Any) -> Iterator[Any]:
+    """The types a field's annotation accepts, through Annotated, unions and containers."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        yield from _leaves(typing.get_args(annotation)[0])
+    elif origin in (typing.Union, types.UnionType, list):
+        for arg in typing.get_args(annotation):
+            yield from _leaves(arg)
+    elif origin is dict:  # the values; keys are enums or validated by the payload models
+        yield from _leaves(typing.get_args(annotation)[1])
+    else:
+        yield annotation
+
+
+def _placed(annotation: Any, value: Any) -> Any:
+    """``value`` where the annotation expects its leaf: inside a list, as a dict's value
+    (under a valid key), or as is."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _placed(typing.get_args(annotation)[0], value)
+    if origin in (typing.Union, types.UnionType):
+        arg = next(a for a in typing.get_args(annotation) if a is not type(None))
+        return _placed(arg, value)
+    if origin is list:
+        return [_placed(typing.get_args(annotation)[0], value)]
+    if origin is dict:
+        key_type, value_type = typing.get_args(annotation)
+        key = next(iter(key_type)).value if isinstance(key_type, enum.EnumMeta) else "key"
+        return {key: _placed(value_type, value)}
+    return value
+
+
+def request_models() -> set[type[BaseModel]]:
+    """Every model a request body is validated with: each route's body, the models nested
+    in them, and every fact type's payload (the body's ``data``)."""
+    import fastapi.routing  # here, not at the top: only this builder needs the API
+
+    from api.app import create_app
+
+    app = create_app(settings=Settings(database_url="sqlite:////nonexistent/unused.db",
+                                       key_file=Path("/nonexistent/unused.key")))
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    found: set[type[BaseModel]] = {t.schema for t in CATALOGUE.values()}
+    for route in iterate(app.routes) if iterate else app.routes:
+        body = getattr(getattr(route, "route", route), "body_field", None)
+        if body is not None:
+            found.add(body.field_info.annotation)
+    pending = list(found)
+    while pending:
+        for declared in pending.pop().model_fields.values():
+            for leaf in _leaves(declared.annotation):
+                if isinstance(leaf, type) and issubclass(leaf, BaseModel) and leaf not in found:
+                    found.add(leaf)
+                    pending.append(leaf)
+    return found
+
+
+def fields_of(kind: type) -> list[tuple[type[BaseModel], str, Any]]:
+    """(model, field, annotation) for each request field that accepts ``kind`` (``date``:
+    dates and times)."""
+    moments = (date, datetime, AwareDatetime)
+    return sorted(
+        ((model, name, field.annotation) for model in request_models()
+         for name, field in model.model_fields.items()
+         if any(leaf is kind or (kind is date and leaf in moments)
+                for leaf in _leaves(field.annotation))),
+        key=lambda entry: (entry[0].__name__, entry[1]))
+
+
+def refuses(model: type[BaseModel], name: str, annotation: Any, value: Any) -> bool:
+    """Whether validating ``value`` in field ``name`` fails on that field (the other
+    fields, missing here, fail too; they do not count)."""
+    try:
+        model.model_validate({name: _placed(annotation, value)})
+    except ValidationError as exc:
+        return any(error["loc"][:1] == (name,) for error in exc.errors())
+    return False
 
 
 # -- stand-ins -----------------------------------------------------------------------------------

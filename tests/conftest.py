@@ -3,16 +3,16 @@
 Every API test runs against both databases. PostgreSQL is the one on 127.0.0.1:5432
 (database ``test``, trust auth); each test gets its own schema, dropped afterwards.
 Under ``CI=true`` an unreachable PostgreSQL fails the run; elsewhere those cases skip
-with a message. Each case on PostgreSQL carries the ``postgres`` marker, and each that
-needs the broker the ``kafka`` marker (``pytest_collection_modifyitems`` below), so
+with a message. Each case on PostgreSQL carries the ``postgres`` marker
+(``pytest_collection_modifyitems`` below), as each Kafka test carries ``kafka``, so
 ``pytest -m "not postgres"`` runs the rest.
 
-What the tests build their scenes from is in ``tests/builders.py``.
+The fixtures are here; what the tests build their scenes from (and import) is
+``tests/builders.py``.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -32,45 +31,18 @@ from domain.agencies import Role, role_fits
 from domain.application import OPERATOR
 from infra.keys import generate_key_file
 from infra.settings import Settings
-
-# VALID_IDENTITY: still imported from here by tests/test_reports_projection.py, which
-# another engineer is editing; it imports from tests.builders once it moves.
-from tests.builders import (  # noqa: F401
+from tests.builders import (
     AGENCIES,
-    VALID_IDENTITY,
+    PG_URL,
     Partnership,
+    drop_schema,
     enrol_unfitting,
     fact,
     post_fact,
     register,
+    require_postgres,
 )
 from tests.kafka_broker import free_port
-
-PG_URL = os.environ.get("ACCORD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def postgres_available() -> str | None:
-    """None if PostgreSQL answers, else why not."""
-    try:
-        with psycopg.connect(PG_URL.replace("+psycopg", ""), connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        return str(exc).strip().splitlines()[0]
-
-
-def require_postgres() -> None:
-    problem = postgres_available()
-    if problem is not None:
-        message = f"PostgreSQL at {PG_URL} is unreachable: {problem}"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: a missing service is a failure)")
-        pytest.skip(message)
-
-
-def drop_schema(schema: str) -> None:
-    with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,10 +1,13 @@
-"""The `accord` command line, run in-process through ``api.cli.main`` on a fresh SQLite file."""
+"""The `accord` command line, run in-process through ``api.cli.main`` on a fresh SQLite file
+(``accord serve`` as a process)."""
 
 from __future__ import annotations
 
 import os
 import re
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -20,6 +23,7 @@ from domain.errors import Unauthenticated
 from infra.schema import client_keys
 from infra.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = re.compile(r"\b(acc_[0-9a-f]{32}_\S+)")
 
 
@@ -248,3 +252,24 @@ def test_a_database_that_cannot_be_opened_exits_2_with_a_message(
     code, _, err = accord_cli("agencies", "list")
     assert code == 2
     assert err.startswith("accord: ")
+
+
+# -- accord serve without a key file -------------------------------------------------------
+
+
+def test_accord_serve_without_a_key_file_says_in_one_line_how_to_create_it(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
+    env.update(ACCORD_DATABASE_URL=f"sqlite:///{tmp_path / 'accord.db'}",
+               ACCORD_KEY_FILE=str(tmp_path / "kek.key"), PYTHONPATH=str(ROOT))
+    finished = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--port", "1"],
+                              env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+    assert finished.returncode != 0
+    assert finished.stdout == ""
+    assert "Traceback" not in finished.stderr
+    [line] = finished.stderr.splitlines()
+    assert line.startswith(f"accord: no key-encryption key at {tmp_path / 'kek.key'}")
+    assert "accord keys generate" in line
+    assert not (tmp_path / "accord.db").exists()  # nothing made before the key was found

@@ -21,28 +21,18 @@ from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Column, MetaData, Table, inspect, select
+from sqlalchemy import select
 
-from api.bootstrap import bootstrap
 from consent.policy import BasisKind, Viewer, decide
 from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR
 from domain.clients import Client, EmergencyEndCause
 from domain.errors import (
     ClientNotFound,
-    ConsentAlreadyWithdrawn,
-    ConsentNotFound,
-    EmergencyAccessNotFound,
-    EmergencyAccessOver,
 )
-from domain.identity import Identity
-from domain.vocabulary import Purpose
 from infra.schema import feed_outbox
-from infra.schema import reviews as reviews_table
-from infra.settings import Settings
 from projections.views import AgencyViews
 from tests.builders import (
-    VALID_IDENTITY,
     Partnership,
     agency_views,
     agree,
@@ -183,71 +173,6 @@ def test_each_agency_withdraws_only_the_consents_it_recorded(
     assert record["active"] is False
     [providers] = register_of(api, partnership, client_id, "tp")
     assert providers["active"] is True
-
-
-def test_the_client_aggregate_keeps_consents_and_grants_to_their_owners() -> None:
-    """The invariant lives in the aggregate, so no command can forget it; and a stream
-    that already holds a foreign withdrawal (written before the check) still replays."""
-    client = Client(id=uuid4(), controller="tp", registered_by="p1", sealed_identity="s",
-                    nhs_fingerprint="n", name_fingerprint="f")
-    consent_id, grant_id = uuid4(), uuid4()
-    client.give_consent(consent_id=consent_id, controller="tp", recipient_agency="police",
-                        recipient_kind=None, categories=["treatment"],
-                        purposes=["offender_management"], data_from=None, data_to=None,
-                        expires_at=None, obtained="written", recorded_by="p1")
-    now = datetime.now(UTC)
-    client.grant_emergency_access(
-        grant_id=grant_id, review_id=uuid4(), agency="police", agency_kind="police",
-        principal="p2", principal_name="DC Reid", role="practitioner",
-        purpose="safeguarding_adults", justification="Collapsed in custody.",
-        clinical_notes=False, granted_at=now, expires_at=now + timedelta(hours=1))
-    pending = len(client.collect_events())
-
-    for refused, error in (
-        (lambda: client.withdraw_consent(consent_id, "r", "p3", agency="probation"),
-         ConsentNotFound),
-        (lambda: client.withdraw_consent(uuid4(), "r", "p1", agency="tp"), ConsentNotFound),
-        (lambda: client.end_emergency_access(
-            grant_id, agency="police", ended_at=now, cause=EmergencyEndCause.ENDED_BY_IG_LEAD,
-            reason="r", ended_by="p2"), EmergencyAccessNotFound),
-        (lambda: client.end_emergency_access(
-            uuid4(), agency="tp", ended_at=now, cause=EmergencyEndCause.ENDED_BY_IG_LEAD,
-            reason="r", ended_by="p1"), EmergencyAccessNotFound),
-        (lambda: client.end_emergency_access(
-            grant_id, agency="tp", ended_at=now + timedelta(hours=1),
-            cause=EmergencyEndCause.ENDED_BY_IG_LEAD, reason="r", ended_by="p1"),
-         EmergencyAccessOver),
-    ):
-        with pytest.raises(error):
-            refused()
-    assert client.collect_events() == []
-
-    client.withdraw_consent(consent_id, "client asked", "p1", agency="tp")
-    client.end_emergency_access(grant_id, agency="tp", ended_at=now,
-                                cause=EmergencyEndCause.ENDED_BY_IG_LEAD, reason="r",
-                                ended_by="p1")
-    with pytest.raises(ConsentAlreadyWithdrawn):
-        client.withdraw_consent(consent_id, "again", "p1", agency="tp")
-    with pytest.raises(ConsentNotFound):  # not a 409: that would confirm the consent
-        client.withdraw_consent(consent_id, "again", "p3", agency="probation")
-    with pytest.raises(EmergencyAccessOver):
-        client.end_emergency_access(grant_id, agency="tp", ended_at=now,
-                                    cause=EmergencyEndCause.ENDED_BY_IG_LEAD, reason="r",
-                                    ended_by="p1")
-    assert pending == 3 and len(client.collect_events()) == 2
-
-    # A withdrawal by another agency already on a stream applies without the check.
-    old = Client(id=uuid4(), controller="tp", registered_by="p1", sealed_identity="s",
-                 nhs_fingerprint="n", name_fingerprint="f")
-    old.give_consent(consent_id=consent_id, controller="tp", recipient_agency="police",
-                     recipient_kind=None, categories=["treatment"], purposes=["direct_care"],
-                     data_from=None, data_to=None, expires_at=None, obtained="written",
-                     recorded_by="p1")
-    old._withdraw_consent(consent_id=consent_id, reason="r", recorded_by="probation-worker")
-    replayed: Any = None
-    for stored in old.collect_events():
-        replayed = stored.mutate(replayed)
-    assert replayed.consents[consent_id].withdrawn
 
 
 def test_other_commands_on_the_stream_act_only_on_the_callers_own(
@@ -577,43 +502,3 @@ def test_an_ended_grant_still_shows_in_views_of_the_time_it_ran(
     now = decide(police, "safeguarding_adults", episode.fact, state, event.ended_at)
     assert not now.permit
     assert any("ended by the controller's IG lead" in reason for reason in now.reasons)
-
-
-def test_a_review_inbox_of_an_earlier_layout_is_rebuilt_with_the_end_of_grants(
-    settings: Settings
-) -> None:
-    """A database whose review inbox predates ended grants opens, and the projector
-    writes the inbox again from the log, with the new columns."""
-    accord = bootstrap(settings)
-    try:
-        app = accord.app
-        for slug, kind in (("tp", AgencyKind.TREATMENT_PROVIDER), ("police", AgencyKind.POLICE)):
-            app.register_agency(slug, slug, kind, OPERATOR)
-        worker = app.authenticate(app.add_principal("tp", Role.PRACTITIONER, "w",
-                                                    OPERATOR).token)
-        officer = app.authenticate(app.add_principal("police", Role.PRACTITIONER, "o",
-                                                     OPERATOR).token)
-        client_id, _ = app.register_client(Identity.model_validate(VALID_IDENTITY), worker)
-        grant = app.grant_emergency_access(client_id, Purpose.SAFEGUARDING_ADULTS,
-                                           "Collapsed in custody; need history.", 30, officer)
-        AgencyViews(app, accord.engine).catch_up()
-        old = MetaData()
-        kept = [Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
-                for c in reviews_table.columns if not c.name.startswith("grant_end")]
-        old_reviews = Table(reviews_table.name, old, *kept,
-                            schema=reviews_table.schema)
-        with accord.engine.begin() as conn:
-            reviews_table.drop(conn)
-            old_reviews.create(conn)
-    finally:
-        accord.close()
-    reopened = bootstrap(settings)
-    try:
-        columns = {c["name"] for c in inspect(reopened.engine).get_columns(reviews_table.name)}
-        assert {"grant_ended_at", "grant_ended_by", "grant_end_cause"} <= columns
-        AgencyViews(reopened.app, reopened.engine).catch_up()
-        with reopened.engine.connect() as conn:
-            [row] = conn.execute(select(reviews_table)).all()
-        assert row.review_id == grant.review_id.hex and row.grant_ended_at is None
-    finally:
-        reopened.close()

@@ -18,9 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.bootstrap import Accord
-from domain.access import AccessRecord
 from domain.agencies import Role
-from domain.vocabulary import Article6, Article9
 from infra.schema import access_clients, access_controllers, access_log
 from projections.audit import AccessIndex
 from tests.builders import (
@@ -31,6 +29,7 @@ from tests.builders import (
     agree,
     changes,
     childrens_terms,
+    commissioning_terms,
     concern,
     concern_raised,
     consent,
@@ -50,19 +49,10 @@ UNKNOWN_NHS = "4010232137"  # valid, and nobody's here
 OTHER_NHS = nhs_number(1)  # another person's
 
 
-def commissioning_terms() -> dict[str, Any]:
-    """The demo's commissioning agreement: outcomes and modality, no identifiers."""
-    return {
-        "recipient": "commissioner", "title": "Outcomes monitoring (no identifiers)",
-        "purposes": ["commissioning"],
-        "categories": {"outcomes": ["stage", "substance_use", "injecting", "crime",
-                                    "health_and_social_functioning"],
-                       "treatment": ["modality", "discharge_reason"]},
-        "lawful_basis": {"article_6": Article6.PUBLIC_TASK.value,
-                         "article_9": Article9.PUBLIC_HEALTH.value},
-        "consent_required": False,
-        "valid_from": "2024-04-01", "review_on": "2027-03-31", "retention_days": 2190,
-    }
+#: As the demo's commissioning agreement: outcomes and modality, no identifiers.
+NO_IDENTIFIERS = {"outcomes": ["stage", "substance_use", "injecting", "crime",
+                               "health_and_social_functioning"],
+                  "treatment": ["modality", "discharge_reason"]}
 
 
 def in_treatment(api: TestClient, partnership: Partnership) -> tuple[str, int]:
@@ -115,7 +105,7 @@ def test_the_commissioner_cannot_re_identify_a_client_under_a_no_identifiers_agr
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     client_id, _ = in_treatment(api, partnership)
-    agree(api, partnership, commissioning_terms())
+    agree(api, partnership, commissioning_terms(NO_IDENTIFIERS))
     # The commissioner has a basis for commissioning (the modality), so before this was
     # fixed each of these named the client.
     by_nhs = {"purpose": "commissioning", "nhs_number": VALID_IDENTITY["nhs_number"]}
@@ -141,7 +131,7 @@ def test_a_commissioner_reads_no_per_client_view_and_the_refusal_is_recorded(
     api: TestClient, accord: Accord, partnership: Partnership
 ) -> None:
     client_id, position = in_treatment(api, partnership)
-    agree(api, partnership, commissioning_terms())
+    agree(api, partnership, commissioning_terms(NO_IDENTIFIERS))
     settle(api)
     before = len(events(accord, ACCESS_TOPIC))
     response = api.get(f"/v1/clients/{client_id}/view",
@@ -397,30 +387,6 @@ def test_the_access_audit_rebuilds_to_what_it_indexed_as_it_followed_the_log(
     assert all(incremental)
     index.rebuild()
     assert indexed() == incremental
-
-
-def test_an_access_record_written_before_client_ids_reads_as_about_its_one_client(
-    accord: Accord, partnership: Partnership
-) -> None:
-    """Records already in a log (version 1) are read with the client they named."""
-    actor = accord.app.authenticate(partnership.token("police", Role.PRACTITIONER))
-    client_id = uuid4()
-    for named in (client_id, None):
-        record = AccessRecord(
-            principal=actor.reference, principal_name=actor.name, agency=actor.agency,
-            role=actor.role.value, action="view", purpose="direct_care", client_id=named,
-            client_ids=[client_id] if named else [], subject_agency=None,
-            outcome="not_found", detail=None, returned=[])
-        [event] = record.collect_events()
-        stored = accord.app.mapper.to_stored_event(event)
-        state = json.loads(stored.state)
-        assert state.pop("class_version") == 2
-        del state["client_ids"]
-        old = type(stored)(originator_id=stored.originator_id,
-                           originator_version=stored.originator_version, topic=stored.topic,
-                           state=json.dumps(state).encode())
-        decoded = accord.app.mapper.to_domain_event(old)
-        assert decoded.client_ids == ([client_id] if named else [])
 
 
 # -- item 10: the alert stream tells each alert's state and every change -----------------

@@ -10,12 +10,13 @@ where the database matters.
   8601, no names made of invisible characters, no NUL in free text (on PostgreSQL a NUL
   in a fact stopped the agency views' projector for good), ASCII digits for positions.
 - Item 13: an erased person can be registered again, and nobody is told the erased id.
+
+What needs no server (the request models, the bounded waits, the headers middleware, the
+packaged assets) is tests/unit/test_api_hardening.py.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import json
 import os
 import re
@@ -23,38 +24,30 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
-import types
-import typing
 from collections.abc import Iterator
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import fastapi.routing
 import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from pydantic import AwareDatetime, BaseModel, ValidationError
 
-from api import catching_up, hardening
+from api import catching_up
 from api.app import create_app
 from api.bootstrap import Accord
-from api.catching_up import CatchUp, TooManyWaiting
 from api.cli import main
 from domain.agencies import Role
-from domain.catalogue import CATALOGUE
-from domain.errors import InvalidCommand
-from infra.settings import Settings
 from tests.builders import (
     VALID_IDENTITY,
     Partnership,
     changes,
     fact,
+    fields_of,
     hdr,
     police_terms,
+    refuses,
     register,
 )
 from tests.kafka_broker import free_port
@@ -91,91 +84,6 @@ def test_a_lone_surrogate_in_an_agreements_recipient_is_a_422(
                         hdr(partnership, "tp", Role.IG_LEAD))
     assert_422(response, "recipient")
     assert changes(accord) == before
-
-
-def _leaves(annotation: Any) -> Iterator[Any]:
-    """The types a field's annotation accepts, through Annotated, unions and containers."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        yield from _leaves(typing.get_args(annotation)[0])
-    elif origin in (typing.Union, types.UnionType, list):
-        for arg in typing.get_args(annotation):
-            yield from _leaves(arg)
-    elif origin is dict:  # the values; keys are enums or validated by the payload models
-        yield from _leaves(typing.get_args(annotation)[1])
-    else:
-        yield annotation
-
-
-def _placed(annotation: Any, value: Any) -> Any:
-    """``value`` where the annotation expects its leaf: inside a list, as a dict's value
-    (under a valid key), or as is."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _placed(typing.get_args(annotation)[0], value)
-    if origin in (typing.Union, types.UnionType):
-        arg = next(a for a in typing.get_args(annotation) if a is not type(None))
-        return _placed(arg, value)
-    if origin is list:
-        return [_placed(typing.get_args(annotation)[0], value)]
-    if origin is dict:
-        key_type, value_type = typing.get_args(annotation)
-        key = next(iter(key_type)).value if isinstance(key_type, enum.EnumMeta) else "key"
-        return {key: _placed(value_type, value)}
-    return value
-
-
-def request_models() -> set[type[BaseModel]]:
-    """Every model a request body is validated with: each route's body, the models nested
-    in them, and every fact type's payload (the body's ``data``)."""
-    app = create_app(settings=Settings(database_url="sqlite:////nonexistent/unused.db",
-                                       key_file=Path("/nonexistent/unused.key")))
-    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
-    found: set[type[BaseModel]] = {t.schema for t in CATALOGUE.values()}
-    for route in iterate(app.routes) if iterate else app.routes:
-        body = getattr(getattr(route, "route", route), "body_field", None)
-        if body is not None:
-            found.add(body.field_info.annotation)
-    pending = list(found)
-    while pending:
-        for field in pending.pop().model_fields.values():
-            for leaf in _leaves(field.annotation):
-                if isinstance(leaf, type) and issubclass(leaf, BaseModel) and leaf not in found:
-                    found.add(leaf)
-                    pending.append(leaf)
-    return found
-
-
-def fields_of(kind: type) -> list[tuple[type[BaseModel], str, Any]]:
-    """(model, field, annotation) for each request field that accepts ``kind`` (``date``:
-    dates and times)."""
-    moments = (date, datetime, AwareDatetime)
-    return sorted(
-        ((model, name, field.annotation) for model in request_models()
-         for name, field in model.model_fields.items()
-         if any(leaf is kind or (kind is date and leaf in moments)
-                for leaf in _leaves(field.annotation))),
-        key=lambda entry: (entry[0].__name__, entry[1]))
-
-
-def refuses(model: type[BaseModel], name: str, annotation: Any, value: Any) -> bool:
-    """Whether validating ``value`` in field ``name`` fails on that field (the other
-    fields, missing here, fail too; they do not count)."""
-    try:
-        model.model_validate({name: _placed(annotation, value)})
-    except ValidationError as exc:
-        return any(error["loc"][:1] == (name,) for error in exc.errors())
-    return False
-
-
-def test_every_string_of_every_request_body_refuses_a_lone_surrogate_and_nul() -> None:
-    strings = fields_of(str)
-    assert len(strings) > 20, "the walk found too few string fields to be complete"
-    accepted = [f"{model.__name__}.{name} accepts {value!r}"
-                for model, name, annotation in strings
-                for value in ("x\ud800", "x\x00y")
-                if not refuses(model, name, annotation, value)]
-    assert not accepted, "\n".join(accepted)
 
 
 @pytest.mark.parametrize("at", ["²", "١٢", "1_0", "99999999999999999999", "0"])
@@ -291,36 +199,6 @@ def test_requests_waiting_for_min_position_do_not_hold_the_servers_threads(
     assert all(a.status_code == 200 and a.json()["position"] >= target for a in answers)
 
 
-def test_waits_are_bounded_and_released_as_the_read_model_catches_up() -> None:
-    position = {"views": 5}
-
-    async def scenario() -> None:
-        catch_up = CatchUp(lambda: position["views"], lambda: 10, poll_seconds=0.01,
-                           max_waiting=2)
-        assert await catch_up.until(5, timeout=5)  # reached: no wait at all
-        with pytest.raises(InvalidCommand) as refused:
-            await catch_up.until(10 + catching_up.MARGIN + 1, timeout=5)
-        assert refused.value.field == "min_position"
-        first = asyncio.ensure_future(catch_up.until(7, timeout=30))
-        second = asyncio.ensure_future(catch_up.until(8, timeout=30))
-        while catch_up.waiting < 2:
-            await asyncio.sleep(0.01)
-        with pytest.raises(TooManyWaiting) as busy:
-            await catch_up.until(9, timeout=30)
-        assert busy.value.status_code == 503
-        assert not first.done() and not second.done()
-        position["views"] = 7
-        assert await first is True
-        assert not second.done()
-        position["views"] = 9
-        assert await second is True
-        assert catch_up.waiting == 0
-        assert await catch_up.until(9, timeout=5)
-        assert await catch_up.until(10, timeout=0.05) is False  # a time-out reads anyway
-
-    asyncio.run(scenario())
-
-
 # -- item 11: headers, the server banner, the reference pages -----------------------------
 
 
@@ -345,36 +223,6 @@ def test_every_v1_answer_is_no_store_and_nosniff(
     assert api.get("/docs").headers["x-content-type-options"] == "nosniff"
 
 
-def test_the_security_headers_middleware_marks_every_v1_path() -> None:
-    """The middleware decides by path, so every /v1 route, present and future, is marked."""
-    async def plain(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"cache-control", b"public, max-age=60")]})
-        await send({"type": "http.response.body", "body": b"{}"})
-
-    async def call(path: str) -> dict[bytes, bytes]:
-        sent: list[dict[str, Any]] = []
-
-        async def send(message: Any) -> None:
-            sent.append(message)
-
-        async def receive() -> Any:
-            return {"type": "http.request", "body": b""}
-
-        await hardening.SecurityHeaders(plain)({"type": "http", "path": path, "headers": []},
-                                               receive, send)
-        return dict(sent[0]["headers"])
-
-    for path in ("/v1", "/v1/clients/x/view", "/v1/anything/new"):
-        headers = asyncio.run(call(path))
-        assert headers[b"cache-control"] == b"no-store"
-        assert headers[b"x-content-type-options"] == b"nosniff"
-    for path in ("/docs", "/v10", "/openapi.json"):
-        headers = asyncio.run(call(path))
-        assert headers[b"cache-control"] == b"public, max-age=60"
-        assert headers[b"x-content-type-options"] == b"nosniff"
-
-
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
 def test_the_reference_pages_load_nothing_from_elsewhere(api: TestClient, page: str) -> None:
     html = api.get(page).text
@@ -393,19 +241,6 @@ def test_the_reference_pages_load_nothing_from_elsewhere(api: TestClient, page: 
             assert kind in asset.headers["content-type"], source
     assert api.get("/docs/assets/LICENSE").status_code == 404  # only the listed assets
     assert api.get("/docs/assets/..%2Fhardening.py").status_code == 404
-
-
-def test_the_vendored_assets_and_their_licences_are_package_data() -> None:
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["api"]
-    static = ROOT / "api" / "static"
-    files = [p.relative_to(ROOT / "api") for p in static.rglob("*") if p.is_file()]
-    assert {f.name for f in files} >= {"swagger-ui-bundle.js", "swagger-ui.css", "LICENSE",
-                                       "NOTICE", "redoc.standalone.js"}
-    unpackaged = [f for f in files if not any(f.match(p) for p in patterns)]
-    assert not unpackaged
-    for name, (path, _) in hardening.ASSETS.items():
-        assert (static / path).is_file(), name
 
 
 def test_accord_serve_does_not_announce_itself(tmp_path: Path) -> None:
@@ -435,17 +270,6 @@ def test_accord_serve_does_not_announce_itself(tmp_path: Path) -> None:
 
 
 # -- item 11: dates and times, names, free text, positions ----------------------------------
-
-
-def test_every_date_and_time_in_a_request_body_refuses_bare_numbers() -> None:
-    moments = fields_of(date)
-    assert {name for _, name, _ in moments} >= {"date_of_birth", "occurred_at", "valid_from",
-                                                 "data_from", "expires_at", "ends_on"}
-    accepted = [f"{model.__name__}.{name} accepts {value!r}"
-                for model, name, annotation in moments
-                for value in ("0", 0, 0.5, "0.5", "1700000000", 1700000000)
-                if not refuses(model, name, annotation, value)]
-    assert not accepted, "\n".join(accepted)
 
 
 def test_bare_numbers_are_not_dates_or_times_over_http(

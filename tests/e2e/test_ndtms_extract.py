@@ -17,8 +17,15 @@ from domain.agencies import AgencyKind
 from infra.settings import Settings
 from projections.reports.extract import FILES
 from projections.reports.projection import OutcomeReports
-from tests.builders import VALID_IDENTITY, Partnership, access_records
-from tests.test_reports_projection import NHS_NUMBERS, SHARED, STARTED, Story
+from tests.builders import (
+    NHS_NUMBERS,
+    SHARED,
+    STARTED,
+    VALID_IDENTITY,
+    Partnership,
+    Story,
+    access_records,
+)
 
 TOP_START = {
     "stage": "start", "substance_use": {"alcohol": 20},

@@ -12,26 +12,24 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
 from api.bootstrap import Accord
 from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR
-from infra.settings import Settings, SettingsError
-from tests.builders import VALID_IDENTITY, Partnership, access_records
-from tests.test_reports_projection import (
+from tests.builders import (
+    ACCESS_TOPIC,
     COMMISSIONER,
     NHS_NUMBERS,
     SHARED,
     STARTED,
+    VALID_IDENTITY,
+    Partnership,
     Story,
+    access_records,
 )
 
 PERIOD = "from=2025-04-01&to=2026-03-31"
-ACCESS_TOPIC = "domain.access:AccessRecord.Recorded"
-
-
 def headers(partnership: Partnership, agency: str = COMMISSIONER,
             role: Role = Role.COMMISSIONER) -> dict[str, str]:
     return partnership.headers(agency, role)
@@ -258,11 +256,3 @@ def test_penetration_is_published_beside_the_configured_population(
     penetration = shown["penetration_by_ethnicity"]
     assert penetration["groups"] == {"A": 83.3, "unknown": 16.7}  # tp2 shares no ethnicity
     assert penetration["population_share"] == {"A": 80.0, "unknown": 0.0}
-
-
-@pytest.mark.parametrize("raw", ["A=80,A=10", "Q=10", "A=eighty", "A=60,C=50", "A=-1"])
-def test_a_population_setting_accord_cannot_use_names_the_setting(raw: str) -> None:
-    with pytest.raises(SettingsError, match="ACCORD_ETHNICITY_POPULATION"):
-        Settings.from_env({"ACCORD_ETHNICITY_POPULATION": raw})
-    assert Settings.from_env({"ACCORD_ETHNICITY_POPULATION": "C=6.4, A=71.2"}
-                             ).ethnicity_population == (("A", 71.2), ("C", 6.4))

@@ -14,9 +14,7 @@ from uuid import UUID
 from fastapi.testclient import TestClient
 
 from domain.agencies import Role
-from domain.identity import Identity
 from domain.vocabulary import LegalDuty
-from projections.views import AgencyViews
 from tests.builders import (
     HEALTH_PUBLIC_TASK,
     VALID_IDENTITY,
@@ -353,20 +351,3 @@ def test_a_match_needs_an_nhs_number_or_name_and_date_of_birth(
                  {"nhs_number": "943 476 5919"}):
         response = api.post("/v1/clients/match", json=body, headers=police)
         assert response.status_code == 422, body
-
-
-def test_a_client_erased_in_the_same_batch_as_registered_cannot_be_matched(
-    partnership: Partnership,
-) -> None:
-    """A rebuild reads registration and erasure in one batch: the erased person's
-    matching fingerprints must still go (a match would say they were a client)."""
-    accord = partnership.accord
-    app = accord.app
-    tp = app.authenticate(partnership.token("tp", Role.PRACTITIONER))
-    client_id, _ = app.register_client(Identity.model_validate(VALID_IDENTITY), tp)
-    app.erase_client(client_id, "subject asked for erasure",
-                     app.authenticate(partnership.token("tp", Role.IG_LEAD)))
-    views = AgencyViews(app, accord.engine)
-    views.rebuild()
-    fingerprint = app.match_keys(VALID_IDENTITY["nhs_number"], None, None)
-    assert views.matching_clients(fingerprint) == []

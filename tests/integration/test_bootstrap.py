@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import pkgutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -22,17 +19,13 @@ from api.bootstrap import Accord, RelayOptions, bootstrap
 from domain.agencies import AgencyKind, Role
 from domain.application import OPERATOR, AccordApplication, ApplicationNotWired
 from domain.errors import ClientNotFound
-from domain.identity import Identity
 from domain.vocabulary import Purpose
 from infra.dialect import eventsourcing_env
 from infra.relay import KafkaNotConfigured
 from infra.settings import Settings
 from infra.signing import generate_signing_key_file
 from projections.views import AgencyViews
-from tests.builders import VALID_IDENTITY, Partnership
-
-ROOT = Path(__file__).parents[2]
-IDENTITY = Identity.model_validate(VALID_IDENTITY)
+from tests.builders import Partnership, identity
 
 
 def read_model_classes() -> set[type]:
@@ -129,7 +122,7 @@ def test_the_application_asks_the_agency_views_whether_a_partner_sees_a_client(
     app = accord.app
     worker = app.authenticate(partnership.token("tp", Role.PRACTITIONER))
     police = app.authenticate(partnership.token("police", Role.PRACTITIONER))
-    client_id, _ = app.register_client(IDENTITY, worker)
+    client_id, _ = app.register_client(identity(), worker)
     app.grant_emergency_access(client_id, Purpose.SAFEGUARDING_ADULTS,
                                "Found unconscious; next of kin unknown.", 30, police)
     with pytest.raises(ClientNotFound):
@@ -150,7 +143,7 @@ def test_an_application_built_without_a_visibility_lookup_fails_loudly(
     see" for every client (as an application nobody wired used to answer)."""
     app = accord.app
     worker = app.authenticate(partnership.token("tp", Role.PRACTITIONER))
-    client_id, _ = app.register_client(IDENTITY, worker)
+    client_id, _ = app.register_client(identity(), worker)
     unwired = AccordApplication(vault=app.vault, env=eventsourcing_env(accord.settings))
     try:
         police = unwired.authenticate(partnership.token("police", Role.PRACTITIONER))
@@ -178,21 +171,3 @@ def test_a_relay_asked_for_without_kafka_is_refused_before_a_database_is_made(
     with pytest.raises(KafkaNotConfigured, match="ACCORD_KAFKA_BOOTSTRAP"):
         bootstrap(settings, relay=RelayOptions())
     assert not (tmp_path / "accord.db").exists()
-
-
-def test_accord_serve_without_a_key_file_says_in_one_line_how_to_create_it(
-    tmp_path: Path,
-) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
-    env.update(ACCORD_DATABASE_URL=f"sqlite:///{tmp_path / 'accord.db'}",
-               ACCORD_KEY_FILE=str(tmp_path / "kek.key"), PYTHONPATH=str(ROOT))
-    finished = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--port", "1"],
-                              env=env, cwd=tmp_path, capture_output=True, text=True,
-                              timeout=120)
-    assert finished.returncode != 0
-    assert finished.stdout == ""
-    assert "Traceback" not in finished.stderr
-    [line] = finished.stderr.splitlines()
-    assert line.startswith(f"accord: no key-encryption key at {tmp_path / 'kek.key'}")
-    assert "accord keys generate" in line
-    assert not (tmp_path / "accord.db").exists()  # nothing made before the key was found

@@ -1,4 +1,4 @@
-"""Concurrent writers, through the API on both databases.
+"""Concurrent writers, through the API and the application on both databases.
 
 Optimistic concurrency means a write that loses a race is retried once and may then
 be refused with 409; what matters is that nothing is lost, duplicated or half-written,
@@ -7,15 +7,22 @@ and that no request fails with a server error.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from uuid import uuid4
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from api.bootstrap import Accord
-from domain.agencies import Role
+from domain.agencies import AgencyKind, Role
+from domain.application import OPERATOR, Actor
+from domain.errors import LastAdministrator
+from projections import queries
 from tests.builders import VALID_IDENTITY, Partnership
 
 THREADS = 8
@@ -121,3 +128,48 @@ def test_concurrent_enrolments_in_one_agency_are_all_listed_and_work(
     for p in issued:
         me = client.get("/v1/agencies", headers={"Authorization": f"Bearer {p['token']}"})
         assert me.status_code == 200
+
+
+# -- the last partnership administrator ----------------------------------------------------
+
+
+def test_two_partnership_admins_revoking_each_other_at_once_leave_one(
+    accord: Accord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both check that another partnership administrator remains before either writes;
+    the revocations must still not both succeed."""
+    app = accord.app
+    app.register_agency("phc", "Public Health", AgencyKind.COMMISSIONER, OPERATOR)
+    first, second = (app.authenticate(app.add_principal(
+        "phc", Role.PARTNERSHIP_ADMIN, name, OPERATOR).token) for name in ("First", "Second"))
+    checked = app._check_not_last_administrator
+    both_checked = threading.Barrier(2, timeout=20)
+    waited = threading.local()
+
+    def check_then_wait(*args: Any) -> None:
+        checked(*args)
+        if not getattr(waited, "once", False):  # the retry goes straight on
+            waited.once = True
+            both_checked.wait()
+
+    monkeypatch.setattr(app, "_check_not_last_administrator", check_then_wait)
+    outcomes: dict[str, str] = {}
+
+    def remove(by: Actor, victim: Actor) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                app.revoke_principal(victim.principal_id or uuid4(), "a disagreement", by)
+                outcomes[by.name] = "revoked"
+            except LastAdministrator:
+                outcomes[by.name] = "refused"
+        return run
+
+    threads = [threading.Thread(target=remove(first, second)),
+               threading.Thread(target=remove(second, first))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes.values()) == ["refused", "revoked"]
+    active = [p for p in queries.principals(app, "phc", OPERATOR) if not p.revoked]
+    assert [p.role for p in active] == [Role.PARTNERSHIP_ADMIN]

@@ -1,25 +1,22 @@
-"""Domain behaviour without HTTP: NHS numbers, identity, the catalogue and the application.
+"""The application without HTTP, on both databases: agencies, principals and their
+tokens, clients and their facts, erasure. (NHS numbers, identity and the catalogue, which
+need no database, are tests/unit/test_identity.py and tests/unit/test_catalogue.py.)
 
-The application tests run on both databases through the ``accord`` fixture and act
-through real principals (a token added by the operator, then authenticated), exactly
-as the API does.
+The tests run through the ``accord`` fixture and act through real principals (a token
+added by the operator, then authenticated), exactly as the API does.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
 import pytest
-from pydantic import ValidationError
 
 from api.bootstrap import Accord, bootstrap
 from domain.agencies import AgencyKind, Role, agency_uuid
 from domain.application import OPERATOR, Actor
-from domain.catalogue import CATALOGUE, InvalidPayload, UnknownFactType, fact_type
-from domain.categories import DataCategory
+from domain.catalogue import InvalidPayload, UnknownFactType
 from domain.errors import (
     AgencyExists,
     ClientAlreadyRegistered,
@@ -28,275 +25,9 @@ from domain.errors import (
     InvalidCommand,
     Unauthenticated,
 )
-from domain.identity import Identity, nhs_number_is_valid, normalise_nhs_number
 from projections import queries
-from tests.builders import VALID_IDENTITY, Partnership
-
-# -- NHS numbers ---------------------------------------------------------------------------
-
-#: Checked by hand: 9434765919 (sum 299, 299 % 11 = 2, check 9), 4010232137 (sum 92, check 7),
-#: 9990000018 (sum 245, check 8) and 9990000050 (sum 253 = 23 x 11, check 11 -> 0).
-VALID_NHS_NUMBERS = ["9434765919", "4010232137", "9990000018", "9990000050"]
-
-
-@pytest.mark.parametrize("number", VALID_NHS_NUMBERS)
-def test_valid_nhs_numbers_pass_the_modulus_11_check(number: str) -> None:
-    assert nhs_number_is_valid(number)
-
-
-@pytest.mark.parametrize(
-    ("number", "why"),
-    [
-        ("9434765918", "wrong check digit"),
-        ("4010232138", "wrong check digit"),
-        ("9990000051", "check digit should be 0"),
-        ("943476591", "nine digits"),
-        ("94347659190", "eleven digits"),
-        ("", "empty"),
-        ("94347659a9", "a letter"),
-        ("943 476 5919", "not normalised"),
-        ("-943476591", "a sign"),
-    ],
-)
-def test_invalid_nhs_numbers_fail_the_check(number: str, why: str) -> None:
-    assert not nhs_number_is_valid(number), why
-
-
-@pytest.mark.parametrize("last", "0123456789")
-def test_a_body_whose_check_digit_would_be_10_is_never_valid(last: str) -> None:
-    # 9,9,9,0,0,0,0,0,0 weighted 10..2 sums to 243; 243 % 11 = 1, so the check digit is 10.
-    assert not nhs_number_is_valid("999000000" + last)
-
-
-@pytest.mark.parametrize("number", VALID_NHS_NUMBERS)
-def test_every_single_digit_typo_and_adjacent_transposition_is_caught(number: str) -> None:
-    for i, original in enumerate(number):
-        for digit in "0123456789":
-            if digit != original:
-                typo = number[:i] + digit + number[i + 1:]
-                assert not nhs_number_is_valid(typo), typo
-    for i in range(9):
-        if number[i] != number[i + 1]:
-            swapped = number[:i] + number[i + 1] + number[i] + number[i + 2:]
-            assert not nhs_number_is_valid(swapped), swapped
-
-
-def test_written_forms_of_an_nhs_number_normalise_to_ten_digits() -> None:
-    assert normalise_nhs_number("943 476 5919") == "9434765919"
-    assert normalise_nhs_number("943-476-5919") == "9434765919"
-    assert normalise_nhs_number(" 943\t476-5919 ") == "9434765919"
-
-
-# -- identity ------------------------------------------------------------------------------
-
-
-def identity(**changes: Any) -> Identity:
-    return Identity.model_validate({**VALID_IDENTITY, **changes})
-
-
-@pytest.mark.parametrize("written", ["943 476 5919", "943-476-5919", "9434765919", " 9434765919 "])
-def test_identity_keeps_the_nhs_number_as_ten_digits(written: str) -> None:
-    assert identity(nhs_number=written).nhs_number == "9434765919"
-
-
-@pytest.mark.parametrize(
-    ("written", "stored"),
-    [
-        ("nr1 3qu", "NR1 3QU"),
-        ("NR13QU", "NR1 3QU"),
-        ("  nr13qu ", "NR1 3QU"),
-        ("sw1a1aa", "SW1A 1AA"),
-        ("M1 1AE", "M1 1AE"),
-        ("b338th", "B33 8TH"),
-    ],
-)
-def test_identity_upper_cases_and_spaces_the_postcode(written: str, stored: str) -> None:
-    assert identity(postcode=written).postcode == stored
-
-
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("nhs_number", "9434765918"),
-        ("nhs_number", "943476591"),
-        ("postcode", "NOT A CODE"),
-        ("postcode", "12345"),
-        ("given_name", "   "),
-        ("family_name", ""),
-        ("date_of_birth", (date.today() + timedelta(days=1)).isoformat()),
-        ("date_of_birth", "1899-12-31"),
-        ("date_of_birth", "12/04/1985"),
-    ],
-)
-def test_identity_refuses_bad_values(field: str, value: str) -> None:
-    with pytest.raises(ValidationError) as caught:
-        identity(**{field: value})
-    assert [e["loc"] for e in caught.value.errors()] == [(field,)]
-
-
-def test_identity_refuses_unknown_fields() -> None:
-    with pytest.raises(ValidationError):
-        identity(ethnicity="not collected here")
-
-
-def test_non_ascii_digits_are_refused_or_normalised_to_ascii() -> None:
-    full_width = "".join(chr(0xFF10 + int(d)) for d in "9434765919")
-    try:
-        stored = identity(nhs_number=full_width).nhs_number
-    except ValidationError:
-        return
-    assert stored == "9434765919"
-
-
-# -- the catalogue -------------------------------------------------------------------------
-
-#: One realistic payload per fact type, every field given.
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "demographics_recorded": {"sex": "female", "ethnicity": "N", "sexual_orientation":
-                              "not_stated", "religion": "christian", "disability": "no",
-                              "area": "E06000032"},
-    "referral_received": {"source": "gp", "substances": ["opioids", "crack"]},
-    "assessment_completed": {"assessment": "comprehensive", "substances": ["alcohol"],
-                             "injecting": False},
-    "treatment_episode_started": {"modality": "pharmacological", "substances": ["opioids"]},
-    "treatment_episode_ended": {"modality": "psychosocial",
-                                "discharge_reason": "completed_drug_free"},
-    "intervention_recorded": {"kind": "naloxone_supply", "sessions": 1},
-    "prescription_changed": {"medication": "methadone", "change": "started",
-                             "daily_dose_mg": 60.0, "supervised_consumption": True},
-    "appointment_attended": {"appointment": "keywork"},
-    "appointment_missed": {"appointment": "prescriber", "contacted_afterwards": True},
-    "criminal_justice_status": {"order": "drug_rehabilitation_requirement", "status": "started",
-                                "ends_on": "2027-03-31"},
-    "domestic_abuse_risk_recorded": {"role": "victim", "risk_level": "high",
-                                     "marac_referral": True},
-    "domestic_abuse_incident_recorded": {"role": "victim", "children_present": True,
-                                         "police_reference": "NP/2026/01234"},
-    "mental_health_concern_recorded": {"concern": "anxiety", "risk_level": "medium",
-                                       "in_mental_health_service": False},
-    "self_harm_risk_recorded": {"risk_level": "medium", "recent_attempt": False},
-    "overdose_risk_recorded": {"risk_level": "high", "recent_overdose": True,
-                               "naloxone_held": True},
-    "household_updated": {"children_in_household": 2, "parental_responsibility": True,
-                          "pregnant": True, "due_date": "2027-01-15"},
-    "child_safeguarding_concern_raised": {
-        "concern": "parental_substance_use",
-        "summary": "Children left unsupervised while parent intoxicated; school raised concern.",
-        "children_affected": 2,
-    },
-    "child_protection_status_recorded": {"status": "child_protection_plan", "children": 2},
-    "adult_safeguarding_concern_raised": {
-        "concern": "financial_abuse",
-        "summary": "Benefits taken by an acquaintance who supplies drugs.",
-        "section_42_enquiry": True,
-    },
-    "housing_status_recorded": {"status": "temporary"},
-    "employment_status_recorded": {"status": "volunteering"},
-    "blood_borne_virus_test": {"virus": "hepatitis_c", "result": "negative"},
-    "blood_borne_virus_vaccination": {"vaccine": "hepatitis_b", "dose": 2,
-                                      "course_completed": False},
-    "treatment_outcomes_profile": {
-        "stage": "review",
-        "substance_use": {"alcohol": 4, "opiates": 12, "crack": 3, "cocaine": 0,
-                          "amphetamines": 0, "cannabis": 20, "other": 0},
-        "injecting": {"days_injected": 5, "shared_equipment": False},
-        "crime": {"shoplifting_days": 2, "selling_drugs_days": 0, "other_theft": False,
-                  "assault_or_violence": False},
-        "health_and_social_functioning": {
-            "psychological_health": 9, "physical_health": 11, "quality_of_life": 8,
-            "days_paid_work": 0, "days_education": 4, "acute_housing_problem": False,
-            "at_risk_of_eviction": True,
-        },
-    },
-    "care_plan_agreed": {"goals": ["reduce use", "stable housing"], "review_on": "2027-02-01"},
-    "clinical_note_added": {"text": "Reviewed progress against care plan; discussed harm "
-                                    "reduction and next steps."},
-    "discharged": {"reason": "transferred"},
-}
-
-
-def test_every_fact_type_has_an_example_here() -> None:
-    assert set(EXAMPLES) == set(CATALOGUE)
-
-
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_each_fact_type_accepts_a_realistic_payload_unchanged(name: str) -> None:
-    entry = fact_type(name)
-    canonical = entry.validate(EXAMPLES[name])
-    assert canonical == EXAMPLES[name]
-    assert set(canonical) == set(entry.fields)
-    assert json.loads(json.dumps(canonical)) == canonical
-    assert entry.validate(canonical) == canonical
-    assert isinstance(entry.category, DataCategory)
-
-
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_each_fact_type_refuses_unknown_fields(name: str) -> None:
-    with pytest.raises(InvalidPayload) as caught:
-        fact_type(name).validate({**EXAMPLES[name], "client_name": "Ann Example"})
-    assert caught.value.fact_type == name
-    assert [e["field"] for e in caught.value.errors] == ["data.client_name"]
-
-
-def test_unknown_fields_are_refused_inside_nested_sections() -> None:
-    payload = json.loads(json.dumps(EXAMPLES["treatment_outcomes_profile"]))
-    payload["substance_use"]["heroin"] = 3
-    with pytest.raises(InvalidPayload) as caught:
-        fact_type("treatment_outcomes_profile").validate(payload)
-    assert [e["field"] for e in caught.value.errors] == ["data.substance_use.heroin"]
-
-
-@pytest.mark.parametrize(
-    ("name", "change", "field"),
-    [
-        ("referral_received", {"substances": []}, "data.substances"),
-        ("referral_received", {"source": "neighbour"}, "data.source"),
-        ("prescription_changed", {"daily_dose_mg": -1}, "data.daily_dose_mg"),
-        ("intervention_recorded", {"sessions": 0}, "data.sessions"),
-        ("household_updated", {"children_in_household": "two"}, "data.children_in_household"),
-        ("child_safeguarding_concern_raised", {"summary": "x" * 281}, "data.summary"),
-        ("domestic_abuse_incident_recorded", {"police_reference": "a b"},
-         "data.police_reference"),
-        ("blood_borne_virus_vaccination", {"vaccine": "measles"}, "data.vaccine"),
-        ("care_plan_agreed", {"review_on": "soon"}, "data.review_on"),
-        ("clinical_note_added", {"text": ""}, "data.text"),
-    ],
-)
-def test_payload_values_outside_the_schema_are_refused_and_named(
-    name: str, change: dict[str, Any], field: str
-) -> None:
-    with pytest.raises(InvalidPayload) as caught:
-        fact_type(name).validate({**EXAMPLES[name], **change})
-    assert [e["field"] for e in caught.value.errors] == [field]
-
-
-def test_top_day_counts_are_limited_to_the_past_28_days() -> None:
-    payload = json.loads(json.dumps(EXAMPLES["treatment_outcomes_profile"]))
-    payload["substance_use"]["opiates"] = 29
-    with pytest.raises(InvalidPayload) as caught:
-        fact_type("treatment_outcomes_profile").validate(payload)
-    assert [e["field"] for e in caught.value.errors] == ["data.substance_use.opiates"]
-
-
-def test_missing_required_fields_are_named() -> None:
-    with pytest.raises(InvalidPayload) as caught:
-        fact_type("prescription_changed").validate({"medication": "methadone"})
-    assert {e["field"] for e in caught.value.errors} == {
-        "data.change", "data.daily_dose_mg", "data.supervised_consumption"
-    }
-
-
-def test_categories_of_sensitive_fact_types() -> None:
-    assert fact_type("clinical_note_added").category is DataCategory.CLINICAL_NOTES
-    assert fact_type("criminal_justice_status").category is DataCategory.CRIMINAL_JUSTICE
-    assert fact_type("household_updated").category is DataCategory.SAFEGUARDING_CHILDREN
-    assert fact_type("prescription_changed").category is DataCategory.PRESCRIBING
-
-
-def test_an_unknown_fact_type_is_refused() -> None:
-    with pytest.raises(UnknownFactType):
-        fact_type("gossip_recorded")
-
+from projections.views import AgencyViews
+from tests.builders import FACT_EXAMPLES, VALID_IDENTITY, Partnership, identity
 
 # -- the application: agencies and principals ----------------------------------------------
 
@@ -466,10 +197,10 @@ def test_facts_get_consecutive_sequences_and_increasing_positions(
     client_id, registered_at = app.register_client(identity(), worker)
     when = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
     written = [
-        ("referral_received", EXAMPLES["referral_received"], worker),
-        ("assessment_completed", EXAMPLES["assessment_completed"], worker),
-        ("household_updated", EXAMPLES["household_updated"], safeguarding),
-        ("appointment_missed", EXAMPLES["appointment_missed"], worker),
+        ("referral_received", FACT_EXAMPLES["referral_received"], worker),
+        ("assessment_completed", FACT_EXAMPLES["assessment_completed"], worker),
+        ("household_updated", FACT_EXAMPLES["household_updated"], safeguarding),
+        ("appointment_missed", FACT_EXAMPLES["appointment_missed"], worker),
     ]
     positions = [registered_at]
     for i, (name, data, by) in enumerate(written):
@@ -624,3 +355,23 @@ def test_crypto_shredding_erases_the_identity_but_keeps_the_facts(
         assert (again.identity, again.identity_erased) == (None, True)
     finally:
         other.close()
+
+
+# -- erasure and the views' matching index -------------------------------------------------
+
+
+def test_a_client_erased_in_the_same_batch_as_registered_cannot_be_matched(
+    partnership: Partnership,
+) -> None:
+    """A rebuild reads registration and erasure in one batch: the erased person's
+    matching fingerprints must still go (a match would say they were a client)."""
+    accord = partnership.accord
+    app = accord.app
+    tp = app.authenticate(partnership.token("tp", Role.PRACTITIONER))
+    client_id, _ = app.register_client(identity(), tp)
+    app.erase_client(client_id, "subject asked for erasure",
+                     app.authenticate(partnership.token("tp", Role.IG_LEAD)))
+    views = AgencyViews(app, accord.engine)
+    views.rebuild()
+    fingerprint = app.match_keys(VALID_IDENTITY["nhs_number"], None, None)
+    assert views.matching_clients(fingerprint) == []

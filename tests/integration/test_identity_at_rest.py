@@ -24,8 +24,7 @@ from api.bootstrap import Accord
 from domain.agencies import Role
 from infra.schema import client_keys
 from projections.views import AgencyViews
-from tests.builders import Partnership
-from tests.conftest import PG_URL
+from tests.builders import PG_URL, Partnership
 
 PEOPLE: list[dict[str, str]] = [
     {"given_name": "Zebedia", "family_name": "Quarrington-Vex", "date_of_birth": "1979-02-28",

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+from uuid import uuid4
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Column, MetaData, Table, inspect, select, text
 
-from api.bootstrap import bootstrap
+from api.bootstrap import Accord, bootstrap
 from api.demo import seed
+from domain.access import AccessRecord
+from domain.agencies import AgencyKind, Role
+from domain.application import OPERATOR
+from domain.vocabulary import Purpose
+from infra.schema import reviews as reviews_table
 from infra.settings import Settings
 from projections.views import AgencyViews
+from tests.builders import Partnership, identity
 
 #: The view rows' layout before grounds had a table of their own.
 ROWS_WITH_BASIS = """
@@ -70,3 +78,73 @@ def test_views_of_an_earlier_layout_are_rebuilt_from_the_log(settings: Settings,
         assert views.all_rows() == before
     finally:
         reopened.close()
+
+
+# -- the review inbox before grants could end ----------------------------------------------
+
+
+def test_a_review_inbox_of_an_earlier_layout_is_rebuilt_with_the_end_of_grants(
+    settings: Settings
+) -> None:
+    """A database whose review inbox predates ended grants opens, and the projector
+    writes the inbox again from the log, with the new columns."""
+    accord = bootstrap(settings)
+    try:
+        app = accord.app
+        for slug, kind in (("tp", AgencyKind.TREATMENT_PROVIDER), ("police", AgencyKind.POLICE)):
+            app.register_agency(slug, slug, kind, OPERATOR)
+        worker = app.authenticate(app.add_principal("tp", Role.PRACTITIONER, "w",
+                                                    OPERATOR).token)
+        officer = app.authenticate(app.add_principal("police", Role.PRACTITIONER, "o",
+                                                     OPERATOR).token)
+        client_id, _ = app.register_client(identity(), worker)
+        grant = app.grant_emergency_access(client_id, Purpose.SAFEGUARDING_ADULTS,
+                                           "Collapsed in custody; need history.", 30, officer)
+        AgencyViews(app, accord.engine).catch_up()
+        old = MetaData()
+        kept = [Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                for c in reviews_table.columns if not c.name.startswith("grant_end")]
+        old_reviews = Table(reviews_table.name, old, *kept,
+                            schema=reviews_table.schema)
+        with accord.engine.begin() as conn:
+            reviews_table.drop(conn)
+            old_reviews.create(conn)
+    finally:
+        accord.close()
+    reopened = bootstrap(settings)
+    try:
+        columns = {c["name"] for c in inspect(reopened.engine).get_columns(reviews_table.name)}
+        assert {"grant_ended_at", "grant_ended_by", "grant_end_cause"} <= columns
+        AgencyViews(reopened.app, reopened.engine).catch_up()
+        with reopened.engine.connect() as conn:
+            [row] = conn.execute(select(reviews_table)).all()
+        assert row.review_id == grant.review_id.hex and row.grant_ended_at is None
+    finally:
+        reopened.close()
+
+
+# -- access records before they named several clients --------------------------------------
+
+
+def test_an_access_record_written_before_client_ids_reads_as_about_its_one_client(
+    accord: Accord, partnership: Partnership
+) -> None:
+    """Records already in a log (version 1) are read with the client they named."""
+    actor = accord.app.authenticate(partnership.token("police", Role.PRACTITIONER))
+    client_id = uuid4()
+    for named in (client_id, None):
+        record = AccessRecord(
+            principal=actor.reference, principal_name=actor.name, agency=actor.agency,
+            role=actor.role.value, action="view", purpose="direct_care", client_id=named,
+            client_ids=[client_id] if named else [], subject_agency=None,
+            outcome="not_found", detail=None, returned=[])
+        [event] = record.collect_events()
+        stored = accord.app.mapper.to_stored_event(event)
+        state = json.loads(stored.state)
+        assert state.pop("class_version") == 2
+        del state["client_ids"]
+        old = type(stored)(originator_id=stored.originator_id,
+                           originator_version=stored.originator_version, topic=stored.topic,
+                           state=json.dumps(state).encode())
+        decoded = accord.app.mapper.to_domain_event(old)
+        assert decoded.client_ids == ([client_id] if named else [])

@@ -49,7 +49,7 @@ from infra.settings import Settings
 from projections import queries
 from projections.replay import PointInTime
 from projections.views import AgencyViews
-from tests.conftest import PG_URL, drop_schema, require_postgres
+from tests.builders import PG_URL, drop_schema, require_postgres
 
 AGENCIES = {
     "tp": AgencyKind.TREATMENT_PROVIDER,

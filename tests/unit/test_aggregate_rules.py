@@ -16,10 +16,10 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.domain import Aggregate
 
-from domain.agencies import Agency, AgencyKind, Partnership, Principal, Role
+from domain.agencies import Agency, AgencyKind, Partnership, Principal, Role, role_fits
 from domain.agreements import Agreement, AgreementTerms
 from domain.alerts import Alert, AlertStatus
-from domain.clients import Client, check_emergency_request
+from domain.clients import Client, EmergencyEndCause, check_emergency_request
 from domain.errors import (
     AgencyExists,
     AgreementNotFound,
@@ -27,11 +27,15 @@ from domain.errors import (
     ClientNotFound,
     Conflict,
     ConsentAlreadyWithdrawn,
+    ConsentNotFound,
+    EmergencyAccessNotFound,
+    EmergencyAccessOver,
     Forbidden,
     InvalidCommand,
 )
 from domain.households import MAX_MEMBERS, Household
 from domain.reviews import Review, ReviewOutcome
+from tests.builders import housing_terms
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -231,12 +235,7 @@ def test_a_stream_holding_what_a_rule_now_refuses_still_replays() -> None:
 
 
 def terms(recipient: str = "childrens", title: str = "Housing status") -> AgreementTerms:
-    return AgreementTerms.model_validate({
-        "recipient": recipient, "title": title, "purposes": ["care_coordination"],
-        "categories": {"housing": ["status"]},
-        "lawful_basis": {"article_6": "6(1)(e) public task"}, "consent_required": False,
-        "valid_from": "2026-01-01", "review_on": "2027-01-01", "retention_days": 365,
-    })
+    return AgreementTerms.model_validate(housing_terms(recipient, title))
 
 
 def agreement_of() -> Agreement:
@@ -341,3 +340,84 @@ def test_a_principal_is_revoked_once() -> None:
     principal.revoke(reason="again", revoked_by="a2")
     [revoked] = principal.collect_events()
     assert isinstance(revoked, Principal.Revoked) and principal.revoked_reason == "left"
+
+
+# -- consents and grants belong to the agency that recorded them ---------------------------
+
+
+def test_the_client_aggregate_keeps_consents_and_grants_to_their_owners() -> None:
+    """The invariant lives in the aggregate, so no command can forget it; and a stream
+    that already holds a foreign withdrawal (written before the check) still replays."""
+    client = Client(id=uuid4(), controller="tp", registered_by="p1", sealed_identity="s",
+                    nhs_fingerprint="n", name_fingerprint="f")
+    consent_id, grant_id = uuid4(), uuid4()
+    client.give_consent(consent_id=consent_id, controller="tp", recipient_agency="police",
+                        recipient_kind=None, categories=["treatment"],
+                        purposes=["offender_management"], data_from=None, data_to=None,
+                        expires_at=None, obtained="written", recorded_by="p1")
+    now = datetime.now(UTC)
+    client.grant_emergency_access(
+        grant_id=grant_id, review_id=uuid4(), agency="police", agency_kind="police",
+        principal="p2", principal_name="DC Reid", role="practitioner",
+        purpose="safeguarding_adults", justification="Collapsed in custody.",
+        clinical_notes=False, granted_at=now, expires_at=now + timedelta(hours=1))
+    pending = len(client.collect_events())
+
+    for refused, error in (
+        (lambda: client.withdraw_consent(consent_id, "r", "p3", agency="probation"),
+         ConsentNotFound),
+        (lambda: client.withdraw_consent(uuid4(), "r", "p1", agency="tp"), ConsentNotFound),
+        (lambda: client.end_emergency_access(
+            grant_id, agency="police", ended_at=now, cause=EmergencyEndCause.ENDED_BY_IG_LEAD,
+            reason="r", ended_by="p2"), EmergencyAccessNotFound),
+        (lambda: client.end_emergency_access(
+            uuid4(), agency="tp", ended_at=now, cause=EmergencyEndCause.ENDED_BY_IG_LEAD,
+            reason="r", ended_by="p1"), EmergencyAccessNotFound),
+        (lambda: client.end_emergency_access(
+            grant_id, agency="tp", ended_at=now + timedelta(hours=1),
+            cause=EmergencyEndCause.ENDED_BY_IG_LEAD, reason="r", ended_by="p1"),
+         EmergencyAccessOver),
+    ):
+        with pytest.raises(error):
+            refused()
+    assert client.collect_events() == []
+
+    client.withdraw_consent(consent_id, "client asked", "p1", agency="tp")
+    client.end_emergency_access(grant_id, agency="tp", ended_at=now,
+                                cause=EmergencyEndCause.ENDED_BY_IG_LEAD, reason="r",
+                                ended_by="p1")
+    with pytest.raises(ConsentAlreadyWithdrawn):
+        client.withdraw_consent(consent_id, "again", "p1", agency="tp")
+    with pytest.raises(ConsentNotFound):  # not a 409: that would confirm the consent
+        client.withdraw_consent(consent_id, "again", "p3", agency="probation")
+    with pytest.raises(EmergencyAccessOver):
+        client.end_emergency_access(grant_id, agency="tp", ended_at=now,
+                                    cause=EmergencyEndCause.ENDED_BY_IG_LEAD, reason="r",
+                                    ended_by="p1")
+    assert pending == 3 and len(client.collect_events()) == 2
+
+    # A withdrawal by another agency already on a stream applies without the check.
+    old = Client(id=uuid4(), controller="tp", registered_by="p1", sealed_identity="s",
+                 nhs_fingerprint="n", name_fingerprint="f")
+    old.give_consent(consent_id=consent_id, controller="tp", recipient_agency="police",
+                     recipient_kind=None, categories=["treatment"], purposes=["direct_care"],
+                     data_from=None, data_to=None, expires_at=None, obtained="written",
+                     recorded_by="p1")
+    old._withdraw_consent(consent_id=consent_id, reason="r", recorded_by="probation-worker")
+    replayed: Any = None
+    for stored in old.collect_events():
+        replayed = stored.mutate(replayed)
+    assert replayed.consents[consent_id].withdrawn
+
+
+# -- roles fit the agency's kind -----------------------------------------------------------
+
+
+def test_role_fits_the_agency_kind() -> None:
+    for kind in AgencyKind:
+        commissioning = kind is AgencyKind.COMMISSIONER
+        assert role_fits(kind, Role.COMMISSIONER) is commissioning
+        assert role_fits(kind, Role.PRACTITIONER) is not commissioning
+        assert role_fits(kind, Role.SAFEGUARDING) is not commissioning
+        for role in (Role.IG_LEAD, Role.ADMIN, Role.PARTNERSHIP_ADMIN):
+            assert role_fits(kind, role)

@@ -7,9 +7,9 @@ agreement, so every view row on it, carries).
 
 First on a state evolved from the aggregates' own events (an agreement in force, with an
 amendment awaiting approval, with an amendment approved, revoked, out of date, not yet in
-date, never approved, for another purpose), at moments on either side of its dates; then
-through the API on both databases, comparing what the rules and the views store and what
-an alert and a view name as the basis.
+date, never approved, for another purpose), at moments on either side of its dates. The
+same through the API on both databases, comparing what the rules and the views store and
+what an alert and a view name as the basis, is tests/integration/test_one_policy_follower.py.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import pytest
 from eventsourcing.utils import get_topic
-from fastapi.testclient import TestClient
 
-from api.bootstrap import Accord
 from consent.policy import (
     BasisKind,
     Fact,
@@ -33,24 +31,12 @@ from consent.policy import (
     standing_shares,
 )
 from consent.state import AgreementDraft, LogState, evolve
-from domain.agencies import Agency, AgencyKind, Role
+from domain.agencies import Agency, AgencyKind
 from domain.agreements import Agreement
 from domain.categories import DataCategory
-from projections.safeguarding import SafeguardingRules, legal_duty_basis
-from projections.views import AgencyViews
+from projections.safeguarding import legal_duty_basis
 from tests.builders import (
-    RAISED,
-    WITHHELD,
-    Partnership,
-    agree,
     childrens_terms,
-    concern,
-    events,
-    hdr,
-    inbox,
-    post_fact,
-    registered,
-    view,
 )
 
 PURPOSE = "safeguarding_children"
@@ -184,63 +170,3 @@ def test_of_several_in_force_the_rules_name_the_first_by_id_and_the_views_show_e
     assert _views(state, LATER) == {(agreement_id, 1) for agreement_id in live}
     assert _rules(state, EARLY) == (min(str(a.id) for a in agreements[:3]), 1)
     assert len(_views(state, EARLY)) == 3
-
-
-# -- through the API, on both databases ---------------------------------------------------
-
-def _in_force(state: LogState) -> dict[UUID, tuple[int, dict[str, Any]]]:
-    return {agreement_id: (agreement.version, agreement.terms.model_dump(mode="json"))
-            for agreement_id, agreement in state.agreements.items()}
-
-
-def test_the_rules_and_the_views_store_and_use_the_same_agreements_in_force(
-    api: TestClient, accord: Accord, partnership: Partnership
-) -> None:
-    current = agree(api, partnership, childrens_terms())
-    agree(api, partnership, childrens_terms(valid_from="2020-01-01", valid_to="2021-12-31"))
-    revoked = agree(api, partnership, childrens_terms())
-    lead = hdr(partnership, "childrens", Role.IG_LEAD)
-    assert api.post(f"/v1/agreements/{revoked}/revoke", json={"reason": "superseded"},
-                    headers=lead).status_code == 200
-    amendment = childrens_terms(purposes=["direct_care"])
-    amend = api.post(f"/v1/agreements/{current}/amend", json=amendment,
-                     headers=hdr(partnership, "tp", Role.IG_LEAD))
-    assert amend.status_code == 200, amend.text
-    client_id = registered(api, partnership)
-    raised_at = post_fact(api, partnership, client_id, concern())
-
-    [alert] = inbox(api, partnership)
-    assert [(a["agreement_id"], a["agreement_version"]) for a in alert["basis"]["agreements"]] \
-        == [(current, 1)]
-    seen = view(api, partnership, client_id, "childrens", PURPOSE, position=raised_at)
-    assert {(f["basis"]["agreement_id"], f["basis"]["agreement_version"])
-            for f in seen.json()["facts"]} == {(current, 1)}
-    _same_state_stored(api, accord)
-
-    # Version 2 names another purpose: in force once both approve, and then neither the
-    # rules nor the views have an agreement for safeguarding children.
-    for party in ("tp", "childrens"):
-        assert api.post(f"/v1/agreements/{current}/approve",
-                        headers=hdr(partnership, party, Role.IG_LEAD)).status_code == 200
-    withheld_at = post_fact(api, partnership, client_id, concern())
-    assert len(inbox(api, partnership)) == 1
-    assert [e.reason for e in events(accord, WITHHELD) if e.trigger_position == withheld_at] \
-        == ["no agreement in force from tp to childrens for safeguarding_children with a "
-            "legal-duty basis"]
-    assert view(api, partnership, client_id, "childrens", PURPOSE,
-                position=withheld_at).status_code == 403  # sees it, not for this purpose
-    _same_state_stored(api, accord)
-    assert len(events(accord, RAISED)) == 1
-
-
-def _same_state_stored(api: TestClient, accord: Accord) -> None:
-    """What the rules and the views stored beside their positions (both caught up) loads
-    to the same agencies and agreements in force."""
-    projections = api.app.state.projections  # type: ignore[attr-defined]
-    projections.catch_up()
-    rules, views = projections.find(SafeguardingRules), projections.find(AgencyViews)
-    with accord.engine.connect() as conn:
-        by_rules, by_views = rules._load_state(conn), views._load_state(conn)
-    assert by_rules.agency_kinds == by_views.agency_kinds
-    assert _in_force(by_rules) == _in_force(by_views)
-    assert by_rules.drafts == by_views.drafts

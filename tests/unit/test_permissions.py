@@ -3,14 +3,13 @@
 The table (domain/permissions.py) is derived from what the application and the API's
 routes enforced before it existed; these tests pin it to both. The application reads it
 (each command's first check), and it agrees with every cell of the access matrix
-(tests/test_access_matrix.py), which exercises the routes.
+(tests/e2e/test_access_matrix.py), which exercises the routes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -19,11 +18,10 @@ from domain.agencies import AgencyKind, Role
 from domain.agreements import AgreementTerms
 from domain.application import OPERATOR, AccordApplication, Actor
 from domain.errors import Forbidden
-from domain.identity import Identity
 from domain.permissions import PERMISSIONS, Action, kinds_for, permits, require, roles_for
 from domain.vocabulary import Purpose
 from projections import queries
-from tests.builders import VALID_IDENTITY
+from tests.builders import Untouchable, housing_terms, identity
 from tests.e2e.test_access_matrix import CALLER, COLUMNS, MATRIX
 
 P, S, IG, A, C, PA = (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD, Role.ADMIN,
@@ -121,19 +119,7 @@ def test_a_refused_caller_is_told_what_it_was_told_before(action: Action, role: 
 # -- the application reads the table -----------------------------------------------------------
 
 
-class UntouchableVault:
-    """A vault that fails if used: a refusal by role must come before anything is done."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"the vault was used ({name}) before the role was checked")
-
-
-def _terms() -> AgreementTerms:
-    return AgreementTerms.model_validate({
-        "recipient": "childrens", "title": "Housing", "purposes": ["care_coordination"],
-        "categories": {"housing": ["status"]},
-        "lawful_basis": {"article_6": "6(1)(e) public task"}, "consent_required": False,
-        "valid_from": "2026-01-01", "review_on": "2027-01-01", "retention_days": 365})
+TERMS = AgreementTerms.model_validate(housing_terms())
 
 
 Command = Callable[[AccordApplication, Actor], object]
@@ -146,7 +132,7 @@ COMMANDS: dict[Action, Command] = {
     Action.LIST_PRINCIPALS: lambda app, by: queries.principals(app, "tp", by),
     Action.REVOKE_PRINCIPAL: lambda app, by: app.revoke_principal(_ID, "left", by),
     Action.REGISTER_CLIENT: lambda app, by: app.register_client(
-        Identity.model_validate(VALID_IDENTITY), by),
+        identity(), by),
     Action.RECORD_FACT: lambda app, by: app.record_fact(
         _ID, "housing_status_recorded", {"status": "settled"}, datetime.now(UTC), by),
     Action.READ_RECORD: lambda app, by: queries.client_record(app, _ID, by),
@@ -156,9 +142,9 @@ COMMANDS: dict[Action, Command] = {
         purposes=["care_coordination"], data_from=None, data_to=None, expires_at=None,
         obtained="written", by=by),
     Action.WITHDRAW_CONSENT: lambda app, by: app.withdraw_consent(_ID, _ID, "asked", by),
-    Action.PROPOSE_AGREEMENT: lambda app, by: app.propose_agreement(_terms(), by),
+    Action.PROPOSE_AGREEMENT: lambda app, by: app.propose_agreement(TERMS, by),
     Action.APPROVE_AGREEMENT: lambda app, by: app.approve_agreement(_ID, by),
-    Action.AMEND_AGREEMENT: lambda app, by: app.amend_agreement(_ID, _terms(), by),
+    Action.AMEND_AGREEMENT: lambda app, by: app.amend_agreement(_ID, TERMS, by),
     Action.REVOKE_AGREEMENT: lambda app, by: app.revoke_agreement(_ID, "done", by),
     Action.GRANT_EMERGENCY_ACCESS: lambda app, by: app.grant_emergency_access(
         _ID, Purpose.SAFEGUARDING_ADULTS, "Collapsed in custody.", 30, by),
@@ -176,7 +162,7 @@ COMMANDS: dict[Action, Command] = {
 @pytest.fixture(scope="module")
 def in_memory() -> AccordApplication:
     """The application on the library's in-memory persistence: nothing is ever found."""
-    return AccordApplication(UntouchableVault())  # type: ignore[arg-type]
+    return AccordApplication(Untouchable())  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("action", list(COMMANDS))

@@ -31,6 +31,7 @@ from domain.agencies import AgencyKind
 from domain.agreements import AgreementTerms
 from domain.categories import DataCategory
 from domain.vocabulary import Article6, Article9, Article10, LegalDuty, Purpose
+from tests.builders import childrens_terms, police_terms
 
 TP = Viewer("tp", AgencyKind.TREATMENT_PROVIDER)
 POLICE = Viewer("police", AgencyKind.POLICE)
@@ -46,54 +47,22 @@ OFFENDER = Purpose.OFFENDER_MANAGEMENT.value
 SAFEGUARDING = Purpose.SAFEGUARDING_CHILDREN.value
 
 
-def police_terms(**overrides: Any) -> AgreementTerms:
+#: The windows of these tests' agreements (AT falls inside both); the tests of the
+#: agreement's dates below are written against them.
+POLICE_WINDOW = {"valid_from": "2025-01-01", "valid_to": "2026-12-31",
+                 "review_on": "2026-06-30", "retention_days": 730}
+CHILDRENS_WINDOW = {"valid_from": "2025-01-01", "review_on": "2026-06-30",
+                    "retention_days": 730}
+
+
+def police_agreement(**overrides: Any) -> AgreementTerms:
     """tp -> police, offender management, with the client's consent."""
-    raw: dict[str, Any] = {
-        "recipient": "police",
-        "title": "Treatment engagement for offender management",
-        "purposes": [OFFENDER],
-        "categories": {
-            "identity": ["given_name", "family_name"],
-            "treatment": ["appointment", "modality"],
-            "criminal_justice": ["order", "status"],
-        },
-        "lawful_basis": {
-            "article_6": Article6.PUBLIC_TASK.value,
-            "article_9": Article9.SUBSTANTIAL_PUBLIC_INTEREST.value,
-            "article_10": Article10.STATUTORY_PURPOSES.value,
-        },
-        "consent_required": True,
-        "valid_from": "2025-01-01",
-        "valid_to": "2026-12-31",
-        "review_on": "2026-06-30",
-        "retention_days": 730,
-    }
-    raw.update(overrides)
-    return AgreementTerms.model_validate(raw)
+    return AgreementTerms.model_validate(police_terms(**{**POLICE_WINDOW, **overrides}))
 
 
-def childrens_terms(**overrides: Any) -> AgreementTerms:
+def childrens_agreement(**overrides: Any) -> AgreementTerms:
     """tp -> children's services under a legal duty (Children Act s.47), no consent."""
-    raw: dict[str, Any] = {
-        "recipient": "childrens",
-        "title": "Safeguarding children: parents in treatment",
-        "purposes": [SAFEGUARDING],
-        "categories": {
-            "safeguarding_children": ["children_in_household", "pregnant"],
-            "treatment": ["appointment"],
-        },
-        "lawful_basis": {
-            "article_6": Article6.LEGAL_OBLIGATION.value,
-            "article_9": Article9.SUBSTANTIAL_PUBLIC_INTEREST.value,
-            "legal_duty": LegalDuty.CHILDREN_ACT_S47.value,
-        },
-        "consent_required": False,
-        "valid_from": "2025-01-01",
-        "review_on": "2026-06-30",
-        "retention_days": 730,
-    }
-    raw.update(overrides)
-    return AgreementTerms.model_validate(raw)
+    return AgreementTerms.model_validate(childrens_terms(**{**CHILDRENS_WINDOW, **overrides}))
 
 
 def in_force(terms: AgreementTerms, controller: str = "tp", version: int = 1,
@@ -207,21 +176,22 @@ def test_no_agreement_is_denied_and_the_reason_names_it() -> None:
 
 
 def test_an_agreement_with_another_agency_does_not_count() -> None:
-    state = state_with(in_force(police_terms()), consents=(consent(recipient_agency="probation"),))
+    state = state_with(in_force(police_agreement()),
+                       consents=(consent(recipient_agency="probation"),))
     denied(decide(PROBATION, OFFENDER, fact(), state, AT), "no data-sharing agreement")
 
 
 def test_an_agreement_in_the_other_direction_does_not_count() -> None:
     # police -> tp does not let police see tp's facts.
     reverse = in_force(AgreementTerms.model_validate({
-        **police_terms().model_dump(mode="json"), "recipient": "tp",
+        **police_agreement().model_dump(mode="json"), "recipient": "tp",
     }), controller="police")
     state = state_with(reverse, consents=(consent(),))
     denied(decide(POLICE, OFFENDER, fact(), state, AT), "no data-sharing agreement")
 
 
 def test_an_agreement_not_covering_the_category_is_denied() -> None:
-    agreement = in_force(police_terms())
+    agreement = in_force(police_agreement())
     state = state_with(agreement, consents=(consent(categories=("housing",)),))
     text = denied(decide(POLICE, OFFENDER, fact(DataCategory.HOUSING), state, AT), "rule 2")
     assert "does not share housing" in text
@@ -230,7 +200,7 @@ def test_an_agreement_not_covering_the_category_is_denied() -> None:
 
 
 def test_clinical_notes_are_never_shared_with_a_partner() -> None:
-    state = state_with(in_force(police_terms()), in_force(childrens_terms()),
+    state = state_with(in_force(police_agreement()), in_force(childrens_agreement()),
                        consents=(consent(categories=("clinical_notes", "treatment")),))
     note = fact(DataCategory.CLINICAL_NOTES)
     for viewer in (POLICE, CHILDRENS, PROBATION):
@@ -240,7 +210,7 @@ def test_clinical_notes_are_never_shared_with_a_partner() -> None:
 
 
 def test_an_agreement_not_naming_the_purpose_is_denied() -> None:
-    agreement = in_force(police_terms())
+    agreement = in_force(police_agreement())
     state = state_with(agreement, consents=(consent(purposes=(OFFENDER, SAFEGUARDING)),))
     text = denied(decide(POLICE, SAFEGUARDING, fact(), state, AT), "rule 2")
     assert f"does not name the purpose {SAFEGUARDING}" in text
@@ -250,7 +220,7 @@ def test_an_agreement_not_naming_the_purpose_is_denied() -> None:
 
 
 def test_an_agreement_without_consent_or_duty_has_basis_agreement() -> None:
-    terms = police_terms(consent_required=False)
+    terms = police_agreement(consent_required=False)
     agreement = in_force(terms, version=3)
     decision = explained(decide(POLICE, OFFENDER, fact(), state_with(agreement), AT))
     assert decision.permit and decision.basis is not None
@@ -268,7 +238,7 @@ def test_an_agreement_without_consent_or_duty_has_basis_agreement() -> None:
 
 
 def test_with_consent_the_fact_is_shared_on_agreement_and_consent() -> None:
-    agreement = in_force(police_terms(), version=2)
+    agreement = in_force(police_agreement(), version=2)
     scope = consent()
     decision = explained(decide(POLICE, OFFENDER, fact(), state_with(agreement, consents=(scope,)),
                                 AT))
@@ -287,35 +257,35 @@ def test_with_consent_the_fact_is_shared_on_agreement_and_consent() -> None:
 
 
 def test_consent_required_and_none_given_is_denied() -> None:
-    state = state_with(in_force(police_terms()))
+    state = state_with(in_force(police_agreement()))
     denied(decide(POLICE, OFFENDER, fact(), state, AT), "rule 3", "requires consent")
     assert grants(POLICE, fact(), state) == []
 
 
 def test_a_withdrawn_consent_is_denied() -> None:
     scope = consent(withdrawn=True)
-    state = state_with(in_force(police_terms()), consents=(scope,))
+    state = state_with(in_force(police_agreement()), consents=(scope,))
     denied(decide(POLICE, OFFENDER, fact(), state, AT), str(scope.consent_id), "withdrawn")
     assert grants(POLICE, fact(), state) == []
 
 
 def test_consent_for_another_recipient_is_denied() -> None:
     scope = consent(recipient_agency="probation")
-    state = state_with(in_force(police_terms()), consents=(scope,))
+    state = state_with(in_force(police_agreement()), consents=(scope,))
     denied(decide(POLICE, OFFENDER, fact(), state, AT), str(scope.consent_id),
            "does not cover police")
 
 
 def test_consent_for_another_category_is_denied() -> None:
     scope = consent(categories=("criminal_justice",))
-    state = state_with(in_force(police_terms()), consents=(scope,))
+    state = state_with(in_force(police_agreement()), consents=(scope,))
     denied(decide(POLICE, OFFENDER, fact(), state, AT), "does not cover treatment")
     # ...while the category it does cover is shared.
     assert decide(POLICE, OFFENDER, fact(DataCategory.CRIMINAL_JUSTICE), state, AT).permit
 
 
 def test_consent_for_another_purpose_is_denied() -> None:
-    both = police_terms(purposes=[OFFENDER, Purpose.CARE_COORDINATION.value])
+    both = police_agreement(purposes=[OFFENDER, Purpose.CARE_COORDINATION.value])
     scope = consent(purposes=(Purpose.CARE_COORDINATION.value,))
     state = state_with(in_force(both), consents=(scope,))
     denied(decide(POLICE, OFFENDER, fact(), state, AT),
@@ -338,7 +308,7 @@ def test_consent_covers_only_facts_inside_its_data_period(
     data_from: date | None, data_to: date | None, permitted: bool
 ) -> None:
     scope = consent(data_from=data_from, data_to=data_to)
-    state = state_with(in_force(police_terms()), consents=(scope,))
+    state = state_with(in_force(police_agreement()), consents=(scope,))
     decision = explained(decide(POLICE, OFFENDER, fact(), state, AT))
     assert decision.permit is permitted
     if not permitted:
@@ -349,20 +319,20 @@ def test_consent_covers_only_facts_inside_its_data_period(
 def test_consent_for_another_controllers_data_is_denied() -> None:
     # The client consented to share probation's data with police, not tp's.
     scope = consent(controller="probation")
-    state = state_with(in_force(police_terms()), consents=(scope,))
+    state = state_with(in_force(police_agreement()), consents=(scope,))
     denied(decide(POLICE, OFFENDER, fact(), state, AT), "probation's data", "not tp's")
 
 
 def test_consent_of_another_client_does_not_count() -> None:
     scope = consent(client_id=uuid4())
-    state = state_with(in_force(police_terms()), consents=(scope,))
+    state = state_with(in_force(police_agreement()), consents=(scope,))
     denied(decide(POLICE, OFFENDER, fact(), state, AT), "requires consent")
 
 
 def test_an_expired_consent_is_denied_from_its_expiry() -> None:
     expires = AT + timedelta(days=1)
     scope = consent(expires_at=expires)
-    state = state_with(in_force(police_terms()), consents=(scope,))
+    state = state_with(in_force(police_agreement()), consents=(scope,))
     assert explained(decide(POLICE, OFFENDER, fact(), state, AT)).permit
     assert decide(POLICE, OFFENDER, fact(), state, expires - timedelta(seconds=1)).permit
     for later in (expires, expires + timedelta(seconds=1), expires + timedelta(days=30)):
@@ -373,7 +343,7 @@ def test_an_expired_consent_is_denied_from_its_expiry() -> None:
 
 def test_the_earlier_of_consent_expiry_and_agreement_end_applies() -> None:
     expires = datetime(2027, 6, 1, tzinfo=UTC)  # after the agreement's valid_to
-    state = state_with(in_force(police_terms()), consents=(consent(expires_at=expires),))
+    state = state_with(in_force(police_agreement()), consents=(consent(expires_at=expires),))
     [grant] = grants(POLICE, fact(), state)
     assert grant.not_after == datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -387,7 +357,7 @@ def test_consent_to_an_agency_kind_covers_every_agency_of_that_kind(
     kind: str, permitted: bool
 ) -> None:
     scope = consent(recipient_agency=None, recipient_kind=kind)
-    state = state_with(in_force(police_terms()), consents=(scope,))
+    state = state_with(in_force(police_agreement()), consents=(scope,))
     decision = explained(decide(POLICE, OFFENDER, fact(), state, AT))
     assert decision.permit is permitted
     if permitted:
@@ -396,7 +366,7 @@ def test_consent_to_an_agency_kind_covers_every_agency_of_that_kind(
         assert "does not cover police" in " ".join(decision.reasons)
     # A second police force is covered by a consent to the kind, not by one to "police".
     other_force = Viewer("police-2", AgencyKind.POLICE)
-    second = in_force(police_terms(recipient="police-2"))
+    second = in_force(police_agreement(recipient="police-2"))
     state = state_with(second, consents=(scope,))
     assert decide(other_force, OFFENDER, fact(), state, AT).permit is permitted
     by_agency = state_with(second, consents=(consent(recipient_agency="police"),))
@@ -405,7 +375,7 @@ def test_consent_to_an_agency_kind_covers_every_agency_of_that_kind(
 
 def test_one_consent_out_of_several_is_enough() -> None:
     good = consent()
-    state = state_with(in_force(police_terms()), consents=(
+    state = state_with(in_force(police_agreement()), consents=(
         consent(withdrawn=True), consent(recipient_agency="probation"), good,
     ))
     decision = explained(decide(POLICE, OFFENDER, fact(), state, AT))
@@ -418,7 +388,7 @@ def test_one_consent_out_of_several_is_enough() -> None:
 
 
 def test_a_legal_duty_shares_without_consent_and_says_so() -> None:
-    agreement = in_force(childrens_terms())
+    agreement = in_force(childrens_agreement())
     household = fact(DataCategory.SAFEGUARDING_CHILDREN)
     decision = explained(decide(CHILDRENS, SAFEGUARDING, household, state_with(agreement), AT))
     assert decision.permit and decision.basis is not None
@@ -433,7 +403,7 @@ def test_a_legal_duty_shares_without_consent_and_says_so() -> None:
 
 
 def test_a_legal_duty_ignores_a_withdrawn_consent() -> None:
-    state = state_with(in_force(childrens_terms()), consents=(
+    state = state_with(in_force(childrens_agreement()), consents=(
         consent(recipient_agency="childrens", categories=("treatment",),
                 purposes=(SAFEGUARDING,), withdrawn=True),
     ))
@@ -441,7 +411,7 @@ def test_a_legal_duty_ignores_a_withdrawn_consent() -> None:
 
 
 def test_a_legal_duty_is_still_bounded_by_category_and_purpose() -> None:
-    state = state_with(in_force(childrens_terms()))
+    state = state_with(in_force(childrens_agreement()))
     denied(decide(CHILDRENS, SAFEGUARDING, fact(DataCategory.HOUSING), state, AT),
            "does not share housing")
     denied(decide(CHILDRENS, Purpose.DIRECT_CARE, fact(), state, AT), "does not name the purpose")
@@ -461,7 +431,7 @@ def test_a_legal_duty_is_still_bounded_by_category_and_purpose() -> None:
 def test_an_agreement_holds_from_valid_from_to_valid_to_inclusive(
     at: datetime, permitted: bool, with_consent: bool
 ) -> None:
-    terms = police_terms(consent_required=with_consent)
+    terms = police_agreement(consent_required=with_consent)
     state = state_with(in_force(terms), consents=(consent(),))
     decision = explained(decide(POLICE, OFFENDER, fact(), state, at))
     assert decision.permit is permitted
@@ -475,7 +445,7 @@ def test_an_agreement_holds_from_valid_from_to_valid_to_inclusive(
 
 
 def test_an_open_ended_agreement_has_no_end() -> None:
-    state = state_with(in_force(childrens_terms()))
+    state = state_with(in_force(childrens_agreement()))
     assert decide(CHILDRENS, SAFEGUARDING, fact(), state, datetime(2099, 1, 1, tzinfo=UTC)).permit
     [grant] = grants(CHILDRENS, fact(), state)
     assert grant.not_after is None
@@ -485,7 +455,7 @@ def test_an_open_ended_agreement_has_no_end() -> None:
 
 
 def test_only_the_fields_the_agreement_names_are_shared() -> None:
-    state = state_with(in_force(police_terms()), consents=(consent(),))
+    state = state_with(in_force(police_agreement()), consents=(consent(),))
     order = fact(DataCategory.CRIMINAL_JUSTICE)
     decision = decide(POLICE, OFFENDER, order, state, AT)
     assert decision.permit and decision.fields == ("order", "status")
@@ -499,7 +469,7 @@ def test_only_the_fields_the_agreement_names_are_shared() -> None:
 
 
 def test_identity_is_masked_to_the_shared_identity_fields() -> None:
-    state = state_with(in_force(police_terms()), consents=(consent(),))
+    state = state_with(in_force(police_agreement()), consents=(consent(),))
     decision = decide(POLICE, OFFENDER, fact(DataCategory.IDENTITY), state, AT)
     assert decision.permit and decision.fields == ("given_name", "family_name")
     identity = {"given_name": "Ann", "family_name": "Example", "date_of_birth": "1985-04-12",
@@ -511,7 +481,8 @@ def test_identity_is_masked_to_the_shared_identity_fields() -> None:
 
 
 def test_an_erased_client_is_denied_to_every_partner() -> None:
-    state = state_with(in_force(police_terms(consent_required=False)), in_force(childrens_terms()),
+    state = state_with(in_force(police_agreement(consent_required=False)),
+                       in_force(childrens_agreement()),
                        consents=(consent(),), erased=(CLIENT,))
     for viewer, purpose in ((POLICE, OFFENDER), (CHILDRENS, SAFEGUARDING)):
         denied(decide(viewer, purpose, fact(), state, AT), "erased")
@@ -554,9 +525,9 @@ def test_decide_permits_exactly_when_a_grant_for_the_purpose_holds(
                     purposes=(OFFENDER, SAFEGUARDING),
                     data_from=date(2025, 6, 1), expires_at=expires, withdrawn=withdrawn)
     state = state_with(
-        in_force(police_terms(consent_required=consent_required)),
-        in_force(police_terms(recipient="probation")),
-        in_force(childrens_terms()),
+        in_force(police_agreement(consent_required=consent_required)),
+        in_force(police_agreement(recipient="probation")),
+        in_force(childrens_agreement()),
         consents=(scope,),
     )
     the_fact = fact(category, occurred_at=OCCURRED + timedelta(days=occurred_days))

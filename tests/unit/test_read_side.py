@@ -28,7 +28,7 @@ from domain.permissions import PERMISSIONS, Action, permits
 from domain.vocabulary import Purpose
 from projections import queries
 from projections.views import ViewItem
-from tests.builders import VALID_IDENTITY
+from tests.builders import Untouchable, identity
 
 P, S, IG, A, C, PA = (Role.PRACTITIONER, Role.SAFEGUARDING, Role.IG_LEAD, Role.ADMIN,
                       Role.COMMISSIONER, Role.PARTNERSHIP_ADMIN)
@@ -51,13 +51,6 @@ def item(category: str, *, kind: str = "agreement", controller: str = "tp",
         data={"status": "settled"}, purpose="care_coordination",
         basis={"kind": kind, "agreement_id": agreement}, reason="shared",
     )
-
-
-class Untouchable:
-    """Fails if used: a refusal by role must come before anything is looked up."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"{name} was used before the role was checked")
 
 
 class Views:
@@ -89,7 +82,7 @@ class App:
     def identity_of(self, client_id: UUID) -> Identity:
         if self.erased:
             raise IdentityErased(str(client_id))
-        return Identity.model_validate(VALID_IDENTITY)
+        return identity()
 
     def match_keys(self, nhs_number: str | None, family_name: str | None,
                    date_of_birth: date | None) -> str:

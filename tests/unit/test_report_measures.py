@@ -15,10 +15,16 @@ from typing import Any
 
 import pytest
 
+from api.demo import COMMISSIONING_SHARES, demo_agreements
+from domain.agreements import AgreementTerms
+from domain.categories import DataCategory
 from projections.reports.disclosure import publish, publish_rows
 from projections.reports.episodes import SubstanceGroup, episodes, substance_group
 from projections.reports.measures import GROUPINGS, MEASURES, compute
 from projections.reports.model import AlertFact, Period, ReportFact
+from projections.reports.projection import (
+    age_band,
+)
 
 YEAR = Period(date(2026, 4, 1), date(2027, 3, 31))
 LUTON, BEDFORD, CENTRAL = "E06000032", "E06000055", "E06000056"
@@ -563,3 +569,30 @@ def test_a_period_ends_on_or_after_it_starts() -> None:
     with pytest.raises(ValueError):
         Period(date(2026, 2, 1), date(2026, 1, 31))
     assert date(2026, 1, 31) in Period(date(2026, 1, 1), date(2026, 1, 31))
+
+
+# -- age bands -----------------------------------------------------------------------------
+
+
+def test_age_bands_are_ndtms_bands() -> None:
+    born = date(1985, 4, 12)
+    assert age_band(born, date(2025, 4, 11)) == "35-39"
+    assert age_band(born, date(2025, 4, 12)) == "40-44"
+    assert age_band(date(2007, 6, 1), date(2025, 5, 31)) == "under 18"
+    assert age_band(date(2007, 6, 1), date(2025, 6, 1)) == "18-24"
+    assert age_band(date(1950, 1, 1), date(2025, 1, 1)) == "65+"
+
+
+# -- the demo's commissioning agreement ----------------------------------------------------
+
+DEMO_COMMISSIONER = "northshire-commissioning"
+
+
+def test_the_commissioners_agreement_shares_what_the_measures_read_and_no_identity() -> None:
+    [terms] = [AgreementTerms.model_validate(raw) for _, raw in demo_agreements()
+               if raw["recipient"] == DEMO_COMMISSIONER]
+    read = {category for measure in MEASURES.values() for category in measure.categories}
+    assert read <= set(terms.categories)
+    assert DataCategory.IDENTITY not in terms.categories
+    assert terms.categories == {DataCategory(k): v for k, v in COMMISSIONING_SHARES.items()}
+    assert [p.value for p in terms.purposes] == ["commissioning"]

@@ -10,22 +10,16 @@ rebuild gives exactly the incremental rows, however the log is cut into batches.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
 
 from api.bootstrap import Accord
 from domain.agencies import AgencyKind, Role
-from domain.agreements import AgreementTerms
 from domain.alerts import Alert
-from domain.application import Actor
 from domain.clients import Client
-from domain.identity import Identity
 from infra.keys import load_key_file
-from projections.reports.measures import compute
-from projections.reports.model import Period, ReportFact
 from projections.reports.projection import (
     AGE_BAND,
     FACT_RECORDED,
@@ -33,113 +27,17 @@ from projections.reports.projection import (
     OutcomeReports,
     _read_recorded,
     _skipped,
-    age_band,
     report_pseudonym_key,
 )
-from tests.conftest import VALID_IDENTITY, Partnership
-
-COMMISSIONER = "commissioner"
-#: What the commissioner's agreement shares for commissioning (each category's fields).
-SHARED = {
-    "treatment": ["modality", "substances", "discharge_reason", "reason"],
-    "outcomes": ["stage", "crime", "health_and_social_functioning"],
-    "demographics": ["sex", "ethnicity", "area"],
-    "safeguarding_children": ["children_in_household", "parental_responsibility"],
-}
-PERIOD = Period(date(2025, 4, 1), date(2026, 3, 31))
-#: Born 1985-04-12 (VALID_IDENTITY), so 40 on these days.
-STARTED = datetime(2025, 6, 2, 9, tzinfo=UTC)
-
-
-def nhs_number(seq: int) -> str:
-    """A valid NHS number in the 999 test range, different for each ``seq``."""
-    for filler in "0123456789":
-        body = f"999{seq:05d}{filler}"
-        total = sum(int(d) * w for d, w in zip(body, range(10, 1, -1), strict=True))
-        check = (11 - total % 11) % 11
-        if check != 10:
-            return body + str(check)
-    raise AssertionError("unreachable")
-
-
-NHS_NUMBERS = tuple(nhs_number(seq) for seq in range(8))
-
-
-def terms(categories: dict[str, list[str]], *, consent: bool = False) -> dict[str, Any]:
-    return {
-        "recipient": COMMISSIONER, "title": "Outcomes monitoring", "purposes": ["commissioning"],
-        "categories": categories,
-        "lawful_basis": {"article_6": "6(1)(e) public task",
-                         "article_9": "9(2)(i) public health"},
-        "consent_required": consent, "valid_from": "2024-04-01", "review_on": "2027-01-01",
-        "retention_days": 365,
-    }
-
-
-class Story:
-    """A small partnership: the treatment providers' clients and their commissioning."""
-
-    def __init__(self, accord: Accord, partnership: Partnership) -> None:
-        self.accord = accord
-        self.app = accord.app
-        self.partnership = partnership
-        self.reports = accord.find(OutcomeReports)
-        self.clients: list[UUID] = []
-
-    def actor(self, agency: str, role: Role = Role.PRACTITIONER) -> Actor:
-        return self.app.authenticate(self.partnership.token(agency, role))
-
-    def agree(self, controller: str, categories: dict[str, list[str]], *,
-              consent: bool = False) -> UUID:
-        proposed = self.app.propose_agreement(AgreementTerms.model_validate(
-            terms(categories, consent=consent)), self.actor(controller, Role.IG_LEAD))
-        agreement_id = UUID(str(proposed.id))
-        for party in (controller, COMMISSIONER):
-            self.app.approve_agreement(agreement_id, self.actor(party, Role.IG_LEAD))
-        return agreement_id
-
-    def client(self, provider: str = "tp", *, born: str = "1985-04-12") -> UUID:
-        identity = Identity.model_validate({
-            **VALID_IDENTITY, "date_of_birth": born,
-            "nhs_number": NHS_NUMBERS[len(self.clients)]})
-        client_id, _ = self.app.register_client(identity, self.actor(provider))
-        self.clients.append(client_id)
-        return client_id
-
-    def fact(self, client_id: UUID, type_name: str, data: dict[str, Any],
-             when: datetime = STARTED, provider: str = "tp") -> int:
-        return self.app.record_fact(client_id, type_name, data, when, self.actor(provider))
-
-    def episode(self, client_id: UUID, provider: str = "tp", *, ended: str | None = None,
-                when: datetime = STARTED, days: int = 100) -> None:
-        self.fact(client_id, "treatment_episode_started",
-                  {"modality": "psychosocial", "substances": ["alcohol"]}, when, provider)
-        if ended:
-            self.fact(client_id, "treatment_episode_ended",
-                      {"modality": "psychosocial", "discharge_reason": ended},
-                      when + timedelta(days=days), provider)
-
-    def catch_up(self) -> OutcomeReports:
-        self.accord.catch_up()
-        return self.reports
-
-    def in_treatment(self) -> int:
-        snapshot = self.catch_up().snapshot(COMMISSIONER)
-        by_client: dict[str, list[ReportFact]] = {}
-        for fact in snapshot.facts:
-            by_client.setdefault(fact.client, []).append(fact)
-        value = compute(by_client, PERIOD, None, measures=["in_treatment"])["in_treatment"].value
-        assert isinstance(value, int)
-        return value
-
-
-def test_age_bands_are_ndtms_bands() -> None:
-    born = date(1985, 4, 12)
-    assert age_band(born, date(2025, 4, 11)) == "35-39"
-    assert age_band(born, date(2025, 4, 12)) == "40-44"
-    assert age_band(date(2007, 6, 1), date(2025, 5, 31)) == "under 18"
-    assert age_band(date(2007, 6, 1), date(2025, 6, 1)) == "18-24"
-    assert age_band(date(1950, 1, 1), date(2025, 1, 1)) == "65+"
+from tests.builders import (
+    COMMISSIONER,
+    NHS_NUMBERS,
+    SHARED,
+    STARTED,
+    VALID_IDENTITY,
+    Partnership,
+    Story,
+)
 
 
 def test_only_what_the_agreement_shares_for_commissioning_masked_and_pseudonymous(
