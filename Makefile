@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test setup dev lint bench clean
+.PHONY: run test test-unit test-integration test-e2e setup dev lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ run: $(VENV)/.installed
 ## Run the whole test suite (SQLite and PostgreSQL)
 test: $(VENV)/.dev-installed
 	$(BIN)/pytest
+
+## The fast tier alone: no database, no server, no broker
+test-unit: $(VENV)/.dev-installed
+	$(BIN)/pytest tests/unit
+
+## Both databases: the application, projections, tamper, crash safety, concurrency, Kafka, keys
+test-integration: $(VENV)/.dev-installed
+	$(BIN)/pytest tests/integration
+
+## From outside: the API (TestClient and a real uvicorn), the CLI, the access matrix, OpenAPI
+test-e2e: $(VENV)/.dev-installed
+	$(BIN)/pytest tests/e2e
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@ that appends the ``AccessRecord`` there and then, so a read whose record cannot 
 fails (503) instead of returning data. A refusal (404 or 403) raised inside the block is
 recorded as such before it propagates. Leaving the block without a record is a
 programming error and fails the request: no path returns client data unrecorded
-(tests/test_access_matrix.py calls every route, as every role, to prove it). Routes
+(tests/e2e/test_access_matrix.py calls every route, as every role, to prove it). Routes
 get an ``AccessLog`` through ``api.deps.Access``; another entry point builds its own
 from the application.
 """

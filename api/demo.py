@@ -152,8 +152,8 @@ IDENTITY = {"identity": ["given_name", "family_name", "date_of_birth"]}
 ENGAGEMENT = {"treatment": ["appointment", "modality", "discharge_reason", "substances"]}
 #: What the commissioner's agreement shares for commissioning: the categories the outcome
 #: measures read (projections.reports.measures), each with only the fields they need (and
-#: the NDTMS extract's interventions), never identity; tests/test_reports_demo.py holds it
-#: to the measures.
+#: the NDTMS extract's interventions), never identity; tests/unit/test_report_measures.py
+#: holds it to the measures.
 COMMISSIONING_SHARES = {
     "demographics": ["sex", "ethnicity", "area"],
     "treatment": ["modality", "substances", "discharge_reason", "reason", "kind", "sessions"],

@@ -15,7 +15,7 @@ A route says what it needs by the types of its parameters, all from here:
 
 Every route but the API's own documentation declares exactly one action, through its
 actor alias; ``route_actions`` lists them, and the access-matrix test
-(tests/test_access_matrix.py) fails for a route that declares none.
+(tests/e2e/test_access_matrix.py) fails for a route that declares none.
 
 Dependencies that only look something up are ``async``: FastAPI runs a plain ``def``
 dependency in its thread pool, and that hop cost more than the lookup.

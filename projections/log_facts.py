@@ -10,8 +10,8 @@ transaction as the rest of the batch.
 This reads the eventsourcing library's stored form: its table, its notification ids,
 and the JSON its transcoder writes (times as ``{"_type_": "datetime_iso", "_data_":
 "…"}``). ``copy_statement`` refuses an application that compresses or encrypts stored
-events, which would hide the JSON, and ``tests/test_log_facts.py`` compares every copied
-fact with the same event decoded by the library. Times are stored the way the read
+events, which would hide the JSON, and ``tests/integration/test_log_facts.py`` compares
+every copied fact with the same event decoded by the library. Times are stored the way the read
 models store them (on SQLite, SQLAlchemy's UTC text), and a time not in the UTC form the
 domain writes makes the copy fail (``occurred_at`` and ``recorded_at`` are NOT NULL)
 rather than store it wrongly.

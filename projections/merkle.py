@@ -16,7 +16,7 @@ million events in bounded memory. pymerkle's proofs are also in its own format (
 bits and ranges, not the RFC's plain list of hashes a partner's tooling expects), it
 is GPL-3.0-or-later and pins ``cachetools`` exactly. So this module is ~200 lines of
 hashlib, checked against the transparency-dev/merkle (Certificate Transparency) test
-vectors in ``tests/test_tamper.py``.
+vectors in ``tests/unit/test_merkle.py``.
 """
 
 from __future__ import annotations

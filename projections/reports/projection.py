@@ -190,8 +190,8 @@ def _read_recorded(notification: Notification) -> Recorded | None:
     (``fact_type``, ``category``, ``data``, ``occurred_at``, ``controller``), only the
     payload parsed; so none can be taken from inside the payload, whose strings cannot
     hold an unescaped quote. None where the JSON is not in that form, for the caller to
-    decode it the library's way. ``tests/test_reports_projection.py`` compares both on
-    every fact of a log."""
+    decode it the library's way. ``tests/integration/test_reports_projection.py`` compares
+    both on every fact of a log."""
     if not isinstance(notification.originator_id, UUID):
         return None
     try:
