@@ -48,8 +48,8 @@ import httpx
 from catchup import bare_replay, timed  # bench/catchup.py
 from view import (  # bench/view.py
     ACCORD,
-    KeepAlivePool,
     free_port,
+    load,
     percentile,
     stop,
     summary,
@@ -122,43 +122,6 @@ def catch_up_rounds(workdir: Path, clients: int, rounds: int) -> int:
     return head
 
 
-async def endpoint_load(base: str, token: str, rate: float, seconds: float,
-                        connections: int = 32) -> dict[str, Any]:
-    """Open-loop GETs of the twelve reports at ``rate``/s; latencies in ms from the
-    moment each request was written and from its scheduled time."""
-    from_send: list[float] = []
-    from_schedule: list[float] = []
-    errors: list[str] = []
-    pool = KeepAlivePool(base, token, connections)
-    await pool.open()
-
-    async def one(path: str, scheduled: float) -> None:
-        try:
-            status, sent = await pool.get(path)
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            errors.append(type(exc).__name__)
-            return
-        done = time.perf_counter()
-        from_send.append((done - sent) * 1000)
-        from_schedule.append((done - scheduled) * 1000)
-        if status != 200:
-            errors.append(str(status))
-
-    tasks = []
-    start = time.perf_counter()
-    for n in range(int(rate * seconds)):
-        scheduled = start + n / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(QUERIES[n % len(QUERIES)], scheduled)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
-    await pool.close()
-    return {"sent": len(tasks), "answered": len(from_send), "elapsed": elapsed,
-            "from_send": from_send, "from_schedule": from_schedule, "errors": errors}
-
-
 def endpoint(workdir: Path, head: int, rate: float, seconds: float) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
     env |= {"ACCORD_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
@@ -183,8 +146,8 @@ def endpoint(workdir: Path, head: int, rate: float, seconds: float) -> None:
                 first.append((time.perf_counter() - started) * 1000)
         print(f"\nfirst ask of each of the {len(QUERIES)} reports (computed): median "
               f"{statistics.median(first):.1f} ms, max {max(first):.1f} ms")
-        asyncio.run(endpoint_load(base, token, 20, 2))  # warm up the connections
-        result = asyncio.run(endpoint_load(base, token, rate, seconds))
+        asyncio.run(load(base, token, QUERIES, 20, 2, connections=32))  # warm up the connections
+        result = asyncio.run(load(base, token, QUERIES, rate, seconds, connections=32))
         errors = result["errors"]
         p99 = percentile(result["from_send"], 99)
         print(f"outcomes load: offered {rate:.0f}/s for {seconds:.0f} s: {result['sent']} sent, "

@@ -168,20 +168,25 @@ class KeepAlivePool:
         return status, sent
 
 
-async def load(base: str, token: str, clients: list[str], rate: float,
+def view_paths(clients: list[str]) -> list[str]:
+    """The police view of each client, for ``load``."""
+    return [f"/v1/clients/{client_id}/view?purpose={PURPOSE}" for client_id in clients]
+
+
+async def load(base: str, token: str, paths: list[str], rate: float,
                seconds: float, connections: int = 64) -> dict[str, Any]:
-    """Open-loop GETs at ``rate``/s over ``connections`` keep-alive connections; latencies
-    in ms from the moment each request was written and from its scheduled time (which
-    also counts waiting for a free connection)."""
+    """Open-loop GETs of ``paths`` in turn at ``rate``/s over ``connections`` keep-alive
+    connections; latencies in ms from the moment each request was written and from its
+    scheduled time (which also counts waiting for a free connection)."""
     from_send: list[float] = []
     from_schedule: list[float] = []
     errors: list[str] = []
     pool = KeepAlivePool(base, token, connections)
     await pool.open()
 
-    async def one(client_id: str, scheduled: float) -> None:
+    async def one(path: str, scheduled: float) -> None:
         try:
-            status, sent = await pool.get(f"/v1/clients/{client_id}/view?purpose={PURPOSE}")
+            status, sent = await pool.get(path)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             errors.append(type(exc).__name__)
             return
@@ -198,7 +203,7 @@ async def load(base: str, token: str, clients: list[str], rate: float,
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(clients[n % len(clients)], scheduled)))
+        tasks.append(asyncio.create_task(one(paths[n % len(paths)], scheduled)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     await pool.close()
@@ -300,11 +305,12 @@ def main() -> None:
         clients = visible_clients(db, base, tokens[POLICE])
         if not clients:
             raise SystemExit("the police see no demo client for offender_management")
-        asyncio.run(load(base, tokens[POLICE], clients, 50, 2))  # warm up connections
+        asyncio.run(load(base, tokens[POLICE], view_paths(clients), 50, 2))  # warm up connections
         print(f"\nview load: GET /v1/clients/{{id}}/view?purpose={PURPOSE} as the police, "
               f"{len(clients)} clients round-robin")
         for rate in args.rate:
-            result = asyncio.run(load(base, tokens[POLICE], clients, rate, args.seconds))
+            result = asyncio.run(load(base, tokens[POLICE], view_paths(clients), rate,
+                                             args.seconds))
             errors = result["errors"]
             p99 = percentile(result["from_send"], 99)
             print(f"  offered {rate:.0f}/s for {args.seconds:.0f} s: {result['sent']} sent, "
@@ -351,8 +357,8 @@ def record_cost(env: dict[str, str], workdir: Path, token: str, clients: list[st
                                           stdout=log_file, stderr=subprocess.STDOUT)
             try:
                 wait_until_serving(server, base)
-                asyncio.run(load(base, token, clients, rate, 1))  # warm up
-                result = asyncio.run(load(base, token, clients, rate, seconds))
+                asyncio.run(load(base, token, view_paths(clients), rate, 1))  # warm up
+                result = asyncio.run(load(base, token, view_paths(clients), rate, seconds))
                 latencies[label].extend(result["from_send"])
             finally:
                 stop(server)
