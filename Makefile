@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test test-unit test-integration test-e2e setup dev lint bench clean
+.PHONY: run test test-unit test-integration test-e2e test-browser tour setup dev lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ run: $(VENV)/.installed
 	$(BIN)/accord keys generate
 	$(BIN)/accord demo
 	$(BIN)/accord serve
+
+## The web application in Debian's chromium (apt-get install chromium)
+test-browser: $(VENV)/.dev-installed
+	$(BIN)/pytest tests/e2e/browser
+
+## The browser tests again, saving the README's tour screenshots in docs/tour
+tour: $(VENV)/.dev-installed
+	ACCORD_TOUR=docs/tour $(BIN)/pytest tests/e2e/browser -q
 
 ## Run the whole test suite (SQLite and PostgreSQL)
 test: $(VENV)/.dev-installed

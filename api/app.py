@@ -24,6 +24,7 @@ from api.routers import (
     tree,
     views,
 )
+from api.ui import web
 from infra.settings import Settings
 
 DESCRIPTION = """
@@ -73,6 +74,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(households.router)
     api.include_router(alerts.router)
     api.include_router(reports.router)
+    web.install(api)  # the web application under /ui, and GET / to it
     api.add_middleware(errors.BodyLimit, max_bytes=settings.max_body_bytes)
     api.add_middleware(hardening.SecurityHeaders)  # last added: outermost, sees every answer
     return api

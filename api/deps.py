@@ -31,13 +31,15 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from api import catching_up
 from api.access import AccessLog
 from api.catching_up import MARGIN, CatchUp, Tracked
+from api.ui.sessions import COOKIE, Ended, Session, SessionStore
 from domain.agencies import Role
 from domain.application import AccordApplication, Actor
-from domain.errors import Unauthenticated
+from domain.errors import Forbidden, Unauthenticated
 from domain.inputs import LogPosition
 from domain.permissions import Action, require
 from projections.alerts import AlertInbox
@@ -180,6 +182,91 @@ ProofReader = Annotated[Actor, Depends(allowed(Action.READ_PROOFS))]
 # Reports for commissioners.
 MeasureReader = Annotated[Actor, Depends(allowed(Action.READ_MEASURES))]
 ReportReader = Annotated[Actor, Depends(allowed(Action.READ_REPORTS))]
+
+
+# -- the web application's signed-in principal --------------------------------------------
+
+
+class SignInRequired(Exception):
+    """No session to act in (none, ended idle, or its principal revoked): the web
+    application answers by sending the browser to the sign-in page, saying why, and back
+    to ``next`` afterwards (``api.ui``), never with an error page."""
+
+    def __init__(self, ended: Ended, next_path: str) -> None:
+        super().__init__(ended.message)
+        self.ended = ended
+        self.next_path = next_path
+
+
+class CsrfRefused(Forbidden):
+    """A state-changing request without its session's CSRF token (403, changing nothing)."""
+
+
+async def session_store(request: Request) -> SessionStore:
+    store: SessionStore | None = getattr(request.app.state, "ui_sessions", None)
+    if store is None:
+        store = request.app.state.ui_sessions = SessionStore(request.app.state.accord.engine)
+    return store
+
+
+Sessions = Annotated[SessionStore, Depends(session_store)]
+
+#: Methods that change nothing, so need no CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def signed_in(request: Request, app: App, store: Sessions) -> Actor:
+    """The principal a web page acts for: the session its cookie names, resumed (idle
+    sessions end), and the principal checked again (a revoked token ends its sessions).
+    A request that changes anything must carry the session's CSRF token, as the form
+    field ``csrf_token`` or the ``X-CSRF-Token`` header (htmx sends it)."""
+    cookie = request.cookies.get(COOKIE)
+    next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    resumed = await run_in_threadpool(store.resume, cookie)
+    if isinstance(resumed, Ended):
+        raise SignInRequired(resumed, next_path)
+    try:
+        actor = await run_in_threadpool(app.resume, resumed.principal_id)
+    except Unauthenticated:
+        await run_in_threadpool(store.end_all, resumed.principal_id)
+        raise SignInRequired(Ended.REVOKED, next_path) from None
+    request.state.session, request.state.actor = resumed, actor
+    if request.method not in SAFE_METHODS:
+        offered = request.headers.get("x-csrf-token")
+        if offered is None and request.headers.get("content-type", "").startswith(
+                ("application/x-www-form-urlencoded", "multipart/form-data")):
+            field = (await request.form()).get("csrf_token")
+            offered = field if isinstance(field, str) else None
+        if not resumed.csrf_matches(offered):
+            raise CsrfRefused("the form was out of date or not from accord; "
+                              "go back, reload the page and try again")
+    return actor
+
+
+def current_session(request: Request) -> Session:
+    """The session ``signed_in`` resumed for this request (list it after the actor)."""
+    session: Session = request.state.session
+    return session
+
+
+#: Any signed-in principal, whatever its role: the pages every role has (home, sign-out).
+SignedIn = Annotated[Actor, Depends(signed_in)]
+
+
+def page(action: Action, *, refused_on_record: Collection[Role] = ()
+         ) -> Callable[[Actor], Awaitable[Actor]]:
+    """A page's guard: ``allowed`` for a signed-in session instead of a bearer token. The
+    permission table decides, with the same words, and the access matrix reads the
+    action from here as it does for the API's routes."""
+    guard = Guard(action, frozenset(refused_on_record))
+
+    async def check(actor: SignedIn) -> Actor:
+        if actor.role not in guard.refused_on_record:
+            require(guard.action, actor)
+        return actor
+
+    _GUARDS[check] = guard
+    return check
 
 
 # -- the read models and the access log --------------------------------------------------

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -149,6 +150,21 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+#: Renders an error as a page for the web application (``api.ui`` sets it): status,
+#: detail, the invalid fields, and any extra values of the JSON body.
+ErrorPage = Callable[[Request, int, str, list[dict[str, str]] | None], Response]
+
+
+def _answer(request: Request, status: int, detail: str,
+            errors: list[dict[str, str]] | None = None, **extra: Any) -> Response:
+    """The error as JSON for the API, or as a page under ``/ui`` (the same refusal, the
+    same words: the web application maps no exception of its own)."""
+    page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if page is not None and (request.url.path == "/ui" or request.url.path.startswith("/ui/")):
+        return page(request, status, detail, errors)
+    return error(status, detail, errors, **extra)
+
+
 def install(app: FastAPI) -> None:
     """Every failure becomes accord's JSON error, and ``/openapi.json`` says so."""
     generate = app.openapi
@@ -163,7 +179,7 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"field": "body", "message": "the request body is not valid JSON"}
             if e["type"] == "json_invalid"
@@ -171,52 +187,53 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         names = ", ".join(e["field"] for e in errors)
-        return error(422, f"invalid input: {names}", errors)
+        return _answer(request, 422, f"invalid input: {names}", errors)
 
     @app.exception_handler(InvalidPayload)
-    async def invalid_payload(_: Request, exc: InvalidPayload) -> JSONResponse:
+    async def invalid_payload(request: Request, exc: InvalidPayload) -> Response:
         names = ", ".join(e["field"] for e in exc.errors)
-        return error(422, f"invalid {exc.fact_type} payload: {names}", exc.errors)
+        return _answer(request, 422, f"invalid {exc.fact_type} payload: {names}", exc.errors)
 
     @app.exception_handler(UnknownFactType)
-    async def unknown_type(_: Request, exc: UnknownFactType) -> JSONResponse:
+    async def unknown_type(request: Request, exc: UnknownFactType) -> Response:
         message = f"unknown event type {exc.args[0]!r}; see GET /v1/event-types"
-        return error(422, message, [{"field": "type", "message": message}])
+        return _answer(request, 422, message, [{"field": "type", "message": message}])
 
     @app.exception_handler(InvalidCommand)
-    async def invalid_command(_: Request, exc: InvalidCommand) -> JSONResponse:
-        return error(422, f"invalid input: {exc.field}",
+    async def invalid_command(request: Request, exc: InvalidCommand) -> Response:
+        return _answer(request, 422, f"invalid input: {exc.field}",
                      [{"field": exc.field, "message": exc.message}])
 
     @app.exception_handler(AccordError)
-    async def refused(_: Request, exc: AccordError) -> JSONResponse:
+    async def refused(request: Request, exc: AccordError) -> Response:
         if isinstance(exc, Unauthenticated):
-            return error(401, str(exc))
+            return _answer(request, 401, str(exc))
         if isinstance(exc, Forbidden):
-            return error(403, str(exc))
+            return _answer(request, 403, str(exc))
         if isinstance(exc, NotFound):
-            return error(404, str(exc))
+            return _answer(request, 404, str(exc))
         if isinstance(exc, AccessNotRecorded):
-            return error(503, str(exc))
+            return _answer(request, 503, str(exc))
         if isinstance(exc, ClientAlreadyRegistered):
-            return error(409, str(exc), client_id=str(exc.client_id))
+            return _answer(request, 409, str(exc), client_id=str(exc.client_id))
         if isinstance(exc, Conflict):
-            return error(409, str(exc))
-        return error(400, str(exc))
+            return _answer(request, 409, str(exc))
+        return _answer(request, 400, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:
             # FastAPI's only 400: a body it could not decode (not UTF-8, say).
             message = "the request body could not be read as JSON (it must be UTF-8)"
-            return error(400, message, [{"field": "body", "message": message}])
-        return error(exc.status_code, str(exc.detail))
+            return _answer(request, 400, message, [{"field": "body", "message": message}])
+        return _answer(request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         reference = uuid.uuid4().hex[:12]
         log.exception("unexpected error %s", reference, exc_info=exc)
-        return error(500, f"internal error (reference {reference}); nothing was disclosed")
+        return _answer(request, 500,
+                       f"internal error (reference {reference}); nothing was disclosed")
 
 
 class BodyLimit:

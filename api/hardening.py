@@ -29,6 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The routes that answer with client data (or could): all of the API.
 API_PREFIX = "/v1"
+#: The web application's pages (client data too) and its static assets (none).
+UI_PREFIX = "/ui"
+UI_STATIC = "/ui/static/"
 STATIC = Path(__file__).parent / "static"
 ASSET_PATH = "/docs/assets"
 #: The vendored versions; they are also in each asset's URL, so a browser that cached an
@@ -57,13 +60,18 @@ class SecurityHeaders:
             return
         path: str = scope.get("path", "")
         api = path == API_PREFIX or path.startswith(API_PREFIX + "/")
+        page = (path == UI_PREFIX or path.startswith(UI_PREFIX + "/")) and not path.startswith(
+            UI_STATIC)
 
         async def marked(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["X-Content-Type-Options"] = "nosniff"
-                if api:
+                if api or page:
                     headers["Cache-Control"] = "no-store"
+                if page:
+                    headers["X-Frame-Options"] = "DENY"
+                    headers["Referrer-Policy"] = "same-origin"
             await send(message)
 
         await self.app(scope, receive, marked)

@@ -361,6 +361,9 @@ alerts = Table(
     Column("raised_position", BigInteger, nullable=False),
     Column("raised_at", DateTime(timezone=True), nullable=False),
     Column("acknowledge_by", DateTime(timezone=True), nullable=False),
+    #: When the triggering fact occurred (or the household was linked); None if the
+    #: trigger is not an event the rules read (an alert saved by hand, in tests).
+    Column("triggered_at", DateTime(timezone=True), nullable=True),
     Column("acknowledged_by", String(64), nullable=True),
     Column("acknowledged_at", DateTime(timezone=True), nullable=True),
     Column("escalated_at", DateTime(timezone=True), nullable=True),
@@ -435,4 +438,20 @@ report_meta = Table(
     metadata,
     Column("key", String(32), primary_key=True),
     Column("value", BigInteger, nullable=False),
+)
+
+# -- the web application's signed-in sessions (api.ui.sessions) ----------------------------
+
+#: One row per signed-in browser. The cookie carries a random id; only its SHA-256 is
+#: stored, so a copy of this table lets nobody sign in. The principal is checked again on
+#: every request (a revoked token ends its sessions at once); ``last_seen`` ends a session
+#: left idle.
+ui_sessions = Table(
+    "accord_ui_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("principal_id", String(32), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
 )

@@ -15,10 +15,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import os
+import re
 import secrets
+import threading
+import time
 import types
 import typing
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,7 +34,7 @@ import pytest
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from consent.state import LogState, NewFact, evolve
-from domain.agencies import AgencyKind, Principal, Role
+from domain.agencies import AgencyKind, Principal, Role, role_fits
 from domain.agreements import AgreementTerms
 from domain.application import OPERATOR, TOKEN_PREFIX, AccordApplication, Actor
 from domain.catalogue import CATALOGUE
@@ -40,6 +44,7 @@ from infra.settings import Settings
 from projections.reports.measures import compute
 from projections.reports.model import Period, ReportFact
 from projections.reports.projection import OutcomeReports
+from tests.kafka_broker import free_port
 
 if TYPE_CHECKING:  # the API's types, for hints only: the unit tier never starts the API
     import httpx
@@ -264,6 +269,51 @@ class Partnership:
 
     def headers(self, agency: str, role: Role) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(agency, role)}"}
+
+
+def enrol_partnership(accord: Accord) -> Partnership:
+    """Every agency of ``AGENCIES``, with one principal of every role in each (the
+    unfitting ones as an old database may hold them, so tests show every route still
+    refuses them)."""
+    app = accord.app
+    result = Partnership(accord)
+    for slug, kind in AGENCIES.items():
+        app.register_agency(slug, slug.title(), kind, OPERATOR)
+        for role in Role:
+            name = f"{slug} {role}"
+            result.tokens[(slug, role)] = (
+                app.add_principal(slug, role, name, OPERATOR).token if role_fits(kind, role)
+                else enrol_unfitting(app, slug, role, name))
+    return result
+
+
+@contextmanager
+def serving(accord: Accord) -> Iterator[str]:
+    """A real uvicorn serving the app on a free loopback port, as `accord serve` runs;
+    yields its base URL."""
+    import uvicorn  # the unit tier, which imports this module, never serves
+
+    from api.app import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(accord), host="127.0.0.1", port=port,
+                            log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn stopped before it started")
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start within 30 s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "uvicorn did not shut down"
 
 
 def enrol_unfitting(app: AccordApplication, agency: str, role: Role, name: str) -> str:
@@ -647,3 +697,34 @@ class Untouchable:
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"{name} was used before the role was checked")
 
+
+
+# -- the web application, without a browser -------------------------------------------------
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_in(html: str) -> str:
+    """The CSRF token a page's forms carry."""
+    found = _CSRF_FIELD.search(html)
+    assert found, "the page has no form with a CSRF token"
+    return found.group(1)
+
+
+def ui_sign_in(client: TestClient, token: str) -> str:
+    """Signs ``client`` (its own cookie jar) in through the sign-in form; returns the
+    session's CSRF token, which every form it posts must carry."""
+    form = client.get("/ui/sign-in")
+    answer = client.post("/ui/sign-in", data={"token": token, "csrf_token": csrf_in(form.text),
+                                              "next_path": "/ui"}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return csrf_in(client.get("/ui").text)
+
+
+def browser_of(client: TestClient) -> TestClient:
+    """Another browser on the same running app: its own cookies, the same system."""
+    from fastapi.testclient import TestClient
+
+    other = TestClient(client.app)
+    other.event_hooks["response"] = list(client.event_hooks["response"])
+    return other

@@ -13,8 +13,6 @@ The fixtures are here; what the tests build their scenes from (and import) is
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,27 +20,23 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.bootstrap import Accord, bootstrap
-from domain.agencies import Role, role_fits
-from domain.application import OPERATOR
 from infra.keys import generate_key_file
 from infra.settings import Settings
 from tests.builders import (
-    AGENCIES,
     PG_URL,
     Partnership,
     drop_schema,
-    enrol_unfitting,
+    enrol_partnership,
     fact,
     post_fact,
     register,
     require_postgres,
+    serving,
 )
-from tests.kafka_broker import free_port
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -92,16 +86,7 @@ def accord(settings: Settings) -> Iterator[Accord]:
 def partnership(accord: Accord) -> Partnership:
     """Every role in every agency, the unfitting ones as an old database may hold them, so
     the tests show every route still refuses them."""
-    app = accord.app
-    result = Partnership(accord)
-    for slug, kind in AGENCIES.items():
-        app.register_agency(slug, slug.title(), kind, OPERATOR)
-        for role in Role:
-            name = f"{slug} {role}"
-            result.tokens[(slug, role)] = (
-                app.add_principal(slug, role, name, OPERATOR).token if role_fits(kind, role)
-                else enrol_unfitting(app, slug, role, name))
-    return result
+    return enrol_partnership(accord)
 
 
 @pytest.fixture
@@ -144,22 +129,5 @@ def treated(api: TestClient, partnership: Partnership) -> dict[str, Any]:
 @pytest.fixture
 def server(accord: Accord) -> Iterator[str]:
     """A real uvicorn serving the app on a free loopback port, as `accord serve` runs."""
-    port = free_port()
-    config = uvicorn.Config(create_app(accord), host="127.0.0.1", port=port,
-                            log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        if not thread.is_alive():
-            pytest.fail("uvicorn stopped before it started")
-        if time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start within 30 s")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        instance.should_exit = True
-        thread.join(timeout=30)
-        assert not thread.is_alive(), "uvicorn did not shut down"
+    with serving(accord) as url:
+        yield url

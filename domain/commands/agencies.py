@@ -169,6 +169,19 @@ class AgencyCommands(ApplicationCore):
         return Actor(principal.id, principal.name, principal.agency,
                      self._agency_kind(principal.agency), principal.role)
 
+    def resume(self, principal_id: UUID) -> Actor:
+        """The actor a signed-in web session acts as. The token was checked at sign-in;
+        the principal's standing is checked again here, on every request, so a token
+        revoked since ends its sessions (Unauthenticated)."""
+        try:
+            principal = self._principal(principal_id)
+        except PrincipalNotFound:
+            raise Unauthenticated("unknown principal") from None
+        if principal.revoked:
+            raise Unauthenticated("token revoked")
+        return Actor(principal.id, principal.name, principal.agency,
+                     self._agency_kind(principal.agency), principal.role)
+
     def _agency_kind(self, slug: str) -> AgencyKind:
         """An agency's kind, fixed when it is registered, so remembered after one read
         (it is looked up on every request)."""

@@ -84,6 +84,12 @@ EVERYWHERE = (200, 200, 200, 200)
 PUBLIC = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"),
           ("GET", "/redoc"), ("GET", "/docs/assets/{name}")}
 
+def is_page(path: str) -> bool:
+    """The web application's routes (``/`` and ``/ui``): their matrix, signed in by session
+    instead of token, is tests/e2e/test_ui_access_matrix.py, from the same table."""
+    return path == "/" or path == "/ui" or path.startswith("/ui/")
+
+
 #: What a caller whose role the table permits gets, per route: one row for every such
 #: role, or {roles: row} where the permitted roles differ in scope (each permitted role
 #: in exactly one). Every other cell is the table's 403.
@@ -187,7 +193,7 @@ ACTIONS: dict[tuple[str, str], Action] = {
     route: guards[0].action
     for route, guards in route_actions(
         create_app(settings=_unused_settings(Path("/nonexistent")))).items()
-    if len(guards) == 1
+    if len(guards) == 1 and not is_page(route[1])
 }
 
 
@@ -228,11 +234,14 @@ KNOWN_BUGS: dict[tuple[str, str, Role, str], str] = {}
 
 
 def app_routes(app: FastAPI) -> set[tuple[str, str]]:
-    """Every (method, path) the app serves, including routes of included routers."""
+    """Every (method, path) the API serves, including routes of included routers (not the
+    web application's pages: ``is_page``)."""
     iterate = getattr(fastapi.routing, "iter_route_contexts", None)
     found: set[tuple[str, str]] = set()
     for route in iterate(app.routes) if iterate else app.routes:
         path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if path and is_page(path):
+            continue
         assert path and methods, f"cannot enumerate route {route!r}"
         found.update((method, path) for method in methods - {"HEAD"})
     return found
@@ -247,7 +256,8 @@ def test_every_route_declares_an_action(tmp_path: Path) -> None:
     documented = {(method.upper(), path) for path, item in app.openapi()["paths"].items()
                   for method in item}
     assert documented <= routes, "the enumeration missed documented routes"
-    declared = route_actions(app)
+    declared = {route: guards for route, guards in route_actions(app).items()
+                if not is_page(route[1])}
     undeclared = {route for route in routes - PUBLIC if len(declared.get(route, [])) != 1}
     assert undeclared == set(), "routes declaring no action (or several)"
     assert all(declared.get(route, []) == [] for route in PUBLIC), "a public route checks roles"

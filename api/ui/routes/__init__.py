@@ -1,0 +1,11 @@
+"""The web application's routers, one per audience; ``api.ui.web.install`` includes each.
+
+Order matters only where paths overlap: a fixed path before a parameterised one."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.ui.routes import home, sign_in
+
+ROUTERS: list[APIRouter] = [sign_in.router, home.router]
