@@ -120,20 +120,27 @@ class AccessLog:
 
     @contextmanager
     def attempting(self, actor: Actor, action: AccessAction, *,
-                   client_ids: Sequence[UUID], purpose: str | None = None) -> Iterator[None]:
+                   client_ids: Sequence[UUID], purpose: str | None = None,
+                   detail: str | None = None) -> Iterator[None]:
         """A write about clients: recorded only if it is refused (404 or 403), so that an
         attempt on a client the caller may not see is on the record for the client's
         controllers (``GET /v1/audit/accesses``), as a refused read is. The record is
         written whether or not the client exists, so the answer and the work done are
         the same for an unknown client and a hidden one. A write that succeeds is on the
-        log already; bad input (422) and conflicts (409) are not attempts on a client."""
+        log already; bad input (422) and conflicts (409) are not attempts on a client.
+        ``detail`` says what was attempted where no client does (an alert's id)."""
         read = Read(self.app, actor, action, client_ids[0] if len(client_ids) == 1 else None,
                     purpose, None, client_ids)
         try:
             yield
         except NotFound as exc:
-            read.found_nothing(AccessOutcome.NOT_FOUND, str(exc))
+            read.found_nothing(AccessOutcome.NOT_FOUND, _said(detail, exc))
             raise
         except Forbidden as exc:
-            read.found_nothing(AccessOutcome.REFUSED, str(exc))
+            read.found_nothing(AccessOutcome.REFUSED, _said(detail, exc))
             raise
+
+
+def _said(detail: str | None, refusal: Exception) -> str:
+    """An attempt's record: what was attempted, if said, and why it was refused."""
+    return f"{detail}: {refusal}" if detail else str(refusal)

@@ -169,10 +169,12 @@ ReviewCloser = Annotated[Actor, Depends(allowed(Action.CLOSE_REVIEW))]
 # Households.
 HouseholdLinker = Annotated[Actor, Depends(allowed(Action.LINK_HOUSEHOLD))]
 HouseholdMemberAdder = Annotated[Actor, Depends(allowed(Action.ADD_HOUSEHOLD_MEMBER))]
+HouseholdReader = Annotated[Actor, Depends(allowed(Action.READ_HOUSEHOLD))]
 # Safeguarding alerts.
 AlertReader = Annotated[Actor, Depends(allowed(Action.READ_ALERTS))]
 AlertAcknowledger = Annotated[Actor, Depends(allowed(Action.ACKNOWLEDGE_ALERT))]
 AlertCloser = Annotated[Actor, Depends(allowed(Action.CLOSE_ALERT))]
+AlertAssigner = Annotated[Actor, Depends(allowed(Action.ASSIGN_ALERT))]
 # Accountability and tamper evidence.
 AccessAuditor = Annotated[Actor, Depends(allowed(Action.READ_AUDIT))]
 DisclosureReader = Annotated[Actor, Depends(allowed(Action.READ_DISCLOSURES))]

@@ -28,6 +28,7 @@ class AccessAction(StrEnum):
     REPLAY = "replay"  # an IG lead's point-in-time replay
     ALERTS = "alerts"  # a safeguarding team's alert inbox (or its live stream)
     REPORTS = "reports"  # a commissioner's outcome figures, or an NDTMS extract (no client)
+    HOUSEHOLD = "household"  # who lives together, as far as the caller may see each member
     # Writes are recorded only when refused (404 or 403): an attempt on a client the
     # caller may not see is something the client's controller must be able to find.
     RECORD_FACT = "record_fact"
@@ -37,6 +38,7 @@ class AccessAction(StrEnum):
     ADD_HOUSEHOLD_MEMBER = "add_household_member"
     EMERGENCY_ACCESS = "emergency_access"
     END_EMERGENCY_ACCESS = "end_emergency_access"
+    ASSIGN_ALERT = "assign_alert"  # refused: another agency's alert, or not a team member
 
 
 class AccessOutcome(StrEnum):

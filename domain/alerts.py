@@ -4,7 +4,8 @@ An alert carries the minimum a safeguarding team needs to act (Caldicott): the c
 the household, the rule, the severity, a one-line reason with no clinical detail, and
 the basis on which the recipient may be told (an agreement with a legal duty). Its
 lifecycle is raised → acknowledged → closed with an outcome; an alert left
-unacknowledged past its deadline is escalated.
+unacknowledged past its deadline is escalated. While it is open, the recipient's
+safeguarding staff may assign it to a member of their team (and again to another).
 
 An alert's id is derived from the rule, the recipient, the subject and the log position
 that triggered it, so a rule re-run after a crash raises the same alert at most once.
@@ -12,6 +13,7 @@ that triggered it, so a rule re-run after a crash raises the same alert at most 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -19,8 +21,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.agencies import namespaced_uuid
-from domain.errors import Conflict
+from domain.agencies import Role, namespaced_uuid
+from domain.errors import Conflict, Forbidden
 
 
 class Severity(StrEnum):
@@ -42,6 +44,17 @@ class AlertOutcome(StrEnum):
     ALREADY_KNOWN = "already_known"  # the team already holds this
     NO_FURTHER_ACTION = "no_further_action"
     NOT_OUR_AREA = "not_our_area"
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    """A principal as an alert's assignment rules see it: who (their reference on the
+    record), of which agency, in which role, and whether their access still stands."""
+
+    reference: str
+    agency: str
+    role: Role
+    active: bool = True
 
 
 def alert_id(rule: str, recipient: str, subject: UUID, trigger_position: int) -> UUID:
@@ -93,6 +106,7 @@ class Alert(Aggregate):
         self.acknowledge_by = acknowledge_by
         self.status = AlertStatus.RAISED
         self.acknowledged_by: str | None = None
+        self.assigned_to: str | None = None
         self.outcome: AlertOutcome | None = None
         self.note: str | None = None
 
@@ -110,6 +124,31 @@ class Alert(Aggregate):
     def _acknowledge(self, by: str) -> None:
         self.status = AlertStatus.ACKNOWLEDGED
         self.acknowledged_by = by
+
+    class Assigned(Aggregate.Event):
+        principal: str  # the assignee's reference (a principal id)
+        by: str
+
+    def assign(self, to: TeamMember, by: TeamMember) -> None:
+        """Gives an open alert to one member of the recipient agency's safeguarding team.
+
+        The assigner must be of the recipient agency in the safeguarding role, and so must
+        the assignee, whose access still stands (both ``Forbidden``); a closed alert, or
+        one already assigned to that person, conflicts. Whoever calls it, these hold."""
+        if by.agency != self.recipient or by.role is not Role.SAFEGUARDING or not by.active:
+            raise Forbidden("only the recipient agency's safeguarding staff assign its alerts")
+        if self.status is AlertStatus.CLOSED:
+            raise Conflict("this alert is closed")
+        if to.agency != self.recipient or to.role is not Role.SAFEGUARDING or not to.active:
+            raise Forbidden(f"only an active member of {self.recipient}'s safeguarding team "
+                            "may be assigned its alerts")
+        if self.assigned_to == to.reference:
+            raise Conflict("this alert is already assigned to them")
+        self._assign(principal=to.reference, by=by.reference)
+
+    @event(Assigned)
+    def _assign(self, principal: str, by: str) -> None:
+        self.assigned_to = principal
 
     class Escalated(Aggregate.Event):
         reason: str

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, Field, ValidationInfo
@@ -153,3 +153,32 @@ AwareIsoDatetime = Annotated[AwareDatetime, BeforeValidator(iso_datetime)]
 #: A position in the partnership's log (query parameters: ``min_position``, ``position``,
 #: ``tree_size``...). The range comes first so that the OpenAPI document shows it.
 LogPosition = Annotated[int, Field(ge=1, le=MAX_POSITION), BeforeValidator(whole_number)]
+
+
+_ISO_DURATION = re.compile(
+    r"P(?:(?P<weeks>[0-9]{1,4})W)?(?:(?P<days>[0-9]{1,5})D)?"
+    r"(?:T(?:(?P<hours>[0-9]{1,6})H)?(?:(?P<minutes>[0-9]{1,7})M)?(?:(?P<seconds>[0-9]{1,9})S)?)?"
+)
+#: The longest span a duration may name (ten years): longer is a mistake, not an age.
+MAX_DURATION = timedelta(days=3653)
+
+
+def iso_duration(value: Any) -> Any:
+    """A span of time as an ISO 8601 duration in weeks, days, hours, minutes and seconds
+    (``PT4H``, ``P2D``, ``P1DT12H``): never a bare number (seconds? hours?), and no years
+    or months (their length varies). Longer than ten years, or nothing, is refused."""
+    if isinstance(value, timedelta):
+        return value
+    found = _ISO_DURATION.fullmatch(value) if isinstance(value, str) else None
+    if found is None or value in ("P", "PT") or value.endswith("T"):
+        raise ValueError("give a duration as ISO 8601, e.g. PT4H or P2D (weeks, days, "
+                         "hours, minutes and seconds)")
+    span = timedelta(**{unit: int(amount) for unit, amount in found.groupdict().items()
+                        if amount is not None})
+    if not timedelta(0) < span <= MAX_DURATION:
+        raise ValueError("give a duration of more than nothing and at most ten years")
+    return span
+
+
+#: A span of time, strictly ISO 8601 (``PT4H``): see ``iso_duration``.
+IsoDuration = Annotated[timedelta, BeforeValidator(iso_duration)]

@@ -62,10 +62,12 @@ class Action(StrEnum):
     # -- households
     LINK_HOUSEHOLD = "link_household"
     ADD_HOUSEHOLD_MEMBER = "add_household_member"
+    READ_HOUSEHOLD = "read_household"
     # -- safeguarding alerts
     READ_ALERTS = "read_alerts"
     ACKNOWLEDGE_ALERT = "acknowledge_alert"
     CLOSE_ALERT = "close_alert"
+    ASSIGN_ALERT = "assign_alert"
     # -- accountability and tamper evidence
     READ_AUDIT = "read_audit"
     READ_DISCLOSURES = "read_disclosures"
@@ -179,9 +181,13 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType({
     Action.CLOSE_REVIEW: Permission(frozenset({_I}), "only an IG lead closes a review"),
     Action.LINK_HOUSEHOLD: _HOUSEHOLDS,
     Action.ADD_HOUSEHOLD_MEMBER: _HOUSEHOLDS,
+    # Who lives with whom, as far as the caller's basis for the purpose shows each member.
+    Action.READ_HOUSEHOLD: Permission(
+        _CLIENT_WORKERS, "only practitioners and safeguarding staff read households"),
     Action.READ_ALERTS: Permission(frozenset({_S})),
     Action.ACKNOWLEDGE_ALERT: _ALERTS,
     Action.CLOSE_ALERT: _ALERTS,
+    Action.ASSIGN_ALERT: _ALERTS,
     Action.READ_AUDIT: Permission(frozenset({_I})),
     Action.READ_DISCLOSURES: Permission(frozenset({_I, _P})),
     Action.REPLAY: Permission(frozenset({_I})),

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -51,6 +52,17 @@ RELEVANT_TYPES = frozenset({
 })
 PREGNANCY_SUBSTANCES = frozenset({"opioids", "alcohol"})
 SERIOUS_CHILD_CONCERNS = frozenset({"physical_abuse", "sexual_abuse", "exploitation"})
+
+
+class RuleName(StrEnum):
+    """The rules, by the name each finding (and so each alert) carries."""
+
+    CHILD_SAFEGUARDING_CONCERN = "child_safeguarding_concern"
+    ADULT_SAFEGUARDING_CONCERN = "adult_safeguarding_concern"
+    TOXIC_TRIO = "toxic_trio"
+    PARENT_DISENGAGING = "parent_disengaging"
+    PREGNANCY_IN_TREATMENT = "pregnancy_in_treatment"
+    MULTI_AGENCY_CONCERNS = "multi_agency_concerns"
 
 
 @dataclass(frozen=True)
@@ -142,7 +154,7 @@ def child_concern(fact: RuleFact, situation: Situation) -> list[Finding]:
         return []
     serious = fact.data.get("concern") in SERIOUS_CHILD_CONCERNS
     return [Finding(
-        "child_safeguarding_concern", f"client:{fact.client_id}", fact.client_id,
+        RuleName.CHILD_SAFEGUARDING_CONCERN.value, f"client:{fact.client_id}", fact.client_id,
         (AgencyKind.CHILDRENS_SERVICES,), Purpose.SAFEGUARDING_CHILDREN,
         Severity.HIGH if serious else Severity.MEDIUM,
         f"A safeguarding concern about a child was raised by {fact.controller}.", (fact,),
@@ -154,7 +166,7 @@ def adult_concern(fact: RuleFact, situation: Situation) -> list[Finding]:
     if fact.fact_type != ADULT_CONCERN:
         return []
     return [Finding(
-        "adult_safeguarding_concern", f"client:{fact.client_id}", fact.client_id,
+        RuleName.ADULT_SAFEGUARDING_CONCERN.value, f"client:{fact.client_id}", fact.client_id,
         (AgencyKind.ADULT_SOCIAL_CARE,), Purpose.SAFEGUARDING_ADULTS, Severity.MEDIUM,
         f"A safeguarding-adults concern (Care Act s.42) was raised by {fact.controller}.",
         (fact,),
@@ -182,7 +194,7 @@ def toxic_trio(situation: Situation, at: datetime, config: RuleConfig) -> list[F
     if treated is None or abuse is None or mental is None:
         return []
     return [Finding(
-        "toxic_trio", "household", treated.client_id, (AgencyKind.CHILDRENS_SERVICES,),
+        RuleName.TOXIC_TRIO.value, "household", treated.client_id, (AgencyKind.CHILDRENS_SERVICES,),
         Purpose.SAFEGUARDING_CHILDREN, Severity.HIGH,
         "Cumulative harm: children in the household with parental substance misuse in "
         "treatment, domestic abuse and a mental health concern.",
@@ -214,7 +226,7 @@ def disengagement(situation: Situation, at: datetime, config: RuleConfig) -> lis
         else:
             continue
         findings.append(Finding(
-            "parent_disengaging", f"client:{member}", member,
+            RuleName.PARENT_DISENGAGING.value, f"client:{member}", member,
             (AgencyKind.CHILDRENS_SERVICES,), Purpose.SAFEGUARDING_CHILDREN,
             Severity.MEDIUM, reason, basis,
         ))
@@ -241,7 +253,7 @@ def pregnancy_in_treatment(situation: Situation, at: datetime,
         if not substances & PREGNANCY_SUBSTANCES:
             continue
         findings.append(Finding(
-            "pregnancy_in_treatment", f"client:{member}", member,
+            RuleName.PREGNANCY_IN_TREATMENT.value, f"client:{member}", member,
             (AgencyKind.CHILDRENS_SERVICES, AgencyKind.PRIMARY_CARE),
             Purpose.SAFEGUARDING_CHILDREN, Severity.MEDIUM,
             "Pregnancy recorded for a client in treatment for opioids or alcohol.",
@@ -269,7 +281,7 @@ def multi_agency_concerns(situation: Situation, at: datetime,
     purpose = Purpose.SAFEGUARDING_CHILDREN if children else Purpose.SAFEGUARDING_ADULTS
     days = config.multi_agency_window.days
     return [Finding(
-        "multi_agency_concerns", "household", recent[-1].client_id, (kind,), purpose,
+        RuleName.MULTI_AGENCY_CONCERNS.value, "household", recent[-1].client_id, (kind,), purpose,
         Severity.HIGH,
         f"Concerns about the same household from {len(first)} agencies within {days} days.",
         tuple(first.values()),

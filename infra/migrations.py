@@ -39,6 +39,7 @@ def migrate(engine: Engine) -> None:
     """Creates the read models' tables, replacing those of an outdated layout."""
     _drop_outdated_views(engine)
     _drop_outdated_access_index(engine)
+    _drop_outdated_alert_inbox(engine)
     metadata.create_all(engine)
     # An index added to a table that already exists (create_all adds only new tables).
     alerts_changed.create(engine, checkfirst=True)
@@ -57,6 +58,20 @@ def _drop_outdated_access_index(engine: Engine) -> None:
                 table.drop(conn)
         if inspector.has_table(tracking.name):
             conn.execute(tracking.delete().where(tracking.c.name == "access_audit"))
+
+
+def _drop_outdated_alert_inbox(engine: Engine) -> None:
+    """Drops an alert inbox written before it kept each alert's assignee and the time of
+    its triggering fact, so that it is indexed again from the alerts' events in the log
+    (escalations included: they are events too)."""
+    inspector = inspect(engine)
+    if not inspector.has_table(alerts.name) or "assigned_to" in {
+            column["name"] for column in inspector.get_columns(alerts.name)}:
+        return
+    with engine.begin() as conn:
+        alerts.drop(conn)
+        if inspector.has_table(tracking.name):
+            conn.execute(tracking.delete().where(tracking.c.name == "alert_inbox"))
 
 
 def _drop_outdated_views(engine: Engine) -> None:

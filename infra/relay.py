@@ -55,11 +55,12 @@ from infra.tracking import SqlTrackingRecorder
 
 log = logging.getLogger("accord.relay")
 
-ALERT_TOPICS = [get_topic(cls) for cls in (Alert.Raised, Alert.Acknowledged, Alert.Escalated,
-                                           Alert.Closed)]
+ALERT_TOPICS = [get_topic(cls) for cls in (Alert.Raised, Alert.Acknowledged, Alert.Assigned,
+                                           Alert.Escalated, Alert.Closed)]
 ALERT_KINDS: dict[type[Any], str] = {
     Alert.Raised: "alert.raised", Alert.Acknowledged: "alert.acknowledged",
-    Alert.Escalated: "alert.escalated", Alert.Closed: "alert.closed",
+    Alert.Assigned: "alert.assigned", Alert.Escalated: "alert.escalated",
+    Alert.Closed: "alert.closed",
 }
 #: The views projector's tracking name: the feed outbox is complete up to its position.
 VIEWS_TRACKING = "agency_views"
@@ -252,6 +253,8 @@ class Relay(BackgroundLoop):
                          acknowledge_by=event.acknowledge_by.astimezone(UTC).isoformat())
         elif isinstance(event, Alert.Acknowledged):
             value["by"] = event.by
+        elif isinstance(event, Alert.Assigned):
+            value.update(assigned_to=event.principal, by=event.by)
         elif isinstance(event, Alert.Escalated):
             value["reason"] = event.reason
         elif isinstance(event, Alert.Closed):

@@ -4,6 +4,14 @@ A tracked projection over a topic-filtered read of the log (the ``Alert`` aggreg
 events only), one row per alert, written with its position in one transaction. Queries
 read only the recipient's own rows.
 
+Each alert is indexed with the time of its triggering fact (``triggered_at``: the fact's
+``occurred_at``, or when the household was linked), read from the log at its
+``trigger_position`` when the alert is raised, and with whom it is assigned to.
+
+The inbox is filtered (status, severity, rule, assignee, when raised), sorted (oldest or
+newest raised first, most severe first, soonest due, oldest trigger) and paged in the
+database (``AlertQuery``).
+
 Escalation: each ``catch_up`` (the runner calls it every poll interval, even when the log
 has not moved) escalates alerts still ``raised`` after their ``acknowledge_by`` time
 (``ACCORD_ALERT_ACK_HOURS`` after they were raised, 4 by default). Escalating is a command
@@ -15,22 +23,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, case, func, insert, select, update
 
-from domain.alerts import Alert, AlertStatus
+from domain.alerts import Alert, AlertStatus, Severity
 from domain.application import AccordApplication
 from infra.dialect import to_utc
 from infra.schema import alerts
 from projections.follower import LogFollower
 
-TOPICS = [get_topic(t) for t in (Alert.Raised, Alert.Acknowledged, Alert.Escalated,
-                                 Alert.Closed)]
+TOPICS = [get_topic(t) for t in (Alert.Raised, Alert.Acknowledged, Alert.Assigned,
+                                 Alert.Escalated, Alert.Closed)]
 OPEN = (AlertStatus.RAISED.value, AlertStatus.ESCALATED.value, AlertStatus.ACKNOWLEDGED.value)
 
 
@@ -49,14 +58,72 @@ class AlertItem:
     raised_position: int
     raised_at: datetime
     acknowledge_by: datetime
+    triggered_at: datetime | None
     acknowledged_by: str | None
     acknowledged_at: datetime | None
     escalated_at: datetime | None
+    assigned_to: str | None
+    assigned_by: str | None
+    assigned_at: datetime | None
     closed_by: str | None
     closed_at: datetime | None
     outcome: str | None
     note: str | None
     updated_position: int
+
+    @property
+    def references(self) -> set[str]:
+        """Everyone the alert names (who acknowledged, assigned, was assigned, closed)."""
+        return {r for r in (self.acknowledged_by, self.assigned_to, self.assigned_by,
+                            self.closed_by) if r is not None}
+
+
+class AlertSort(StrEnum):
+    """How an inbox is ordered; ties go to the alert raised first."""
+
+    RAISED = "raised"  # oldest first: the alerts that have waited longest
+    NEWEST = "-raised"  # newest first
+    SEVERITY = "severity"  # high before medium, then oldest first
+    DUE = "due"  # the soonest acknowledge-by first
+    TRIGGERED = "triggered"  # the oldest triggering fact first
+    RECENTLY_TRIGGERED = "-triggered"  # the most recent triggering fact first
+
+
+#: Severities, most severe first.
+SEVERITY_ORDER = (Severity.HIGH, Severity.MEDIUM)
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    """Which of an agency's alerts, in which order, which page. Every filter narrows:
+    ``statuses``, ``severities`` and ``rules`` each match any of their values;
+    ``assigned_to`` is a principal's reference, or ``UNASSIGNED``; ``raised_after`` and
+    ``raised_before`` bound when it was raised (after is exclusive, before inclusive);
+    ``older_than`` and ``newer_than`` its age, measured from the inbox's clock."""
+
+    statuses: tuple[AlertStatus, ...] = ()
+    severities: tuple[Severity, ...] = ()
+    rules: tuple[str, ...] = ()
+    assigned_to: str | None = None
+    raised_after: datetime | None = None
+    raised_before: datetime | None = None
+    older_than: timedelta | None = None
+    newer_than: timedelta | None = None
+    sort: AlertSort = AlertSort.RAISED
+    limit: int = 100
+    offset: int = 0
+
+
+#: ``AlertQuery.assigned_to`` for alerts assigned to nobody.
+UNASSIGNED = ""
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    """One page of an inbox, and how many alerts the filters matched in all."""
+
+    items: list[AlertItem]
+    total: int
 
 
 class AlertInbox(LogFollower):
@@ -108,11 +175,15 @@ class AlertInbox(LogFollower):
                         reason=event.reason, basis=json.dumps(event.basis),
                         trigger_position=event.trigger_position,
                         raised_position=notification.id, raised_at=at,
-                        acknowledge_by=to_utc(event.acknowledge_by), **changes))
+                        acknowledge_by=to_utc(event.acknowledge_by),
+                        triggered_at=self._triggered_at(event.trigger_position), **changes))
                     continue
                 if isinstance(event, Alert.Acknowledged):
                     changes.update(status=AlertStatus.ACKNOWLEDGED.value,
                                    acknowledged_by=event.by, acknowledged_at=at)
+                elif isinstance(event, Alert.Assigned):
+                    changes.update(assigned_to=event.principal, assigned_by=event.by,
+                                   assigned_at=at)
                 elif isinstance(event, Alert.Escalated):
                     changes.update(status=AlertStatus.ESCALATED.value, escalated_at=at)
                 elif isinstance(event, Alert.Closed):
@@ -123,6 +194,17 @@ class AlertInbox(LogFollower):
                 conn.execute(update(alerts).where(key).values(**changes))
         self.tracking.committed()
         return len(batch)
+
+    def _triggered_at(self, position: int) -> datetime | None:
+        """When what triggered an alert happened: the ``occurred_at`` of the fact at the
+        trigger's position, or the time the household link there was recorded (what the
+        rules measured their windows from). None if no event is at that position."""
+        found = self.app.recorder.select_notifications(start=position, limit=1)
+        if not found or found[0].id != position:
+            return None
+        trigger: Any = self.app.mapper.to_domain_event(found[0])
+        when: datetime = getattr(trigger, "occurred_at", None) or trigger.timestamp
+        return to_utc(when)
 
     # -- queries ---------------------------------------------------------------------
 
@@ -149,6 +231,37 @@ class AlertInbox(LogFollower):
         with self.engine.connect() as conn:
             return [_item(row) for row in conn.execute(query)]
 
+    def page(self, recipient: str, query: AlertQuery) -> AlertPage:
+        """One page of the recipient's alerts that match ``query``, in its order, and how
+        many match in all."""
+        conditions = [alerts.c.recipient == recipient]
+        if query.statuses:
+            conditions.append(alerts.c.status.in_([s.value for s in query.statuses]))
+        if query.severities:
+            conditions.append(alerts.c.severity.in_([s.value for s in query.severities]))
+        if query.rules:
+            conditions.append(alerts.c.rule.in_(query.rules))
+        if query.assigned_to == UNASSIGNED:
+            conditions.append(alerts.c.assigned_to.is_(None))
+        elif query.assigned_to is not None:
+            conditions.append(alerts.c.assigned_to == query.assigned_to)
+        now = self.clock().astimezone(UTC)
+        after = [t for t in (query.raised_after,
+                             now - query.newer_than if query.newer_than else None) if t]
+        before = [t for t in (query.raised_before,
+                              now - query.older_than if query.older_than else None) if t]
+        if after:
+            conditions.append(alerts.c.raised_at > max(after).astimezone(UTC))
+        if before:
+            conditions.append(alerts.c.raised_at <= min(before).astimezone(UTC))
+        rows = select(alerts).where(*conditions).order_by(
+            *_ORDER[query.sort], alerts.c.raised_position).limit(query.limit).offset(
+            query.offset)
+        count = select(func.count()).select_from(alerts).where(*conditions)
+        with self.engine.connect() as conn:
+            total = int(conn.execute(count).scalar() or 0)
+            return AlertPage([_item(row) for row in conn.execute(rows)], total)
+
     def alerts_of(self, recipient: str, status: AlertStatus | None = None, *,
              open_only: bool = False, after: int = 0, limit: int = 500) -> list[AlertItem]:
         """The recipient's alerts, oldest first, raised after log position ``after``."""
@@ -163,6 +276,20 @@ class AlertInbox(LogFollower):
             return [_item(row) for row in conn.execute(query)]
 
 
+_SEVERITY_RANK = case({s.value: rank for rank, s in enumerate(SEVERITY_ORDER)},
+                      value=alerts.c.severity, else_=len(SEVERITY_ORDER))
+#: Each sort's ordering (the raising position breaks ties, so a page is stable).
+_ORDER: dict[AlertSort, tuple[Any, ...]] = {
+    AlertSort.RAISED: (alerts.c.raised_at,),
+    AlertSort.NEWEST: (alerts.c.raised_at.desc(), alerts.c.raised_position.desc()),
+    AlertSort.SEVERITY: (_SEVERITY_RANK, alerts.c.raised_at),
+    AlertSort.DUE: (alerts.c.acknowledge_by,),
+    AlertSort.TRIGGERED: (alerts.c.triggered_at.is_(None), alerts.c.triggered_at),
+    AlertSort.RECENTLY_TRIGGERED: (alerts.c.triggered_at.is_(None),
+                                   alerts.c.triggered_at.desc()),
+}
+
+
 def _item(row: Any) -> AlertItem:
     return AlertItem(
         alert_id=UUID(hex=row.alert_id), recipient=row.recipient, rule=row.rule,
@@ -170,8 +297,10 @@ def _item(row: Any) -> AlertItem:
         household_id=UUID(hex=row.household_id) if row.household_id else None,
         reason=row.reason, basis=json.loads(row.basis), trigger_position=row.trigger_position,
         raised_position=row.raised_position, raised_at=to_utc(row.raised_at),
-        acknowledge_by=to_utc(row.acknowledge_by), acknowledged_by=row.acknowledged_by,
-        acknowledged_at=to_utc(row.acknowledged_at), escalated_at=to_utc(row.escalated_at),
+        acknowledge_by=to_utc(row.acknowledge_by), triggered_at=to_utc(row.triggered_at),
+        acknowledged_by=row.acknowledged_by, acknowledged_at=to_utc(row.acknowledged_at),
+        escalated_at=to_utc(row.escalated_at), assigned_to=row.assigned_to,
+        assigned_by=row.assigned_by, assigned_at=to_utc(row.assigned_at),
         closed_by=row.closed_by, closed_at=to_utc(row.closed_at), outcome=row.outcome,
         note=row.note, updated_position=row.updated_position,
     )

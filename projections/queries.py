@@ -17,6 +17,7 @@ result shows is recorded before it is returned.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -36,9 +37,11 @@ from domain.errors import (
     ClientNotFound,
     Conflict,
     Forbidden,
+    HouseholdNotFound,
     InvalidCommand,
     PrincipalNotFound,
 )
+from domain.households import Household
 from domain.identity import Identity, IdentityErased
 from domain.permissions import Action, require
 from domain.vocabulary import Purpose
@@ -205,6 +208,15 @@ def _recorded_by(app: AccordApplication, reference: str,
     return known[reference]
 
 
+def principal_names(app: AccordApplication, references: Iterable[str]) -> dict[str, str]:
+    """Each reference a record names someone by (a principal id, or the CLI operator's
+    ``operator:cli``), with the principal's name, so that a page or an answer names
+    people rather than ids. A reference that is no principal is named as it is."""
+    known: dict[str, RecordedBy] = {}
+    return {reference: _recorded_by(app, reference, known).name
+            for reference in dict.fromkeys(references)}
+
+
 # -- data-sharing agreements -------------------------------------------------------------
 
 
@@ -354,6 +366,60 @@ def _match_basis(views: AgencyViews, by: Actor, client_id: UUID,
     if by.role is Role.IG_LEAD:
         return [i for i in items if i.basis["kind"] == BasisKind.CONTROLLER.value]
     return [i for i in items if i.category == DataCategory.IDENTITY.value]
+
+
+# -- a household ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HouseholdMember:
+    """A member of a household the caller may know of: the identity fields its share
+    names, and the items they were shown on (for the access record)."""
+
+    client_id: UUID
+    identity: dict[str, Any]
+    shown: list[ViewItem]
+
+
+@dataclass(frozen=True)
+class HouseholdView:
+    """A household as the caller may see it for a purpose: only the members shown."""
+
+    household_id: UUID
+    purpose: Purpose
+    members: list[HouseholdMember]
+
+
+def household(app: AccordApplication, views: AgencyViews, by: Actor, household_id: UUID,
+              purpose: Purpose) -> HouseholdView:
+    """Who lives in a household, as far as the caller may know for a purpose.
+
+    A member is shown only where the caller's basis for the purpose shares that client's
+    identity (what a match asks too: to learn that a person lives with a client is to
+    learn who they are); the others are left out, neither named nor counted, since even a
+    count tells the caller that more clients live there. A household of which the caller
+    may see no member is the same ``HouseholdNotFound`` as an unknown one."""
+    require(Action.READ_HOUSEHOLD, by)
+    found = _aggregate(app, household_id, Household)
+    if found is None:
+        raise HouseholdNotFound()
+    members = []
+    for client_id in found.members:
+        items = [i for i in _read(views, by, client_id, purpose)[2]
+                 if i.category == DataCategory.IDENTITY.value]
+        if not items:
+            continue
+        try:
+            full = app.identity_of(client_id).model_dump(mode="json")
+        except IdentityErased:
+            continue
+        fields = items[0].fields
+        members.append(HouseholdMember(
+            client_id, {k: v for k, v in full.items() if fields is None or k in fields},
+            items))
+    if not members:
+        raise HouseholdNotFound()
+    return HouseholdView(household_id, purpose, members)
 
 
 # -- lookups ------------------------------------------------------------------------------

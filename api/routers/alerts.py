@@ -1,7 +1,10 @@
-"""For safeguarding teams: the alert inbox, its live stream, acknowledging and closing.
+"""For safeguarding teams: the alert inbox, its live stream, acknowledging, assigning and
+closing.
 
 Only safeguarding principals of the recipient agency see or work an alert; another
-agency's alert is a 404, as for an unknown one. An alert names a client, so each read of
+agency's alert is a 404, as for an unknown one. The inbox filters, sorts and pages in the
+database; an alert names the people who worked it (acknowledged, assigned, closed) by
+name, looked up as it is shown. An alert names a client, so each read of
 the inbox (and each batch the stream sends) appends an access record (action ``alerts``)
 naming, for every alert shown, the controllers whose facts it rests on and the
 legal-duty agreement under which it was shown.
@@ -16,10 +19,10 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from time import monotonic
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +31,7 @@ from api.access import AccessLog, AccessNotRecorded, returned_item
 from api.deps import (
     Access,
     AlertAcknowledger,
+    AlertAssigner,
     AlertCloser,
     AlertReader,
     App,
@@ -38,9 +42,12 @@ from api.errors import error_responses
 from api.models import Strict
 from domain.access import AccessAction
 from domain.alerts import AlertOutcome, AlertStatus, Severity
-from domain.application import Actor
-from domain.inputs import LogPosition, Text
-from projections.alerts import AlertInbox, AlertItem
+from domain.application import AccordApplication, Actor
+from domain.errors import InvalidCommand
+from domain.inputs import AwareIsoDatetime, IsoDuration, LogPosition, Text
+from domain.rules import RuleName
+from projections.alerts import UNASSIGNED, AlertInbox, AlertItem, AlertQuery, AlertSort
+from projections.queries import principal_names
 
 log = logging.getLogger("accord.alerts")
 router = APIRouter(prefix="/v1/alerts", tags=["safeguarding"])
@@ -50,7 +57,15 @@ POLL_SECONDS = 0.25
 KEEP_ALIVE_SECONDS = 15.0
 #: At most how many alerts one event batch of the stream sends (more follow at once).
 PAGE = 500
+#: At most how many alerts one page of the inbox holds.
+MAX_LIMIT = 500
 
+
+class PersonOut(BaseModel):
+    """Someone named on an alert: their reference on the record and their name."""
+
+    principal: str = Field(description="a principal id (or operator:cli)")
+    name: str
 
 
 class AlertOut(BaseModel):
@@ -65,11 +80,17 @@ class AlertOut(BaseModel):
     basis: dict[str, Any] = Field(description="the agreements with a legal duty under which "
                                   "your agency is told")
     trigger_position: int = Field(description="the log position that raised it")
+    triggered_at: datetime | None = Field(
+        description="when the triggering fact occurred (or the household was linked)")
     raised_at: datetime
     acknowledge_by: datetime
-    acknowledged_by: str | None
+    acknowledged_by: PersonOut | None
     acknowledged_at: datetime | None
     escalated_at: datetime | None
+    assigned_to: PersonOut | None = Field(description="the team member working it")
+    assigned_by: PersonOut | None
+    assigned_at: datetime | None
+    closed_by: PersonOut | None
     closed_at: datetime | None
     outcome: AlertOutcome | None
     note: str | None
@@ -81,21 +102,40 @@ class AlertCloseIn(Strict):
     note: Text = Field(min_length=1, max_length=1000)
 
 
+class AlertAssignIn(Strict):
+    principal_id: UUID = Field(description="a member of your agency's safeguarding team")
+
+
 class AlertChanged(BaseModel):
     alert_id: UUID
     status: AlertStatus
     position: int
 
 
-def _out(item: AlertItem) -> AlertOut:
+def _names(app: AccordApplication, items: list[AlertItem]) -> dict[str, str]:
+    """The name of everyone the alerts name, looked up once for the lot."""
+    return principal_names(app, (r for item in items for r in sorted(item.references)))
+
+
+def _person(reference: str | None, names: dict[str, str]) -> PersonOut | None:
+    if reference is None:
+        return None
+    return PersonOut(principal=reference, name=names.get(reference, reference))
+
+
+def _out(item: AlertItem, names: dict[str, str]) -> AlertOut:
     return AlertOut(
         alert_id=item.alert_id, rule=item.rule, severity=Severity(item.severity),
         status=AlertStatus(item.status), recipient=item.recipient, client_id=item.client_id,
         household_id=item.household_id, reason=item.reason, basis=item.basis,
-        trigger_position=item.trigger_position, raised_at=item.raised_at,
-        acknowledge_by=item.acknowledge_by, acknowledged_by=item.acknowledged_by,
+        trigger_position=item.trigger_position, triggered_at=item.triggered_at,
+        raised_at=item.raised_at, acknowledge_by=item.acknowledge_by,
+        acknowledged_by=_person(item.acknowledged_by, names),
         acknowledged_at=item.acknowledged_at, escalated_at=item.escalated_at,
-        closed_at=item.closed_at, outcome=AlertOutcome(item.outcome) if item.outcome else None,
+        assigned_to=_person(item.assigned_to, names),
+        assigned_by=_person(item.assigned_by, names), assigned_at=item.assigned_at,
+        closed_by=_person(item.closed_by, names), closed_at=item.closed_at,
+        outcome=AlertOutcome(item.outcome) if item.outcome else None,
         note=item.note, position=item.updated_position,
     )
 
@@ -120,20 +160,74 @@ def _record(access: AccessLog, actor: Actor, items: list[AlertItem]) -> None:
         read.returned(_shown(items), client_ids=[item.client_id for item in items])
 
 
-@router.get("", response_model=list[AlertOut], responses=error_responses(403, 503))
+#: ``assigned_to``: yourself, nobody, or a principal by id.
+Assignee = Literal["me", "nobody"] | UUID
+
+
+def _query(actor: Actor, *, status: list[AlertStatus], severity: list[Severity],
+           rule: list[RuleName], assigned_to: Assignee | None,
+           raised_after: datetime | None, raised_before: datetime | None,
+           older_than: Any, newer_than: Any, sort: AlertSort, limit: int,
+           offset: int) -> AlertQuery:
+    if raised_after is not None and raised_before is not None \
+            and raised_after >= raised_before:
+        raise InvalidCommand("raised_before", "must be after raised_after")
+    if older_than is not None and newer_than is not None and newer_than <= older_than:
+        raise InvalidCommand("newer_than", "must be longer than older_than")
+    assignee = (actor.reference if assigned_to == "me" else UNASSIGNED
+                if assigned_to == "nobody" else None if assigned_to is None
+                else str(assigned_to))
+    return AlertQuery(
+        statuses=tuple(dict.fromkeys(status)), severities=tuple(dict.fromkeys(severity)),
+        rules=tuple(dict.fromkeys(r.value for r in rule)), assigned_to=assignee,
+        raised_after=raised_after, raised_before=raised_before, older_than=older_than,
+        newer_than=newer_than, sort=sort, limit=limit, offset=offset)
+
+
+@router.get("", response_model=list[AlertOut], responses=error_responses(403, 422, 503))
 def inbox(
     app: App,
     inbox: Inbox,
     access: Access,
     actor: AlertReader,
     _: InboxCaughtUp,
-    status: Annotated[AlertStatus | None, Query(description="only alerts in this status")]
-    = None,
+    response: Response,
+    status: Annotated[list[AlertStatus], Query(
+        description="only alerts in this status (repeat for several)")] = [],  # noqa: B006
+    severity: Annotated[list[Severity], Query(
+        description="only alerts of this severity (repeat for several)")] = [],  # noqa: B006
+    rule: Annotated[list[RuleName], Query(
+        description="only alerts raised by this rule (repeat for several)")] = [],  # noqa: B006
+    assigned_to: Annotated[Assignee | None, Query(
+        description="`me`, `nobody`, or a principal id")] = None,
+    raised_after: Annotated[AwareIsoDatetime | None, Query(
+        description="raised after this moment (ISO 8601 with a zone)")] = None,
+    raised_before: Annotated[AwareIsoDatetime | None, Query(
+        description="raised at or before this moment")] = None,
+    older_than: Annotated[IsoDuration | None, Query(
+        description="raised at least this long ago (ISO 8601 duration, e.g. PT4H)")] = None,
+    newer_than: Annotated[IsoDuration | None, Query(
+        description="raised less than this long ago (e.g. P2D)")] = None,
+    sort: Annotated[AlertSort, Query(
+        description="`raised` (oldest first, the default), `-raised` (newest first), "
+                    "`severity` (high first, then oldest), `due` (soonest acknowledge-by "
+                    "first), `triggered` / `-triggered` (by the triggering fact's date)")]
+    = AlertSort.RAISED,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="alerts per page")] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="alerts to skip")] = 0,
 ) -> list[AlertOut]:
-    """Your agency's alerts, oldest first. The read is recorded before it is returned."""
-    items = inbox.alerts_of(actor.agency, status)
-    _record(access, actor, items)
-    return [_out(item) for item in items]
+    """Your agency's alerts that match every filter given, in the order asked for, one
+    page at a time; the ``X-Total-Count`` header says how many match in all. The read is
+    recorded (naming each alert's client) before it is returned."""
+    query = _query(actor, status=status, severity=severity, rule=rule,
+                   assigned_to=assigned_to, raised_after=raised_after,
+                   raised_before=raised_before, older_than=older_than,
+                   newer_than=newer_than, sort=sort, limit=limit, offset=offset)
+    page = inbox.page(actor.agency, query)
+    names = _names(app, page.items)
+    _record(access, actor, page.items)
+    response.headers["X-Total-Count"] = str(page.total)
+    return [_out(item, names) for item in page.items]
 
 
 @router.get("/stream", response_class=StreamingResponse,
@@ -142,6 +236,7 @@ def inbox(
             response_description="text/event-stream: one `alert` event per alert")
 async def stream(
     request: Request,
+    app: App,
     inbox: Inbox,
     access: Access,
     actor: AlertReader,
@@ -151,21 +246,22 @@ async def stream(
         description="resume after this event id (a log position, in ASCII digits)")] = None,
 ) -> StreamingResponse:
     """A live inbox (server-sent events): your agency's open alerts as they are now, then
-    each alert again whenever it changes (raised, acknowledged, escalated, closed), in its
-    current state. Each event's id is the log position of the change it reports;
+    each alert again whenever it changes (raised, acknowledged, assigned, escalated,
+    closed), in its current state. Each event's id is the log position of the change it reports;
     reconnecting with ``Last-Event-ID`` sends every alert changed since (closed ones
     too), as it is now. Each batch sent is recorded as a read, naming its clients."""
     after = last_event_id  # not str.isdigit(): "²" passes it and int() refuses it
     deadline = None if max_seconds is None else monotonic() + max_seconds
     return StreamingResponse(
-        _events(request, inbox, access, actor, after, deadline),
+        _events(request, app, inbox, access, actor, after, deadline),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(request: Request, inbox: AlertInbox, access: AccessLog, actor: Actor,
-                  after: int | None, deadline: float | None) -> AsyncIterator[str]:
+async def _events(request: Request, app: AccordApplication, inbox: AlertInbox,
+                  access: AccessLog, actor: Actor, after: int | None,
+                  deadline: float | None) -> AsyncIterator[str]:
     """The stream's events. ``sent`` is the log position of the last change it has sent
     or passed over. A fresh connection first sends every open alert as it is now (up to
     the latest change when it connected: later changes follow as changes); a resumed one
@@ -187,9 +283,10 @@ async def _events(request: Request, inbox: AlertInbox, access: AccessLog, actor:
                 inbox.changed, agency, after=sent, upto=snapshot,
                 open_only=snapshot is not None, limit=PAGE))
             if items or first:
+                names = await run_in_threadpool(_names, app, items)
                 await run_in_threadpool(_record, access, actor, items)
                 for item in items:
-                    yield _event(item)
+                    yield _event(item, names)
                     sent = item.updated_position
                 first, quiet_since = False, monotonic()
             more = len(items) == PAGE
@@ -218,9 +315,9 @@ def _caught_up(inbox: AlertInbox) -> None:
                             timeout=MAX_WAIT_SECONDS)
 
 
-def _event(item: AlertItem) -> str:
+def _event(item: AlertItem, names: dict[str, str]) -> str:
     """One alert as it is now; its id is the log position of its latest change."""
-    data = _out(item).model_dump_json()
+    data = _out(item, names).model_dump_json()
     return f"id: {item.updated_position}\nevent: alert\ndata: {data}\n\n"
 
 
@@ -230,6 +327,21 @@ def acknowledge(alert_id: UUID, app: App, actor: AlertAcknowledger) -> AlertChan
     """Acknowledges an alert of your agency (raised or escalated); 409 once acknowledged
     or closed."""
     alert, position = app.acknowledge_alert(alert_id, actor)
+    return AlertChanged(alert_id=alert.id, status=alert.status, position=position)
+
+
+@router.post("/{alert_id}/assign", response_model=AlertChanged,
+             responses=error_responses(403, 404, 409, 422, 503))
+def assign(alert_id: UUID, body: AlertAssignIn, app: App, access: Access,
+           actor: AlertAssigner) -> AlertChanged:
+    """Assigns an open alert of your agency to a member of its safeguarding team (you
+    included); assigning it again gives it to someone else. Another agency's alert, and
+    a principal who is not of your agency, are 404 as for unknown ones; an assignee who is
+    not an active safeguarding member is 403; a closed alert, or one already theirs, 409.
+    A refusal (404 or 403) is recorded as an attempt."""
+    with access.attempting(actor, AccessAction.ASSIGN_ALERT, client_ids=[],
+                           detail=f"assign alert {alert_id} to {body.principal_id}"):
+        alert, position = app.assign_alert(alert_id, body.principal_id, actor)
     return AlertChanged(alert_id=alert.id, status=alert.status, position=position)
 
 

@@ -1,5 +1,5 @@
-"""Working safeguarding alerts: the recipient agency's safeguarding staff acknowledge and
-close them; the system escalates those nobody acknowledged in time."""
+"""Working safeguarding alerts: the recipient agency's safeguarding staff acknowledge,
+assign and close them; the system escalates those nobody acknowledged in time."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.alerts import Alert, AlertOutcome
+from domain.agencies import Principal
+from domain.alerts import Alert, AlertOutcome, TeamMember
 from domain.commands.core import ApplicationCore
-from domain.errors import AlertNotFound, Conflict
+from domain.errors import AlertNotFound, Conflict, PrincipalNotFound
 from domain.permissions import Action, require
 from domain.results import Actor
 
@@ -24,6 +25,26 @@ class AlertCommands(ApplicationCore):
         def attempt() -> tuple[Alert, int]:
             alert = self._alert_for(alert_id, by, Action.ACKNOWLEDGE_ALERT)
             alert.acknowledge(by=by.reference)
+            return alert, self._position(self.save(alert))
+
+        return self._retrying(attempt)
+
+    def assign_alert(self, alert_id: UUID, principal_id: UUID,
+                     by: Actor) -> tuple[Alert, int]:
+        """Assigns an alert of the caller's agency to a member of its safeguarding team.
+        Another agency's alert is a 404, as for an unknown one; so is another agency's
+        principal (its staff list is not the caller's to probe). The alert itself refuses
+        an assignee who is not an active safeguarding member of the recipient agency."""
+
+        def attempt() -> tuple[Alert, int]:
+            alert = self._alert_for(alert_id, by, Action.ASSIGN_ALERT)
+            principal = self._get(principal_id, Principal)
+            if principal is None or principal.agency != by.agency:
+                raise PrincipalNotFound()
+            alert.assign(
+                to=TeamMember(str(principal.id), principal.agency, principal.role,
+                              active=not principal.revoked),
+                by=TeamMember(by.reference, by.agency, by.role))
             return alert, self._position(self.save(alert))
 
         return self._retrying(attempt)

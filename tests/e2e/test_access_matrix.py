@@ -168,12 +168,18 @@ PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] =
     # (each cell links a fresh client); another agency's client or household is as unknown.
     ("POST", "/v1/households"): (201, 404, 404, 404),
     ("POST", "/v1/households/{household_id}/members"): (201, 404, 404, 404),
+    # A household's members, each only where the caller may see who they are for the
+    # purpose: the owner's practitioners see their own client; to anyone else the
+    # household is as unknown (it shows nobody they may see).
+    ("GET", "/v1/households/{household_id}"): (200, 404, 404, 404),
     # Safeguarding alerts: the recipient agency's safeguarding staff (here each cell's
     # alert is addressed to the owner); another agency's alert is as unknown.
     ("GET", "/v1/alerts"): EVERYWHERE,
     ("GET", "/v1/alerts/stream"): EVERYWHERE,
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): (200, 404, 404, 404),
     ("POST", "/v1/alerts/{alert_id}/close"): (200, 404, 404, 404),
+    # Assigning to a member of the owner's safeguarding team (here the caller itself).
+    ("POST", "/v1/alerts/{alert_id}/assign"): (200, 404, 404, 404),
     # Outcome reports: the measure catalogue (no client data) for commissioners and any IG
     # lead; the figures for the commissioner agency's commissioners and IG lead only.
     ("GET", "/v1/reports/measures"): EVERYWHERE,
@@ -480,12 +486,18 @@ REQUESTS: dict[tuple[str, str], Build] = {
         "/v1/households", {"client_ids": [str(w.fresh_client(o))]}),
     ("POST", "/v1/households/{household_id}/members"): lambda w, o: (
         f"/v1/households/{w.household(o)}/members", {"client_id": str(w.fresh_client(o))}),
+    ("GET", "/v1/households/{household_id}"): lambda w, o: (
+        f"/v1/households/{w.household(o)}?purpose=direct_care"
+        f"&min_position={w.accord.app.head_position()}", None),
     ("GET", "/v1/alerts"): lambda w, o: ("/v1/alerts", None),
     ("GET", "/v1/alerts/stream"): lambda w, o: ("/v1/alerts/stream?max_seconds=0", None),
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): lambda w, o: (
         f"/v1/alerts/{w.alert(o)}/acknowledge", None),
     ("POST", "/v1/alerts/{alert_id}/close"): lambda w, o: (
         f"/v1/alerts/{w.alert(o)}/close", {"outcome": "no_further_action", "note": "matrix"}),
+    ("POST", "/v1/alerts/{alert_id}/assign"): lambda w, o: (
+        f"/v1/alerts/{w.alert(o)}/assign",
+        {"principal_id": str(w.actor(o, Role.SAFEGUARDING).principal_id)}),
     ("GET", "/v1/reports/measures"): lambda w, o: ("/v1/reports/measures", None),
     ("GET", "/v1/reports/outcomes"): lambda w, o: (
         "/v1/reports/outcomes?from=2025-04-01&to=2026-03-31&disclosure=internal", None),
@@ -503,11 +515,13 @@ CLIENT_WRITES = {
     ("POST", "/v1/clients/{client_id}/emergency-access/{grant_id}/end"),
     ("POST", "/v1/households"),
     ("POST", "/v1/households/{household_id}/members"),
+    ("POST", "/v1/alerts/{alert_id}/assign"),
 }
 
 #: Routes outside the /v1/clients/{client_id}/... family that read client data.
 OTHER_READS = {("POST", "/v1/clients/match"), ("GET", "/v1/audit/replay"),
                ("GET", "/v1/alerts"), ("GET", "/v1/alerts/stream"),
+               ("GET", "/v1/households/{household_id}"),
                ("GET", "/v1/reports/outcomes"), ("GET", "/v1/reports/outcomes.csv")}
 
 

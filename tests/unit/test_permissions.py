@@ -156,6 +156,7 @@ COMMANDS: dict[Action, Command] = {
     Action.ACKNOWLEDGE_ALERT: lambda app, by: app.acknowledge_alert(_ID, by),
     Action.CLOSE_ALERT: lambda app, by: app.close_alert(
         _ID, "no_further_action", "known", by),  # type: ignore[arg-type]
+    Action.ASSIGN_ALERT: lambda app, by: app.assign_alert(_ID, _ID, by),
 }
 
 
@@ -224,10 +225,12 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/v1/audit/reviews/{review_id}"): Action.CLOSE_REVIEW,
     ("POST", "/v1/households"): Action.LINK_HOUSEHOLD,
     ("POST", "/v1/households/{household_id}/members"): Action.ADD_HOUSEHOLD_MEMBER,
+    ("GET", "/v1/households/{household_id}"): Action.READ_HOUSEHOLD,
     ("GET", "/v1/alerts"): Action.READ_ALERTS,
     ("GET", "/v1/alerts/stream"): Action.READ_ALERTS,
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): Action.ACKNOWLEDGE_ALERT,
     ("POST", "/v1/alerts/{alert_id}/close"): Action.CLOSE_ALERT,
+    ("POST", "/v1/alerts/{alert_id}/assign"): Action.ASSIGN_ALERT,
     ("GET", "/v1/reports/measures"): Action.READ_MEASURES,
     ("GET", "/v1/reports/outcomes"): Action.READ_REPORTS,
     ("GET", "/v1/reports/outcomes.csv"): Action.READ_REPORTS,

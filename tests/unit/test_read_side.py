@@ -117,6 +117,8 @@ QUERIES: dict[Action, Query] = {
     Action.MATCH: lambda app, by: queries.match(
         app, Untouchable(), by, nhs_number="9434765919",  # type: ignore[arg-type]
         family_name=None, date_of_birth=None, purpose=Purpose.DIRECT_CARE),
+    Action.READ_HOUSEHOLD: lambda app, by: queries.household(
+        app, Untouchable(), by, CLIENT, Purpose.DIRECT_CARE),  # type: ignore[arg-type]
 }
 
 
