@@ -230,7 +230,9 @@ async def signed_in(request: Request, app: App, store: Sessions) -> Actor:
     try:
         actor = await run_in_threadpool(app.resume, resumed.principal_id)
     except Unauthenticated:
-        await run_in_threadpool(store.end_all, resumed.principal_id)
+        # Each of the principal's other sessions ends the same way at its next request,
+        # so each browser is told why.
+        await run_in_threadpool(store.end, cookie or "")
         raise SignInRequired(Ended.REVOKED, next_path) from None
     request.state.session, request.state.actor = resumed, actor
     if request.method not in SAFE_METHODS:
