@@ -130,10 +130,12 @@ class KeepAlivePool:
     cost made it, not the server, the bottleneck near 200 requests/s (top showed the
     generator at 100% CPU and the server idle half the time). This costs a fraction."""
 
-    def __init__(self, base: str, token: str, size: int) -> None:
+    def __init__(self, base: str, token: str, size: int, cookie: str | None = None) -> None:
         host, port = base.removeprefix("http://").split(":")
         self.host, self.port, self.size = host, int(port), size
-        self.header = (f"Host: {host}\r\nAuthorization: Bearer {token}\r\n\r\n").encode()
+        # A web page is asked for with its session cookie; the API with the bearer token.
+        credential = f"Cookie: {cookie}" if cookie else f"Authorization: Bearer {token}"
+        self.header = (f"Host: {host}\r\n{credential}\r\n\r\n").encode()
         self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
             asyncio.Queue())
 
@@ -174,14 +176,16 @@ def view_paths(clients: list[str]) -> list[str]:
 
 
 async def load(base: str, token: str, paths: list[str], rate: float,
-               seconds: float, connections: int = 64) -> dict[str, Any]:
+               seconds: float, connections: int = 64, cookie: str | None = None
+               ) -> dict[str, Any]:
     """Open-loop GETs of ``paths`` in turn at ``rate``/s over ``connections`` keep-alive
-    connections; latencies in ms from the moment each request was written and from its
-    scheduled time (which also counts waiting for a free connection)."""
+    connections (with the session ``cookie`` instead of the token, for web pages);
+    latencies in ms from the moment each request was written and from its scheduled time
+    (which also counts waiting for a free connection)."""
     from_send: list[float] = []
     from_schedule: list[float] = []
     errors: list[str] = []
-    pool = KeepAlivePool(base, token, connections)
+    pool = KeepAlivePool(base, token, connections, cookie)
     await pool.open()
 
     async def one(path: str, scheduled: float) -> None:
