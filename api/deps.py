@@ -142,6 +142,8 @@ CatalogueReader = Annotated[Actor, Depends(allowed(Action.READ_CATALOGUE))]
 # Clients and their facts.
 ClientRegistrar = Annotated[Actor, Depends(allowed(Action.REGISTER_CLIENT))]
 FactRecorder = Annotated[Actor, Depends(allowed(Action.RECORD_FACT))]
+FactAmender = Annotated[Actor, Depends(allowed(Action.AMEND_FACT))]
+FactRetractor = Annotated[Actor, Depends(allowed(Action.RETRACT_FACT))]
 RecordReader = Annotated[Actor, Depends(allowed(Action.READ_RECORD))]
 # Consent.
 ConsentGiver = Annotated[Actor, Depends(allowed(Action.GIVE_CONSENT))]

@@ -117,15 +117,48 @@ class EventRecorded(BaseModel):
     position: int = Field(description="the fact's position in the log")
 
 
+class CorrectionOut(BaseModel):
+    """An amendment or retraction of a fact by the agency that recorded it."""
+
+    position: int | None = Field(description="the correction's log position")
+    at: datetime = Field(description="when it was made")
+    by: str | None = Field(description="the principal who made it (shown to the fact's "
+                           "controller only)")
+    reason: str | None = Field(description="why the record was corrected (shown to the "
+                               "fact's controller only)")
+
+
+class FactAmendIn(Strict):
+    data: dict[str, Any] = Field(description="the whole payload as it should have been "
+                                 "recorded, validated against the fact's type (which does "
+                                 "not change)")
+    occurred_at: AwareIsoDatetime | None = Field(
+        None, description="when it really happened, ISO 8601 with a time zone; omitted: "
+                          "as recorded")
+    reason: Text = Field(min_length=10, max_length=1000,
+                        description="why the record is corrected, for the record")
+
+
+class FactRetractIn(Strict):
+    reason: Text = Field(min_length=10, max_length=1000,
+                        description="why the fact should never have been recorded")
+
+
 class FactOut(BaseModel):
     sequence: int = Field(description="the fact's place in the client's own stream")
+    position: int | None = Field(None, description="the fact's log position (name it to "
+                                 "amend or retract the fact)")
     type: str
     category: str
     occurred_at: datetime
     recorded_at: datetime
     controller: str = Field(description="the agency that recorded the fact and answers for it")
     recorded_by: str
-    data: dict[str, Any]
+    data: dict[str, Any] = Field(description="as recorded, or as last amended")
+    amendments: list[CorrectionOut] = Field(
+        default_factory=list, description="each amendment, oldest first")
+    retraction: CorrectionOut | None = Field(
+        None, description="set once retracted: nobody else sees the fact any more")
 
 
 class IdentityOut(BaseModel):
@@ -226,6 +259,9 @@ class ViewFactOut(BaseModel):
     data: dict[str, Any] = Field(description="only the fields the basis shares")
     basis: dict[str, Any] = Field(description="the rule, agreement, consent or duty")
     reason: str
+    amended: int | None = Field(None, description="the log position of the latest "
+                                "amendment by the fact's controller (null: as recorded); "
+                                "what is shown is the fact as amended")
 
 
 class ClientViewOut(BaseModel):
@@ -279,9 +315,9 @@ class AccessOut(BaseModel):
     agency: str
     role: str
     action: str = Field(description="a read (record, view, match, consents, disclosures, "
-                        "replay, alerts) or a refused write (record_fact, give_consent, "
-                        "withdraw_consent, link_household, add_household_member, "
-                        "emergency_access)")
+                        "replay, alerts) or a refused write (record_fact, amend_fact, "
+                        "retract_fact, give_consent, withdraw_consent, link_household, "
+                        "add_household_member, emergency_access)")
     purpose: str | None
     client_id: UUID | None = Field(description="the client, where the access concerned one")
     client_ids: list[UUID] = Field(description="every client the access concerned that you "
@@ -380,6 +416,9 @@ class ReplayFactOut(BaseModel):
     data: dict[str, Any] = Field(description="only the fields the basis shared")
     basis: dict[str, Any]
     reasons: list[str]
+    amendments: list[CorrectionOut] = Field(
+        default_factory=list, description="the controller's amendments up to the moment, "
+                                          "oldest first: the fact is shown as amended")
 
 
 class WithheldFactOut(BaseModel):
@@ -389,6 +428,9 @@ class WithheldFactOut(BaseModel):
     controller: str
     occurred_at: datetime
     reasons: list[str] = Field(description="which rule withheld it, and why")
+    amendments: list[CorrectionOut] = Field(default_factory=list)
+    retraction: CorrectionOut | None = Field(
+        None, description="set if the controller had retracted it by the moment")
 
 
 class ReplayOut(BaseModel):

@@ -1,7 +1,8 @@
 """How the policy state moves along the log, one domain event at a time.
 
 ``evolve`` applies an event to a ``PolicyState`` and says what it means for the views:
-a new fact to project, a client whose consents changed, an agreement that came into
+a new fact to project, a fact corrected by its controller (amended or retracted), a
+client whose consents changed, an agreement that came into
 force or was revoked, or an emergency grant that lets one agency see one client (or
 its ending, which closes the grant's window at the end's time). Live projections (the
 agency views and the safeguarding rules) and replays all step through the log with it,
@@ -32,6 +33,42 @@ class NewFact:
     data: dict[str, Any]
     recorded_at: Any
     recorded_by: str
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A fact amended or retracted by its controller: ``kind`` (``amended`` or
+    ``retracted``), the correction's own log position and time, who made it and why."""
+
+    kind: str
+    position: int
+    at: datetime
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class AmendedFact:
+    """A fact as its controller corrected it (``fact.position`` is the fact's own log
+    position; ``fact.occurred_at`` and ``data`` are as amended): from ``correction``'s
+    position on it stands in place of the fact as recorded."""
+
+    fact: Fact
+    fact_type: str
+    data: dict[str, Any]
+    correction: Correction
+
+
+@dataclass(frozen=True)
+class RetractedFact:
+    """A fact its controller retracted: from ``correction``'s position on it is no
+    longer shown or counted anywhere."""
+
+    client_id: UUID
+    position: int  # the retracted fact's
+    fact_type: str
+    controller: str
+    correction: Correction
 
 
 @dataclass(frozen=True)
@@ -66,8 +103,8 @@ class EmergencyEnded:
     ended_at: datetime
 
 
-Effect = (NewFact | ClientPolicyChanged | AgreementChanged | EmergencyGranted | EmergencyEnded
-          | None)
+Effect = (NewFact | AmendedFact | RetractedFact | ClientPolicyChanged | AgreementChanged
+          | EmergencyGranted | EmergencyEnded | None)
 
 
 @dataclass
@@ -116,6 +153,19 @@ def evolve(state: LogState, event: Any, position: int) -> Effect:
             Fact(event.originator_id, position, DataCategory(event.category), event.controller,
                  event.occurred_at),
             event.fact_type, event.data, event.timestamp, event.recorded_by,
+        )
+    if isinstance(event, Client.FactAmended):
+        return AmendedFact(
+            Fact(event.originator_id, event.position, DataCategory(event.category),
+                 event.controller, event.occurred_at),
+            event.fact_type, event.data,
+            Correction("amended", position, event.timestamp, event.amended_by, event.reason),
+        )
+    if isinstance(event, Client.FactRetracted):
+        return RetractedFact(
+            event.originator_id, event.position, event.fact_type, event.controller,
+            Correction("retracted", position, event.timestamp, event.retracted_by,
+                       event.reason),
         )
     if isinstance(event, Client.Registered):
         return NewFact(

@@ -32,6 +32,8 @@ class AccessAction(StrEnum):
     # Writes are recorded only when refused (404 or 403): an attempt on a client the
     # caller may not see is something the client's controller must be able to find.
     RECORD_FACT = "record_fact"
+    AMEND_FACT = "amend_fact"
+    RETRACT_FACT = "retract_fact"
     GIVE_CONSENT = "give_consent"
     WITHDRAW_CONSENT = "withdraw_consent"
     LINK_HOUSEHOLD = "link_household"

@@ -5,14 +5,24 @@ client's own aggregate, so one stream replays the client's whole story in order.
 aggregate keeps only what its commands need to check; readers get the facts from the
 stream itself.
 
-Some of what is on a client's stream belongs to one agency: a consent to the agency that
-recorded it, the ending of an emergency grant to the client's registering controller.
-The commands that act on those (``withdraw_consent``, ``end_emergency_access``) check
+Some of what is on a client's stream belongs to one agency: a fact to the agency that
+recorded it (its controller), a consent to the agency that recorded it, the ending of an
+emergency grant to the client's registering controller. The commands that act on those
+(``amend_fact``, ``retract_fact``, ``withdraw_consent``, ``end_emergency_access``) check
 the acting agency themselves, so no caller can forget to. Every command checks the rules
 about the client's own state the same way (no emergency access to an erased client, nor
-by the agency that registered them; no second erasure; a consent's terms) before it
-triggers its event, as the eventsourcing library's ``BankAccount`` does; the events apply
-unchecked, so the stream always replays, whatever it holds.
+by the agency that registered them; no second erasure; a consent's terms; no correction
+of a retracted fact) before it triggers its event, as the eventsourcing library's
+``BankAccount`` does; the events apply unchecked, so the stream always replays, whatever
+it holds.
+
+A fact entered in error is corrected by new events, never by changing the old one: an
+amendment (``FactAmended``: the payload and when it occurred, as they should have been
+recorded, and why) or a retraction (``FactRetracted``: the fact should never have been
+recorded, and why). Each names the fact by its log position (how views, replays, feeds
+and access records name it) and by its place in the client's stream (``sequence``, how
+the aggregate knows it), and restates its type, category and controller, so that a
+reader needs nothing but the event; an amendment carries the corrected fact whole.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.agencies import namespaced_uuid
+from domain.catalogue import fact_type as catalogue_entry
 from domain.errors import (
     ClientAlreadyRegistered,
     ClientNotFound,
@@ -33,6 +44,8 @@ from domain.errors import (
     ConsentNotFound,
     EmergencyAccessNotFound,
     EmergencyAccessOver,
+    FactAlreadyRetracted,
+    FactNotFound,
     Forbidden,
     InvalidCommand,
 )
@@ -62,6 +75,22 @@ def check_emergency_request(purpose: str, justification: str, minutes: float) ->
         raise InvalidCommand("justification", f"say why, in {shortest} to {longest} "
                                               "characters")
     return justification
+
+
+#: Why a fact is corrected must be said: at least this long, and at most this long.
+CORRECTION_REASON_LENGTH = JUSTIFICATION_LENGTH
+
+
+def check_correction_reason(reason: str) -> str:
+    """Refuses a reason for amending or retracting a fact that says nothing (or too much);
+    returns it as recorded (stripped). Asked by the application before it looks anything
+    up, and by the aggregate again, as ``check_emergency_request`` is."""
+    reason = reason.strip()
+    shortest, longest = CORRECTION_REASON_LENGTH
+    if not shortest <= len(reason) <= longest:
+        raise InvalidCommand("reason", f"say why the record is corrected, in {shortest} to "
+                                       f"{longest} characters")
+    return reason
 
 
 def check_consent_recipient(recipient_agency: str | None, recipient_kind: str | None) -> None:
@@ -112,7 +141,9 @@ class Client(Aggregate):
         self.sealed_identity = sealed_identity
         self.nhs_fingerprint = nhs_fingerprint
         self.name_fingerprint = name_fingerprint
-        self.facts_recorded = 0
+        #: The facts recorded about the client, by their place in its stream: whose each
+        #: is, and what a correction must restate of it.
+        self.facts: dict[int, FactOnRecord] = {}
         self.controllers: set[str] = {controller}
         self.consents: dict[UUID, Consent] = {}
         self.erased = False
@@ -138,8 +169,92 @@ class Client(Aggregate):
         recorded_by: str,
     ) -> None:
         """Records one fact. ``controller`` is the agency that recorded it and answers for it."""
-        self.facts_recorded += 1
+        # Applied before the library moves the version on: this event's is the next one.
+        self.facts[self.version + 1] = FactOnRecord(controller, fact_type, category,
+                                                    occurred_at)
         self.controllers.add(controller)
+
+    @property
+    def facts_recorded(self) -> int:
+        return len(self.facts)
+
+    def fact_controlled_by(self, sequence: int, agency: str) -> FactOnRecord:
+        """The fact at ``sequence`` in the client's stream, if ``agency`` recorded it.
+        To any other agency, and for a sequence that is no fact, it is as unknown
+        (``FactNotFound``): a partner that recorded one fact about the client must not
+        correct another's, nor learn what it is. An erased client is as unknown too."""
+        self.check_not_erased()
+        fact = self.facts.get(sequence)
+        if fact is None or fact.controller != agency:
+            raise FactNotFound()
+        return fact
+
+    class FactAmended(Aggregate.Event):
+        position: int
+        sequence: int
+        fact_type: str
+        category: str
+        data: dict[str, Any]
+        occurred_at: datetime
+        reason: str
+        controller: str
+        amended_by: str
+
+    def amend_fact(self, *, position: int, sequence: int, data: Any,
+                   occurred_at: datetime | None, reason: str, agency: str,
+                   amended_by: str) -> None:
+        """Corrects a fact its controller recorded in error: ``data`` replaces the whole
+        payload (validated against the fact type's schema: the type itself is not
+        changed) and ``occurred_at``, if given, when it occurred. From its log position
+        the fact is as amended. Only the fact's controller amends it (to anyone else it
+        is as unknown), not once it is retracted, and with a reason
+        (``check_correction_reason``)."""
+        fact = self.fact_controlled_by(sequence, agency)
+        if fact.retracted:
+            raise FactAlreadyRetracted()
+        reason = check_correction_reason(reason)
+        payload = catalogue_entry(fact.fact_type).validate(data)
+        self._amend_fact(
+            position=position, sequence=sequence, fact_type=fact.fact_type,
+            category=fact.category, data=payload,
+            occurred_at=fact.occurred_at if occurred_at is None else occurred_at,
+            reason=reason, controller=agency, amended_by=amended_by,
+        )
+
+    @event(FactAmended)
+    def _amend_fact(self, position: int, sequence: int, fact_type: str, category: str,
+                    data: dict[str, Any], occurred_at: datetime, reason: str, controller: str,
+                    amended_by: str) -> None:
+        self.facts[sequence] = replace(self.facts[sequence], occurred_at=occurred_at)
+
+    class FactRetracted(Aggregate.Event):
+        position: int
+        sequence: int
+        fact_type: str
+        category: str
+        reason: str
+        controller: str
+        retracted_by: str
+
+    def retract_fact(self, *, position: int, sequence: int, reason: str, agency: str,
+                     retracted_by: str) -> None:
+        """Withdraws a fact that should never have been recorded: from its log position
+        nobody sees it (the controller's own record keeps it, marked retracted). Only
+        the fact's controller retracts it, once, with a reason."""
+        fact = self.fact_controlled_by(sequence, agency)
+        if fact.retracted:
+            raise FactAlreadyRetracted()
+        reason = check_correction_reason(reason)
+        self._retract_fact(position=position, sequence=sequence, fact_type=fact.fact_type,
+                           category=fact.category, reason=reason, controller=agency,
+                           retracted_by=retracted_by)
+
+    @event(FactRetracted)
+    def _retract_fact(self, position: int, sequence: int, fact_type: str, category: str,
+                      reason: str, controller: str, retracted_by: str) -> None:
+        # The agency stays among the controllers: the retraction is on its record, and
+        # the consents it recorded are still its own to withdraw.
+        self.facts[sequence] = replace(self.facts[sequence], retracted=True)
 
     class ConsentGiven(Aggregate.Event):
         consent_id: UUID
@@ -351,6 +466,18 @@ class Client(Aggregate):
     @event(Erased)
     def _erase(self, reason: str, erased_by: str) -> None:
         self.erased = True
+
+
+@dataclass(frozen=True)
+class FactOnRecord:
+    """What the aggregate needs to check a correction of a fact; the payload lives in
+    the events."""
+
+    controller: str
+    fact_type: str
+    category: str
+    occurred_at: datetime
+    retracted: bool = False
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,14 @@ class EmergencyAccessNotFound(NotFound):
         super().__init__("emergency access not found")
 
 
+class FactNotFound(NotFound):
+    """No fact of this client at that log position, or one another agency recorded: only
+    the fact's controller may correct it, and to anyone else it is as unknown."""
+
+    def __init__(self) -> None:
+        super().__init__("fact not found")
+
+
 class PrincipalNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("principal not found")
@@ -108,6 +116,13 @@ class AgreementRevoked(Conflict):
 class ConsentAlreadyWithdrawn(Conflict):
     def __init__(self) -> None:
         super().__init__("this consent has already been withdrawn")
+
+
+class FactAlreadyRetracted(Conflict):
+    """A retracted fact is neither amended nor retracted again."""
+
+    def __init__(self) -> None:
+        super().__init__("this fact has been retracted; record a new fact instead")
 
 
 class EmergencyAccessOver(Conflict):

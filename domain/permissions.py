@@ -38,6 +38,8 @@ class Action(StrEnum):
     # -- clients and their facts
     REGISTER_CLIENT = "register_client"
     RECORD_FACT = "record_fact"
+    AMEND_FACT = "amend_fact"
+    RETRACT_FACT = "retract_fact"
     READ_RECORD = "read_record"
     ERASE_CLIENT = "erase_client"
     # -- consent
@@ -126,6 +128,11 @@ _A, _C, _PA = Role.ADMIN, Role.COMMISSIONER, Role.PARTNERSHIP_ADMIN
 _CLIENT_WORKERS = frozenset({_P, _S})
 _AGREEMENTS = Permission(frozenset({_I}), "only an IG lead acts on data-sharing agreements")
 _CONSENT = Permission(_CLIENT_WORKERS, "only practitioners and safeguarding staff record consent")
+#: Correcting the record: those who record facts (only the fact's controller may, which
+#: the client aggregate checks).
+_CORRECTIONS = Permission(_CLIENT_WORKERS,
+                          "only practitioners and safeguarding staff correct the facts they "
+                          "recorded")
 _HOUSEHOLDS = Permission(_CLIENT_WORKERS,
                          "only practitioners and safeguarding staff link households")
 _ALERTS = Permission(frozenset({_S}), "only the recipient agency's safeguarding staff work alerts")
@@ -151,6 +158,8 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType({
         kinds=frozenset({AgencyKind.TREATMENT_PROVIDER})),
     Action.RECORD_FACT: Permission(
         _CLIENT_WORKERS, "only practitioners and safeguarding staff record facts"),
+    Action.AMEND_FACT: _CORRECTIONS,
+    Action.RETRACT_FACT: _CORRECTIONS,
     Action.READ_RECORD: Permission(
         frozenset({_P, _S, _I}), "this role does not read client records"),
     Action.ERASE_CLIENT: Permission(

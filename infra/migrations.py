@@ -8,7 +8,7 @@ models are derived data, and the log keeps everything they were made from.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from infra.schema import (
     access_clients,
@@ -43,6 +43,22 @@ def migrate(engine: Engine) -> None:
     metadata.create_all(engine)
     # An index added to a table that already exists (create_all adds only new tables).
     alerts_changed.create(engine, checkfirst=True)
+    _add_fact_corrections(engine)
+
+
+def _add_fact_corrections(engine: Engine) -> None:
+    """Adds to the agency views' copy of the facts, written before facts could be
+    corrected, the columns that say a fact was amended or retracted. Empty is right for
+    every fact already copied: a log written before corrections existed holds none, so
+    nothing needs to be projected again."""
+    inspector = inspect(engine)
+    if not inspector.has_table(facts.name):
+        return
+    present = {column["name"] for column in inspector.get_columns(facts.name)}
+    with engine.begin() as conn:
+        for name in ("amended", "retracted"):
+            if name not in present:
+                conn.execute(text(f"ALTER TABLE {facts.name} ADD COLUMN {name} BIGINT"))
 
 
 def _drop_outdated_access_index(engine: Engine) -> None:

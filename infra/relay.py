@@ -8,7 +8,8 @@ Two streams, each with its own tracked position in ``accord_tracking``:
   transaction as its rows (``accord_feed_outbox``: which facts entered or left a
   partner's view, and which log position caused it) and publishes each change to
   ``accord.feed.<agency>``, with the masked data and basis the agency's view holds for
-  an entered fact and just the position for a fact that left. It never reads unmasked
+  an entered fact (or one its controller amended, sent again as it now stands) and just
+  the position for a fact that left (a retracted fact leaves). It never reads unmasked
   data. Published outbox rows are deleted in the tracking transaction.
 
 Every message is JSON, keyed by the client's pseudonym (HMAC-SHA256 of the client id
@@ -291,7 +292,7 @@ class Relay(BackgroundLoop):
                 upto = rows[-1].cause
                 rows = [r for r in rows if r.cause < upto] + list(conn.execute(
                     select(feed_outbox).where(feed_outbox.c.cause == upto).order_by(*order)))
-            shown = self._view_items(conn, [r for r in rows if r.change == "entered"])
+            shown = self._view_items(conn, [r for r in rows if r.change in _SHOWN])
         messages = []
         for row in rows:
             message = self.feed_message(row, shown.get((row.agency, row.position)))
@@ -305,7 +306,8 @@ class Relay(BackgroundLoop):
 
     @staticmethod
     def _view_items(conn: Any, entered: Sequence[Any]) -> dict[tuple[str, int], list[Any]]:
-        """The agency's view rows of each entered fact, as the view holds them now."""
+        """The agency's view rows of each entered (or amended) fact, as the view holds
+        them now."""
         shown: dict[tuple[str, int], list[Any]] = {}
         pairs = sorted(entered, key=lambda r: (r.agency, r.client_id))
         for (agency, client), group in groupby(pairs, key=lambda r: (r.agency, r.client_id)):
@@ -331,14 +333,14 @@ class Relay(BackgroundLoop):
             "client_id": str(client_id),
             "position": row.position,
         }
-        if row.change == "entered":
+        if row.change in _SHOWN:
             if not items:
                 return None  # it has left the view again since; its "left" follows
             first = items[0]
             value.update(
                 fact_type=first.fact_type, category=first.category,
                 controller=first.controller, occurred_at=_iso(first.occurred_at),
-                recorded_at=_iso(first.recorded_at),
+                recorded_at=_iso(first.recorded_at), amended=first.amended,
                 shown=[{"purpose": i.purpose, "basis": json.loads(i.basis), "reason": i.reason,
                         "fields": _fields(i.fields),
                         "data": mask(json.loads(i.data), _fields(i.fields)),
@@ -377,6 +379,11 @@ class Relay(BackgroundLoop):
         if producer is not None:
             with contextlib.suppress(Exception):  # a broken producer is being discarded
                 producer.close(timeout=1)
+
+
+#: The feed changes sent with what the view shows of the fact now: a fact that entered
+#: the view, and one its controller amended that stays in it (``fact.amended``).
+_SHOWN = ("entered", "amended")
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -36,6 +36,10 @@ client_keys = Table(
 # -- the agency views (projections.views) ----------------------------------------------
 
 #: Every fact in the log, unmasked: the projector's own working copy, never served as is.
+#: A fact its controller amended holds the amended payload and time, and ``amended`` the
+#: log position of its latest amendment; a retracted one keeps its row (it is still the
+#: controller's record of the client), with ``retracted`` the retraction's position, and
+#: no view row.
 facts = Table(
     "accord_facts",
     metadata,
@@ -48,6 +52,8 @@ facts = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("recorded_by", String(64), nullable=False),
     Column("data", Text, nullable=False),
+    Column("amended", BigInteger, nullable=True),
+    Column("retracted", BigInteger, nullable=True),
 )
 
 #: What each agency may see: one row per (fact, purpose, ground), with the window in which
@@ -122,7 +128,7 @@ def view_items() -> Select[Any]:
         view_rows.c.not_before, view_rows.c.not_after,
         facts.c.fact_type, facts.c.category, facts.c.occurred_at, facts.c.recorded_at,
         view_grounds.c.basis_key, view_grounds.c.basis, view_grounds.c.reason,
-        view_grounds.c.fields,
+        view_grounds.c.fields, facts.c.amended,
     ).select_from(
         view_rows.join(facts, facts.c.position == view_rows.c.position)
         .join(view_grounds, view_grounds.c.ground == view_rows.c.ground)

@@ -17,14 +17,15 @@ result shows is recorded before it is returned.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from sqlalchemy import Engine
 
 from consent.policy import BasisKind
 from domain.agencies import Principal, Role
@@ -45,6 +46,7 @@ from domain.households import Household
 from domain.identity import Identity, IdentityErased
 from domain.permissions import Action, require
 from domain.vocabulary import Purpose
+from projections.reports.stored_log import StoredLog
 from projections.views import AgencyViews, ViewItem
 
 A = TypeVar("A", bound=Aggregate)
@@ -54,8 +56,21 @@ A = TypeVar("A", bound=Aggregate)
 
 
 @dataclass(frozen=True)
+class RecordedCorrection:
+    """An amendment or retraction of a fact by the agency that recorded it: when (and at
+    which log position, where the record was read with positions), by whom and why."""
+
+    at: datetime
+    by: str
+    reason: str
+    position: int | None = None
+
+
+@dataclass(frozen=True)
 class RecordedFact:
-    """One fact of the caller agency's own record, as it recorded it."""
+    """One fact of the caller agency's own record, as it stands: as it recorded it, or as
+    it later amended it (``amendments``), or retracted (``retraction``; nobody else sees
+    it any more, but the agency's record keeps it, with why)."""
 
     sequence: int
     fact_type: str
@@ -65,6 +80,11 @@ class RecordedFact:
     controller: str
     recorded_by: str
     data: dict[str, Any]
+    #: The fact's log position (where the record was read with positions): how views,
+    #: replays and corrections name it.
+    position: int | None = None
+    amendments: tuple[RecordedCorrection, ...] = ()
+    retraction: RecordedCorrection | None = None
 
 
 @dataclass(frozen=True)
@@ -80,10 +100,13 @@ class ClientRecord:
     facts: list[RecordedFact]
 
 
-def client_record(app: AccordApplication, client_id: UUID, by: Actor) -> ClientRecord:
+def client_record(app: AccordApplication, client_id: UUID, by: Actor, *,
+                  log: Engine | None = None) -> ClientRecord:
     """The caller agency's own record of the client: what it recorded, never what other
-    agencies did. ClientNotFound if it holds no record of the client (it may still see
-    something of them through a partner's share: that is its view, not its record)."""
+    agencies did, each fact as it stands after the agency's corrections. ClientNotFound
+    if it holds no record of the client (it may still see something of them through a
+    partner's share: that is its view, not its record). With ``log`` (the database of
+    the event store) each fact and correction also says its log position."""
     require(Action.READ_RECORD, by)
     client = _client(app, client_id)
     if by.agency not in client.controllers:
@@ -95,17 +118,39 @@ def client_record(app: AccordApplication, client_id: UUID, by: Actor) -> ClientR
             identity = app.vault.open(client_id, client.sealed_identity)
         except IdentityErased:
             erased = True
-    facts = [
-        RecordedFact(
-            sequence=e.originator_version, fact_type=e.fact_type, category=e.category,
-            occurred_at=e.occurred_at, recorded_at=e.timestamp, controller=e.controller,
-            recorded_by=e.recorded_by, data=e.data,
-        )
-        for e in app.events.get(client_id)
-        if isinstance(e, Client.FactRecorded) and e.controller == by.agency
-    ]
+    facts: dict[int, RecordedFact] = {}
+    for position, e in _stream(app, client_id, log):
+        if isinstance(e, Client.FactRecorded) and e.controller == by.agency:
+            facts[e.originator_version] = RecordedFact(
+                sequence=e.originator_version, fact_type=e.fact_type, category=e.category,
+                occurred_at=e.occurred_at, recorded_at=e.timestamp, controller=e.controller,
+                recorded_by=e.recorded_by, data=e.data, position=position,
+            )
+        elif isinstance(e, Client.FactAmended) and e.sequence in facts:
+            fact = facts[e.sequence]
+            amended = RecordedCorrection(e.timestamp, e.amended_by, e.reason, position)
+            facts[e.sequence] = replace(fact, data=e.data, occurred_at=e.occurred_at,
+                                        amendments=(*fact.amendments, amended))
+        elif isinstance(e, Client.FactRetracted) and e.sequence in facts:
+            facts[e.sequence] = replace(facts[e.sequence], retraction=RecordedCorrection(
+                e.timestamp, e.retracted_by, e.reason, position))
     return ClientRecord(client_id, client.controller, client.created_on, identity, erased,
-                        facts)
+                        list(facts.values()))
+
+
+def _stream(app: AccordApplication, client_id: UUID,
+            log: Engine | None) -> Iterator[tuple[int | None, Any]]:
+    """The client's events in order, each with its log position if ``log`` is given."""
+    if log is None:
+        for e in app.events.get(client_id):
+            yield None, e
+        return
+    with log.connect() as conn:
+        yield from StoredLog(app, conn).events_of(client_id, _EVERY_POSITION)
+
+
+#: Beyond every log position (they are at most 2^63 - 1).
+_EVERY_POSITION = 2**63 - 1
 
 
 # -- consents ------------------------------------------------------------------------------

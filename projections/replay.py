@@ -6,6 +6,11 @@ So at the head of the log a replay equals the live view (a property test holds t
 and at any earlier moment it says what the view held then: each permitted fact with its
 basis, each withheld fact with the rule that withheld it.
 
+A fact its controller corrected is replayed as it stood at the moment: before an
+amendment as recorded, from the amendment on as amended (with when, by whom and why it
+was amended); from a retraction on it is withheld, saying so. So a replay of a moment
+before a correction shows what partners saw then, and one after, what they see now.
+
 It reads only the events the policy follows (client, agency and agreement events, by
 topic), never the access records that make up most of a busy log. It still reads those
 events from the start of the log: a policy snapshot index would bound that on a very
@@ -20,7 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from consent.policy import Viewer, decide, mask
-from consent.state import LogState, NewFact, evolve
+from consent.state import AmendedFact, Correction, LogState, NewFact, RetractedFact, evolve
 from domain.agencies import Agency, AgencyKind
 from domain.agreements import Agreement
 from domain.application import AccordApplication
@@ -40,6 +45,9 @@ class ReplayedFact:
     data: dict[str, Any] | None  # masked to the basis's fields; None when withheld
     basis: dict[str, Any] | None
     reasons: tuple[str, ...]
+    #: Its controller's amendments up to the moment, oldest first, and its retraction.
+    amendments: tuple[Correction, ...] = ()
+    retraction: Correction | None = None
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,9 @@ class PointInTime:
         stop = head if position is None else min(position, head)
         until = at.astimezone(UTC) if at is not None else None
         state = LogState()
-        mine: list[NewFact] = []
+        mine: dict[int, NewFact] = {}  # the client's facts, as they stand, by position
+        amendments: dict[int, list[Correction]] = {}
+        retractions: dict[int, Correction] = {}
         last, last_time = 0, None
         cursor = 0
         known = False
@@ -97,8 +107,16 @@ class PointInTime:
                 effect = evolve(state, event, notification.id)
                 last, last_time = notification.id, event.timestamp
                 if isinstance(effect, NewFact) and effect.fact.client_id == client_id:
-                    mine.append(effect)
+                    mine[effect.fact.position] = effect
                     known = True
+                elif isinstance(effect, AmendedFact) and effect.fact.position in mine:
+                    old = mine[effect.fact.position]
+                    mine[effect.fact.position] = NewFact(effect.fact, effect.fact_type,
+                                                         effect.data, old.recorded_at,
+                                                         old.recorded_by)
+                    amendments.setdefault(effect.fact.position, []).append(effect.correction)
+                elif isinstance(effect, RetractedFact) and effect.position in mine:
+                    retractions[effect.position] = effect.correction
             else:
                 cursor = batch[-1].id
         if until is None:
@@ -111,16 +129,24 @@ class PointInTime:
             moment = datetime.now(UTC)
         viewer = Viewer(agency, kind)
         facts = []
-        for new_fact in mine:
-            decision = decide(viewer, purpose, new_fact.fact, state, moment)
+        for new_fact in mine.values():
             fact = new_fact.fact
+            retraction = retractions.get(fact.position)
+            if retraction is not None:
+                permit, data, basis = False, None, None
+                reasons: tuple[str, ...] = (
+                    f"retracted by {fact.controller} at position {retraction.position} "
+                    f"({retraction.at.isoformat()}): nobody sees it from then on",)
+            else:
+                decision = decide(viewer, purpose, fact, state, moment)
+                permit, reasons = decision.permit, decision.reasons
+                data = mask(new_fact.data, decision.fields) if decision.permit else None
+                basis = decision.basis.as_json() if decision.basis else None
             facts.append(ReplayedFact(
                 position=fact.position, fact_type=new_fact.fact_type,
                 category=fact.category.value, controller=fact.controller,
                 occurred_at=fact.occurred_at, recorded_at=new_fact.recorded_at,
-                permitted=decision.permit,
-                data=mask(new_fact.data, decision.fields) if decision.permit else None,
-                basis=decision.basis.as_json() if decision.basis else None,
-                reasons=decision.reasons,
+                permitted=permit, data=data, basis=basis, reasons=reasons,
+                amendments=tuple(amendments.get(fact.position, ())), retraction=retraction,
             ))
         return Replay(agency, client_id, purpose, last, moment, facts, known)

@@ -22,6 +22,14 @@ those agreements; otherwise an ``AlertWithheld`` records the evaluation and why 
 when no agency of the recipient kind is in the partnership, the recipient is the kind).
 A recipient that recorded every one of those facts itself is not alerted: it holds them.
 
+A fact its controller corrects is corrected here too, from then on: an amended fact
+stands in the rules' state as amended, and the amendment is a trigger like a new fact
+for the condition rules (a condition the corrected fact makes hold, that did not hold
+with the fact as recorded, raises its alert; a fact rule, such as a concern raised, has
+fired already on the fact itself); a retracted fact leaves the state and raises
+nothing. Alerts already raised stay as they are: they were right on what was recorded,
+and the recipient's team closes them.
+
 Exactly once: alerts are events in the event store and the rules' state is in read-model
 tables, which one transaction cannot span on SQLite (one writer at a time). So each batch
 is evaluated first (reading state, writing nothing), then its alerts are appended, then
@@ -45,7 +53,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from consent.policy import agreements_in_force
 from consent.state import AgreementDraft, LogState, evolve
@@ -70,7 +78,8 @@ from projections.alerts import AlertInbox
 from projections.follower import LogFollower
 
 TOPICS = [get_topic(t) for t in (
-    Client.FactRecorded, Household.Linked, Household.MemberAdded, Agency.Registered,
+    Client.FactRecorded, Client.FactAmended, Client.FactRetracted, Household.Linked,
+    Household.MemberAdded, Agency.Registered,
     Agreement.Proposed, Agreement.Amended, Agreement.CameIntoForce, Agreement.Revoked,
 )]
 
@@ -101,7 +110,11 @@ class _Working:
         self.facts: dict[UUID, list[RuleFact]] = {}
         self.households: dict[UUID, UUID | None] = {}
         self.members: dict[UUID, set[UUID]] = {}
-        self.fact_rows: list[dict[str, Any]] = []
+        #: Facts new in the batch, by position (amended in place if corrected in it).
+        self.fact_rows: dict[int, dict[str, Any]] = {}
+        #: Facts stored before the batch that it amended, or retracted.
+        self.amended_rows: dict[int, dict[str, Any]] = {}
+        self.retracted: set[int] = set()
         self.household_rows: list[dict[str, Any]] = []
         #: The agencies and agreements (``rule_state`` keys) the batch changed.
         self.policy_changed: set[str] = set()
@@ -129,11 +142,26 @@ class _Working:
 
     def add_fact(self, fact: RuleFact) -> None:
         self.facts_of(fact.client_id).append(fact)
-        self.fact_rows.append({
-            "position": fact.position, "client_id": fact.client_id.hex,
-            "fact_type": fact.fact_type, "controller": fact.controller,
-            "occurred_at": fact.occurred_at, "data": json.dumps(dict(fact.data)),
-        })
+        self.fact_rows[fact.position] = _row(fact)
+
+    def amend(self, fact: RuleFact) -> bool:
+        """The fact at ``fact.position`` stands corrected as ``fact``; False if the rules
+        never kept it."""
+        kept = self.facts_of(fact.client_id)
+        found = [i for i, f in enumerate(kept) if f.position == fact.position]
+        if not found:
+            return False
+        kept[found[0]] = fact
+        rows = self.fact_rows if fact.position in self.fact_rows else self.amended_rows
+        rows[fact.position] = _row(fact)
+        return True
+
+    def retract(self, client_id: UUID, position: int) -> None:
+        """The fact at ``position`` no longer counts."""
+        self.facts[client_id] = [f for f in self.facts_of(client_id) if f.position != position]
+        if self.fact_rows.pop(position, None) is None:
+            self.amended_rows.pop(position, None)
+            self.retracted.add(position)
 
     def link(self, household_id: UUID, client_id: UUID) -> None:
         self.members_of(household_id).add(client_id)
@@ -193,7 +221,11 @@ class SafeguardingRules(LogFollower):
             # 3. ...then commit the state with the position.
             with self.engine.begin() as conn:
                 self._advance(conn, upto)
-                insert_new(conn, rule_facts, work.fact_rows, "position")
+                insert_new(conn, rule_facts, list(work.fact_rows.values()), "position")
+                upsert(conn, rule_facts, list(work.amended_rows.values()), "position")
+                if work.retracted:
+                    conn.execute(delete(rule_facts).where(
+                        rule_facts.c.position.in_(sorted(work.retracted))))
                 upsert(conn, rule_households, work.household_rows, "client_id")
                 upsert(conn, rule_state, [
                     {"key": key, "value": _stored(state, key)}
@@ -216,6 +248,22 @@ class SafeguardingRules(LogFollower):
             situation = work.situation(fact.client_id)
             findings = evaluate_fact(fact, situation, self.config)
             return self._outcomes(findings, situation, position, event.timestamp, state)
+        if isinstance(event, Client.FactAmended):
+            if event.fact_type not in RELEVANT_TYPES:
+                return []
+            corrected = RuleFact(event.position, event.originator_id, event.fact_type,
+                                 event.controller, to_utc(event.occurred_at), event.data)
+            as_recorded = work.situation(corrected.client_id)
+            if not work.amend(corrected):
+                return []
+            as_amended = work.situation(corrected.client_id)
+            findings = newly_holding(as_amended, [as_recorded], corrected.occurred_at,
+                                     self.config)
+            return self._outcomes(findings, as_amended, position, event.timestamp, state)
+        if isinstance(event, Client.FactRetracted):
+            if event.fact_type in RELEVANT_TYPES:
+                work.retract(event.originator_id, event.position)
+            return []
         if isinstance(event, Household.Linked | Household.MemberAdded):
             household_id = event.originator_id
             joining = event.client_ids if isinstance(event, Household.Linked) \
@@ -303,6 +351,13 @@ def _stored(state: LogState, key: str) -> str:
     if key.startswith(_AGENCY):
         return json.dumps(state.agency_kinds[key.removeprefix(_AGENCY)].value)
     return state.drafts[UUID(hex=key.removeprefix(_AGREEMENT))].to_json()
+
+
+def _row(fact: RuleFact) -> dict[str, Any]:
+    """A rule fact as ``accord_rule_facts`` stores it."""
+    return {"position": fact.position, "client_id": fact.client_id.hex,
+            "fact_type": fact.fact_type, "controller": fact.controller,
+            "occurred_at": fact.occurred_at, "data": json.dumps(dict(fact.data))}
 
 
 def _fact(row: Any) -> RuleFact:

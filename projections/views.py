@@ -2,7 +2,9 @@
 
 The projector follows the notification log. For each fact it writes, for every agency
 with a possible basis, the masked fact with its basis and the window of time in which
-that basis holds. Consent given or withdrawn re-projects the client; an agreement
+that basis holds. A fact its controller amends takes its amended payload and time (and
+its rows that rest on a consent's data period are derived again); a retracted fact
+leaves every view. Consent given or withdrawn re-projects the client; an agreement
 coming into force or being revoked re-projects the (recipient, controller) pair; an
 emergency grant, and its ending, re-projects the (grantee, client) pair. The IG review
 inbox of those grants (``projections.reviews``) is kept in the same transactions. The
@@ -46,10 +48,12 @@ from consent.policy import (
 from consent.state import (
     AgreementChanged,
     AgreementDraft,
+    AmendedFact,
     ClientPolicyChanged,
     EmergencyEnded,
     EmergencyGranted,
     LogState,
+    RetractedFact,
     evolve,
 )
 from domain.agencies import Agency, AgencyKind
@@ -91,6 +95,9 @@ class ViewItem:
     purpose: str
     basis: dict[str, Any]
     reason: str
+    #: The log position of the fact's latest amendment by its controller (None: as
+    #: recorded): what is shown is the fact as amended.
+    amended: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ _HOLDING = ("v.client_id = :client AND v.agency = :agency "
             "AND (v.not_after IS NULL OR v.not_after > :at)")
 #: Those rows, with what each fact is.
 _READ = ("SELECT v.purpose, v.position, v.ground, v.controller, f.data, f.fact_type, "  # noqa: S608 - fixed text
-         "f.category, f.occurred_at, f.recorded_at FROM accord_view_rows v "
+         "f.category, f.occurred_at, f.recorded_at, f.amended FROM accord_view_rows v "
          f"JOIN accord_facts f ON f.position = v.position WHERE {_HOLDING}")
 #: Whether there is any.
 _SEES = f"SELECT 1 FROM accord_view_rows v WHERE {_HOLDING} LIMIT 1"  # noqa: S608
@@ -228,6 +235,12 @@ class AgencyViews(LogFollower):
             writer.flush(position - 1)
             _share_in_emergency(writer, state, effect.client_id, effect.agency, position,
                                 ended_at=effect.ended_at)
+        elif isinstance(effect, AmendedFact):
+            writer.flush(position - 1)  # the fact is copied before it is corrected
+            _amend(writer, effect, position)
+        elif isinstance(effect, RetractedFact):
+            writer.flush(position - 1)
+            _retract(writer, effect, position)
 
     @staticmethod
     def _persist_policy(writer: ViewWriter, state: LogState, event: Any) -> None:
@@ -443,9 +456,9 @@ _VIEW_COLUMNS = ("client_id, agency, purpose, position, ground, basis_kind, cont
 #: A fact ``f`` and a share ``s`` as a view row; callers add the conditions. The facts
 #: come first: SQLite takes CROSS JOIN as the order to loop in, and the few facts of a
 #: batch (or of one client) each find their shares by index, where the other way round
-#: would search every fact of a controller for each share.
+#: would search every fact of a controller for each share. A retracted fact has no rows.
 _FACT_AND_SHARE = ("FROM accord_facts f CROSS JOIN accord_view_shares s "
-                   "WHERE s.category = f.category")
+                   "WHERE s.category = f.category AND f.retracted IS NULL")
 #: The view row of a fact and a share.
 _VIEW_ROW = ("f.client_id, s.agency, s.purpose, f.position, s.ground, s.basis_kind, "
              "f.controller, s.not_before, s.not_after")
@@ -574,6 +587,41 @@ def _share_in_emergency(writer: ViewWriter, state: LogState, client_id: UUID, ag
                       "s.agency = :agency", **params)
 
 
+def _amend(writer: ViewWriter, amended: AmendedFact, cause: int) -> None:
+    """A fact its controller amended: its copy takes the amended payload and time, so
+    every view shows it as amended from now on. The rows that rest on the client's
+    consent are derived again, since a consent's data period depends on when the fact
+    occurred (no other share does); a partner that sees the fact before and after is
+    sent it again as amended, one that no longer (or now) sees it as left (entered)."""
+    fact = amended.fact
+    scope: dict[str, Any] = {"client": fact.client_id.hex, "position": fact.position}
+    consent: dict[str, Any] = {**scope, "kind": _CONSENT}
+    with _feed_changes(writer, ("client_id = :client AND position = :position", scope), cause,
+                       amended=True):
+        writer.sql("UPDATE accord_facts SET data = :data, occurred_at = :occurred_at, "
+                   "amended = :cause WHERE position = :position",
+                   data=json.dumps(amended.data, separators=(",", ":")),
+                   occurred_at=writer.stamp(fact.occurred_at), cause=cause,
+                   position=fact.position)
+        writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client "
+                   "AND position = :position AND basis_kind = :kind", **consent)
+        writer.derive("f.position = :position", "s.basis_kind = :kind", client_only=True,
+                      position=fact.position, kind=_CONSENT)
+
+
+def _retract(writer: ViewWriter, retracted: RetractedFact, cause: int) -> None:
+    """A fact its controller retracted leaves every view, its controller's included (its
+    copy stays, marked, so that no later derivation gives it rows again); each partner
+    that saw it is sent it as left."""
+    scope: dict[str, Any] = {"client": retracted.client_id.hex,
+                             "position": retracted.position}
+    with _feed_changes(writer, ("client_id = :client AND position = :position", scope), cause):
+        writer.sql("UPDATE accord_facts SET retracted = :cause WHERE position = :position",
+                   cause=cause, position=retracted.position)
+        writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client "
+                   "AND position = :position", **scope)
+
+
 #: The rows of one controller's facts in one recipient's view. Found through the clients
 #: with facts of that controller, because every lookup of view rows starts from the
 #: client (the primary key's first column); agreements change rarely, facts all the time,
@@ -602,12 +650,14 @@ def _in_partner_views(writer: ViewWriter, scope: Scope,
 
 @contextlib.contextmanager
 def _feed_changes(writer: ViewWriter, scope: Scope, cause: int,
-                  at: datetime | None = None) -> Iterator[None]:
+                  at: datetime | None = None, *, amended: bool = False) -> Iterator[None]:
     """Records in the feed outbox the facts a re-projection within ``scope`` made enter
     or leave a partner's view (re-derived rows that were there before are no change).
     With ``at`` (an emergency grant ended then), a fact is in the view if a basis of it
     has not lapsed by ``at``; a fact the grant showed that stays on another basis is sent again as
-    entered, so a consumer's copy of it no longer names the grant as holding."""
+    entered, so a consumer's copy of it no longer names the grant as holding. With
+    ``amended`` (its controller amended the facts in scope), a fact that stays in a view
+    is sent again as amended."""
     before = _in_partner_views(writer, scope, at)
     redescribed: set[tuple[str, str, int]] = set()
     if at is not None:
@@ -618,7 +668,8 @@ def _feed_changes(writer: ViewWriter, scope: Scope, cause: int,
     yield
     after = _in_partner_views(writer, scope, at)
     entered = (after - before) | (after & redescribed)
-    for change, keys in (("left", before - after), ("entered", entered)):
+    kept = after & before if amended else set()
+    for change, keys in (("left", before - after), ("entered", entered), ("amended", kept)):
         writer.feed.extend((cause, agency, position, client, change)
                            for agency, client, position in sorted(keys))
 
@@ -640,7 +691,7 @@ def _item(row: Any, ground: _Ground) -> ViewItem:
         recorded_at=as_utc(row.recorded_at), fields=ground.fields,
         data=mask(json.loads(row.data), ground.fields), purpose=row.purpose,
         basis=dict(ground.basis),
-        reason=ground.reason,
+        reason=ground.reason, amended=row.amended,
     )
 
 

@@ -14,12 +14,14 @@ from api.deps import Access, AccessAuditor, App, DisclosureReader, Index, Replay
 from api.errors import error_responses
 from api.models import (
     AccessOut,
+    CorrectionOut,
     DisclosureOut,
     ReplayFactOut,
     ReplayOut,
     ReturnedItemOut,
     WithheldFactOut,
 )
+from consent.state import Correction
 from domain.access import ATTEMPTS, AccessAction
 from domain.agencies import SLUG
 from domain.errors import ClientNotFound, InvalidCommand
@@ -27,7 +29,7 @@ from domain.inputs import AwareIsoDatetime, parse_moment, parse_position
 from domain.vocabulary import Purpose
 from projections.audit import Access as AccessRow
 from projections.audit import AccessIndex
-from projections.replay import PointInTime
+from projections.replay import PointInTime, ReplayedFact
 
 router = APIRouter(tags=["ig leads"])
 #: What a principal is recorded as: its id, or ``operator:cli``.
@@ -182,16 +184,32 @@ def replay(
             raise ClientNotFound()
         read.returned(returned_item(f.position, f.category, f.controller,
                                     f.basis or {"kind": "controller"}) for f in shown)
+    def corrections(fact: ReplayedFact) -> list[CorrectionOut]:
+        return [_correction(c, fact, ig_lead.agency) for c in fact.amendments]
+
     return ReplayOut(
         agency=agency, client_id=client_id, purpose=purpose, position=result.position,
         at=result.at,
         permitted=[ReplayFactOut(position=f.position, type=f.fact_type, category=f.category,
                                  controller=f.controller, occurred_at=f.occurred_at,
                                  recorded_at=f.recorded_at, data=f.data or {},
-                                 basis=f.basis or {}, reasons=list(f.reasons))
+                                 basis=f.basis or {}, reasons=list(f.reasons),
+                                 amendments=corrections(f))
                    for f in shown if f.permitted],
         withheld=[WithheldFactOut(position=f.position, type=f.fact_type, category=f.category,
                                   controller=f.controller, occurred_at=f.occurred_at,
-                                  reasons=list(f.reasons))
+                                  reasons=list(f.reasons), amendments=corrections(f),
+                                  retraction=_correction(f.retraction, f, ig_lead.agency)
+                                  if f.retraction else None)
                   for f in shown if not f.permitted],
     )
+
+
+def _correction(correction: Correction, fact: ReplayedFact, agency: str) -> CorrectionOut:
+    """A correction as an IG lead is shown it: when and at which position to anyone who
+    sees the fact; who made it and why to the fact's controller only (the reason is its
+    own words about its own record)."""
+    own = fact.controller == agency
+    return CorrectionOut(position=correction.position, at=correction.at,
+                         by=correction.by if own else None,
+                         reason=correction.reason if own else None)

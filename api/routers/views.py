@@ -46,7 +46,8 @@ def view(
         facts=[
             ViewFactOut(position=i.position, type=i.fact_type, category=i.category,
                         controller=i.controller, occurred_at=i.occurred_at,
-                        recorded_at=i.recorded_at, data=i.data, basis=i.basis, reason=i.reason)
+                        recorded_at=i.recorded_at, data=i.data, basis=i.basis, reason=i.reason,
+                        amended=i.amended)
             for i in found.facts
         ],
     )

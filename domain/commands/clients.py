@@ -1,5 +1,6 @@
 """Commands about clients: registering one (sealing the identity at once, one client per
-NHS number and agency), recording a fact, and erasure by crypto-shredding."""
+NHS number and agency), recording a fact and correcting it (amending or retracting it),
+and erasure by crypto-shredding."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from domain.catalogue import fact_type
-from domain.clients import Client, NhsNumberIndex, nhs_index_id
+from domain.clients import Client, NhsNumberIndex, check_correction_reason, nhs_index_id
 from domain.commands.core import ApplicationCore, check_occurred_at
-from domain.errors import ClientAlreadyRegistered, ClientNotFound
+from domain.errors import ClientAlreadyRegistered, ClientNotFound, FactNotFound, InvalidCommand
 from domain.identity import Identity, name_match_key, nhs_match_key
 from domain.permissions import Action, require
 from domain.results import Actor
@@ -83,6 +85,78 @@ class ClientCommands(ApplicationCore):
 
         return self._retrying(attempt)
 
+    def amend_fact(self, client_id: UUID, position: int, data: Any,
+                   occurred_at: datetime | None, reason: str, by: Actor) -> int:
+        """Corrects a fact the caller's agency recorded in error: the payload (validated
+        against the fact's type) and, if given, when it occurred. Returns the amendment's
+        log position; views, reports, feeds and the safeguarding rules follow the
+        corrected fact from there, and a replay of a moment before it shows the original.
+
+        The reason and the time are checked before anything is looked up; then a client
+        the caller's agency holds no record of is as unknown (``ClientNotFound``), and
+        another agency's fact as an unknown one (``FactNotFound``), before the payload
+        is judged, so a refusal says nothing about a fact the caller may not see."""
+        require(Action.AMEND_FACT, by)
+        reason = check_correction_reason(reason)
+        if occurred_at is not None:
+            occurred_at = check_occurred_at(occurred_at)
+
+        def attempt() -> int:
+            client = self._client_held_by(client_id, by)
+            client.amend_fact(position=position, sequence=self._fact_sequence(client, position),
+                              data=data, occurred_at=occurred_at, reason=reason,
+                              agency=by.agency, amended_by=by.reference)
+            return self._position(self.save(client))
+
+        return self._retrying(attempt)
+
+    def retract_fact(self, client_id: UUID, position: int, reason: str, by: Actor) -> int:
+        """Withdraws a fact the caller's agency should never have recorded; returns the
+        retraction's log position. From there nobody sees the fact (the agency's own
+        record keeps it, marked retracted) and no report or rule counts it; a replay of a
+        moment before shows it as it was. Refused like ``amend_fact``; a fact already
+        retracted conflicts."""
+        require(Action.RETRACT_FACT, by)
+        reason = check_correction_reason(reason)
+
+        def attempt() -> int:
+            client = self._client_held_by(client_id, by)
+            client.retract_fact(position=position,
+                                sequence=self._fact_sequence(client, position),
+                                reason=reason, agency=by.agency, retracted_by=by.reference)
+            return self._position(self.save(client))
+
+        return self._retrying(attempt)
+
+    def _client_held_by(self, client_id: UUID, by: Actor) -> Client:
+        """The client, if the caller's agency holds its own record of them (only an agency
+        that recorded something about a client has facts of it to correct); otherwise,
+        or once erased, as unknown."""
+        client = self._client(client_id)
+        if by.agency not in client.controllers:
+            raise ClientNotFound()
+        client.check_not_erased()
+        return client
+
+    def _fact_sequence(self, client: Client, position: int) -> int:
+        """The place in the client's stream of the fact at log ``position``: a fact is
+        named by its log position everywhere it is shown, and the client aggregate knows
+        its facts by their place in its stream. ``FactNotFound`` for a position that
+        holds no fact of this client (nothing says what it does hold)."""
+        found = self.recorder.select_notifications(start=position, limit=1)
+        if not found or found[0].id != position \
+                or UUID(str(found[0].originator_id)) != client.id:
+            raise FactNotFound()
+        notification = found[0]
+        if notification.topic == _REGISTERED:
+            # The client's own registration (its identity), which the caller, holding a
+            # record of the client, knows of: told what it is rather than "not found".
+            raise InvalidCommand("position", "this is the client's registration, not a "
+                                             "recorded fact: identity is not corrected here")
+        if notification.topic != _FACT_RECORDED:
+            raise FactNotFound()
+        return notification.originator_version
+
     def erase_client(self, client_id: UUID, reason: str, by: Actor) -> int:
         """Erasure (crypto-shredding): destroys the client's data key, then records it.
 
@@ -117,3 +191,7 @@ class ClientCommands(ApplicationCore):
             return None
         client = self._get(index.client_id, Client)
         return None if client is None or client.erased else index.client_id
+
+
+_FACT_RECORDED = get_topic(Client.FactRecorded)
+_REGISTERED = get_topic(Client.Registered)

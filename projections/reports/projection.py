@@ -28,6 +28,10 @@ commissioning grants of commissioner agencies are kept. Nothing here restates a 
   client everywhere. What was not kept is read again from the log, up to the position
   being projected (``projections.reports.stored_log``), so a rebuild gives exactly the
   incremental rows.
+* **Corrections.** A fact its controller amends has its rows derived again as amended
+  (an episode's age band from the amended start day); a retracted fact's rows go. When
+  rows are derived again from the log, each fact is taken as corrected up to the
+  position being projected, so the figures count the corrected record from then on.
 * **Alerts** for the safeguarding measures are the alert inbox's own events
   (``projections.alerts.TOPICS``: raised, acknowledged), followed here with the rest so
   that they commit with this model's position; each is kept, for a commissioner with a
@@ -120,6 +124,8 @@ ALERT_CATEGORIES = {
 }
 
 FACT_RECORDED = get_topic(Client.FactRecorded)
+#: Corrections of facts by their controllers.
+CORRECTIONS = (get_topic(Client.FactAmended), get_topic(Client.FactRetracted))
 ALERT_RAISED = get_topic(Alert.Raised)
 ALERT_ACKNOWLEDGED = get_topic(Alert.Acknowledged)
 #: What changes the policy: agencies, agreements, and clients' consents, emergency grants
@@ -127,7 +133,8 @@ ALERT_ACKNOWLEDGED = get_topic(Alert.Acknowledged)
 _CLIENT_POLICY = (Client.ConsentGiven, Client.ConsentWithdrawn, Client.EmergencyAccessGranted,
                   Client.EmergencyAccessEnded, Client.Erased)
 POLICY_TOPICS = sorted({*topics_of(Agency, Agreement), *(get_topic(t) for t in _CLIENT_POLICY)})
-TOPICS = sorted({*POLICY_TOPICS, FACT_RECORDED, ALERT_RAISED, ALERT_ACKNOWLEDGED})
+TOPICS = sorted({*POLICY_TOPICS, FACT_RECORDED, *CORRECTIONS, ALERT_RAISED,
+                 ALERT_ACKNOWLEDGED})
 
 #: NDTMS adult age bands: (lowest age, label), youngest first.
 _BANDS = ((65, "65+"), (60, "60-64"), (55, "55-59"), (50, "50-54"), (45, "45-49"),
@@ -536,6 +543,11 @@ class _Writer:
             if event.fact_type in REPORTED_TYPES:
                 self.fact(event, position, self.shares.commissioners())
             return
+        if isinstance(event, Client.FactAmended | Client.FactRetracted):
+            self.state.position = position
+            if event.fact_type in REPORTED_TYPES:
+                self.correct(event)
+            return
         if isinstance(event, Alert.Raised):
             self.alert(event, position, self.shares.commissioners())
             return
@@ -613,6 +625,20 @@ class _Writer:
                                 event.controller, occurred_at)
             self.bands.extend((agency, client, demographics, grant)
                               for grant in self.shares.grants(agency, demographics))
+
+    def correct(self, event: Any) -> None:
+        """A fact amended or retracted by its controller: its rows (and an episode's age
+        band) go, and an amended fact's are derived again, as amended."""
+        self.flush()
+        commissioners = self.shares.commissioners()
+        self.conn.execute(delete(report_facts).where(
+            report_facts.c.agency.in_(commissioners),
+            report_facts.c.position == event.position,
+            report_facts.c.client == self.reports.pseudonym(event.originator_id)))
+        self.changed = True
+        corrected = _corrected(event)
+        if corrected is not None:
+            self.fact(corrected, event.position, commissioners)
 
     def _age_bands(self) -> None:
         """The rows of the age bands the batch derived so far: each client's sealed date
@@ -740,8 +766,17 @@ class _Writer:
             self.conn.execute(delete(table).where(table.c.agency == agency,
                                                   table.c.client == client))
         self.changed = True
-        for at, event in self.log.events_of(client_id, position, (FACT_RECORDED,)):
-            if event.fact_type in REPORTED_TYPES:
+        recorded: dict[int, Any] = {}
+        for at, event in self.log.events_of(client_id, position, (FACT_RECORDED, *CORRECTIONS)):
+            if event.fact_type not in REPORTED_TYPES:
+                continue
+            if isinstance(event, Client.FactAmended | Client.FactRetracted):
+                if event.position in recorded:
+                    recorded[event.position] = _corrected(event)
+            else:
+                recorded[at] = event
+        for at, event in sorted(recorded.items()):
+            if event is not None:
                 self.fact(event, at, (agency,))
         self._alerts_again(agency, position, client_id)
         self.flush()
@@ -753,7 +788,12 @@ class _Writer:
         for table in (report_facts, report_alerts):
             self.conn.execute(delete(table).where(table.c.agency == agency))
         self.changed = True
+        corrections = self._corrections(position)
         for at, event in self._followed(position, FACT_RECORDED):
+            if at in corrections:
+                event = corrections[at]
+                if event is None:
+                    continue
             self.fact(event, at, (agency,))
             if len(self.facts) >= _READ_BATCH:
                 self.flush()
@@ -774,12 +814,21 @@ class _Writer:
                                                (ALERT_ACKNOWLEDGED,)):
                 self.acknowledged(later)
 
-    def _followed(self, position: int, topic: str) -> Iterable[tuple[int, Any]]:
-        """(position, event) of every event of ``topic`` in the log up to ``position``."""
+    def _corrections(self, position: int) -> dict[int, Recorded | None]:
+        """Each corrected fact of a reported type, by the fact's position, as its
+        corrections up to ``position`` leave it (None: retracted)."""
+        found: dict[int, Recorded | None] = {}
+        for _, event in self._followed(position, *CORRECTIONS):
+            if event.fact_type in REPORTED_TYPES:
+                found[event.position] = _corrected(event)
+        return found
+
+    def _followed(self, position: int, *topics: str) -> Iterable[tuple[int, Any]]:
+        """(position, event) of every event of ``topics`` in the log up to ``position``."""
         start, decode = 0, self.reports.decode
         while start < position:
             batch = self.app.recorder.select_notifications(
-                start=start, limit=_READ_BATCH, stop=position, topics=[topic],
+                start=start, limit=_READ_BATCH, stop=position, topics=list(topics),
                 inclusive_of_start=False)
             for notification in batch:
                 if not _skipped(notification):
@@ -792,6 +841,14 @@ class _Writer:
         self.flush()
         if self.changed:
             upsert(self.conn, report_meta, [{"key": "changed", "value": upto}], "key")
+
+
+def _corrected(event: Any) -> Recorded | None:
+    """The fact as a correction leaves it: as amended, or None once retracted."""
+    if isinstance(event, Client.FactRetracted):
+        return None
+    return Recorded(event.originator_id, event.fact_type, event.category, event.controller,
+                    event.occurred_at, event.data)
 
 
 # -- reading -----------------------------------------------------------------------------

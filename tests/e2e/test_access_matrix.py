@@ -99,6 +99,10 @@ PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] =
     ("POST", "/v1/clients"): (201, 201, None, None),
     ("POST", "/v1/clients/{client_id}/events"): (201, *CONTROLLER_ONLY),
     ("GET", "/v1/clients/{client_id}/record"): (200, *CONTROLLER_ONLY),
+    # Correcting the record: only the fact's controller amends or retracts it (each cell
+    # corrects a fresh fact); anyone else is refused as for an unknown client.
+    ("POST", "/v1/clients/{client_id}/facts/{position}/amend"): (200, *CONTROLLER_ONLY),
+    ("POST", "/v1/clients/{client_id}/facts/{position}/retract"): (200, *CONTROLLER_ONLY),
     # Consent is recorded by the client's own workers and read by them and their IG lead.
     ("POST", "/v1/clients/{client_id}/consents"): (201, *CONTROLLER_ONLY),
     # Only the agency that recorded a consent withdraws it: here the other provider and
@@ -327,6 +331,14 @@ class World:
                                                        self.actor(owner, Role.PRACTITIONER))
         return client_id
 
+    def fresh_fact(self, owner: str) -> tuple[UUID, int]:
+        """(client, position): a fact ``owner``'s practitioner records about its client,
+        for the cell to correct."""
+        position = self.accord.app.record_fact(
+            self.clients[owner], "housing_status_recorded", {"status": "settled"},
+            datetime(2026, 1, 5, 9, tzinfo=UTC), self.actor(owner, Role.PRACTITIONER))
+        return self.clients[owner], position
+
     def household(self, owner: str) -> UUID:
         """A household of one fresh client of ``owner``, linked by its practitioner."""
         household_id, _ = self.accord.app.link_household(
@@ -427,6 +439,12 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ),
     ("GET", "/v1/clients/{client_id}/record"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/record", None),
+    ("POST", "/v1/clients/{client_id}/facts/{position}/amend"): lambda w, o: (
+        "/v1/clients/{}/facts/{}/amend".format(*w.fresh_fact(o)),
+        {"data": {"status": "temporary"}, "reason": "status was typed in wrongly"}),
+    ("POST", "/v1/clients/{client_id}/facts/{position}/retract"): lambda w, o: (
+        "/v1/clients/{}/facts/{}/retract".format(*w.fresh_fact(o)),
+        {"reason": "recorded about the wrong client"}),
     ("POST", "/v1/clients/{client_id}/consents"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/consents", CONSENT),
     ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"): lambda w, o: (
@@ -510,6 +528,8 @@ REQUESTS: dict[tuple[str, str], Build] = {
 #: recorded as an attempt, so the client's controllers find it in their access audit.
 CLIENT_WRITES = {
     ("POST", "/v1/clients/{client_id}/events"), ("POST", "/v1/clients/{client_id}/consents"),
+    ("POST", "/v1/clients/{client_id}/facts/{position}/amend"),
+    ("POST", "/v1/clients/{client_id}/facts/{position}/retract"),
     ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"),
     ("POST", "/v1/clients/{client_id}/emergency-access"),
     ("POST", "/v1/clients/{client_id}/emergency-access/{grant_id}/end"),

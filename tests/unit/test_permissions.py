@@ -93,6 +93,8 @@ TODAYS_WORDS = {
                                  "lead and for partnership administrators",
     (Action.REGISTER_CLIENT, S): "only a practitioner of a treatment provider registers clients",
     (Action.RECORD_FACT, IG): "only practitioners and safeguarding staff record facts",
+    (Action.AMEND_FACT, A):
+        "only practitioners and safeguarding staff correct the facts they recorded",
     (Action.READ_RECORD, A): "this role does not read client records",
     (Action.ERASE_CLIENT, P): "only the controller's IG lead erases a client",
     (Action.GIVE_CONSENT, IG): "only practitioners and safeguarding staff record consent",
@@ -135,6 +137,9 @@ COMMANDS: dict[Action, Command] = {
         identity(), by),
     Action.RECORD_FACT: lambda app, by: app.record_fact(
         _ID, "housing_status_recorded", {"status": "settled"}, datetime.now(UTC), by),
+    Action.AMEND_FACT: lambda app, by: app.amend_fact(
+        _ID, 7, {"status": "settled"}, None, "typed in wrongly", by),
+    Action.RETRACT_FACT: lambda app, by: app.retract_fact(_ID, 7, "the wrong client", by),
     Action.READ_RECORD: lambda app, by: queries.client_record(app, _ID, by),
     Action.ERASE_CLIENT: lambda app, by: app.erase_client(_ID, "asked", by),
     Action.GIVE_CONSENT: lambda app, by: app.give_consent(
@@ -194,6 +199,8 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/v1/clients"): Action.REGISTER_CLIENT,
     ("POST", "/v1/clients/{client_id}/events"): Action.RECORD_FACT,
     ("GET", "/v1/clients/{client_id}/record"): Action.READ_RECORD,
+    ("POST", "/v1/clients/{client_id}/facts/{position}/amend"): Action.AMEND_FACT,
+    ("POST", "/v1/clients/{client_id}/facts/{position}/retract"): Action.RETRACT_FACT,
     ("POST", "/v1/clients/{client_id}/consents"): Action.GIVE_CONSENT,
     ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"):
         Action.WITHDRAW_CONSENT,
