@@ -9,8 +9,8 @@ Each alert is indexed with the time of its triggering fact (``triggered_at``: th
 ``trigger_position`` when the alert is raised, and with whom it is assigned to.
 
 The inbox is filtered (status, severity, rule, assignee, when raised), sorted (oldest or
-newest raised first, most severe first, soonest due, oldest trigger) and paged in the
-database (``AlertQuery``).
+newest raised first, most severe first, soonest due, oldest trigger, most urgent
+first) and paged in the database (``AlertQuery``).
 
 Escalation: each ``catch_up`` (the runner calls it every poll interval, even when the log
 has not moved) escalates alerts still ``raised`` after their ``acknowledge_by`` time
@@ -87,6 +87,7 @@ class AlertSort(StrEnum):
     DUE = "due"  # the soonest acknowledge-by first
     TRIGGERED = "triggered"  # the oldest triggering fact first
     RECENTLY_TRIGGERED = "-triggered"  # the most recent triggering fact first
+    URGENCY = "urgency"  # escalated, then raised, acknowledged, closed; oldest first
 
 
 #: Severities, most severe first.
@@ -262,6 +263,15 @@ class AlertInbox(LogFollower):
             total = int(conn.execute(count).scalar() or 0)
             return AlertPage([_item(row) for row in conn.execute(rows)], total)
 
+    def get(self, recipient: str, alert_id: UUID) -> AlertItem | None:
+        """One of the recipient's alerts as it is now; None for an unknown alert and for
+        another recipient's (the two are the same to the caller)."""
+        query = select(alerts).where(alerts.c.recipient == recipient,
+                                     alerts.c.alert_id == alert_id.hex)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _item(row)
+
     def alerts_of(self, recipient: str, status: AlertStatus | None = None, *,
              open_only: bool = False, after: int = 0, limit: int = 500) -> list[AlertItem]:
         """The recipient's alerts, oldest first, raised after log position ``after``."""
@@ -278,6 +288,11 @@ class AlertInbox(LogFollower):
 
 _SEVERITY_RANK = case({s.value: rank for rank, s in enumerate(SEVERITY_ORDER)},
                       value=alerts.c.severity, else_=len(SEVERITY_ORDER))
+#: Statuses, the most urgent first: an escalated alert is overdue, a raised one waits.
+URGENCY_ORDER = (AlertStatus.ESCALATED, AlertStatus.RAISED, AlertStatus.ACKNOWLEDGED,
+                 AlertStatus.CLOSED)
+_URGENCY_RANK = case({s.value: rank for rank, s in enumerate(URGENCY_ORDER)},
+                     value=alerts.c.status, else_=len(URGENCY_ORDER))
 #: Each sort's ordering (the raising position breaks ties, so a page is stable).
 _ORDER: dict[AlertSort, tuple[Any, ...]] = {
     AlertSort.RAISED: (alerts.c.raised_at,),
@@ -287,6 +302,7 @@ _ORDER: dict[AlertSort, tuple[Any, ...]] = {
     AlertSort.TRIGGERED: (alerts.c.triggered_at.is_(None), alerts.c.triggered_at),
     AlertSort.RECENTLY_TRIGGERED: (alerts.c.triggered_at.is_(None),
                                    alerts.c.triggered_at.desc()),
+    AlertSort.URGENCY: (_URGENCY_RANK, alerts.c.raised_at),
 }
 
 

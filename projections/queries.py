@@ -262,6 +262,19 @@ def principal_names(app: AccordApplication, references: Iterable[str]) -> dict[s
             for reference in dict.fromkeys(references)}
 
 
+def safeguarding_team(app: AccordApplication, by: Actor) -> list[RecordedBy]:
+    """The caller's own agency's safeguarding team, by name: its active safeguarding
+    principals, to whom an alert may be assigned (``Alert.assign`` refuses anyone else).
+    Only the caller's agency's: another agency's staff list is not the caller's to see."""
+    require(Action.ASSIGN_ALERT, by)
+    team = []
+    for principal_id in app.agency(by.agency).principal_ids:
+        p = _aggregate(app, principal_id, Principal)
+        if p is not None and p.role is Role.SAFEGUARDING and not p.revoked:
+            team.append(RecordedBy(str(p.id), p.name, p.agency, p.role))
+    return sorted(team, key=lambda member: (member.name.casefold(), member.reference))
+
+
 # -- data-sharing agreements -------------------------------------------------------------
 
 

@@ -43,11 +43,11 @@ from api.models import Strict
 from domain.access import AccessAction
 from domain.alerts import AlertOutcome, AlertStatus, Severity
 from domain.application import AccordApplication, Actor
-from domain.errors import InvalidCommand
+from domain.errors import AlertNotFound, InvalidCommand
 from domain.inputs import AwareIsoDatetime, IsoDuration, LogPosition, Text
 from domain.rules import RuleName
 from projections.alerts import UNASSIGNED, AlertInbox, AlertItem, AlertQuery, AlertSort
-from projections.queries import principal_names
+from projections.queries import principal_names, safeguarding_team
 
 log = logging.getLogger("accord.alerts")
 router = APIRouter(prefix="/v1/alerts", tags=["safeguarding"])
@@ -211,7 +211,8 @@ def inbox(
     sort: Annotated[AlertSort, Query(
         description="`raised` (oldest first, the default), `-raised` (newest first), "
                     "`severity` (high first, then oldest), `due` (soonest acknowledge-by "
-                    "first), `triggered` / `-triggered` (by the triggering fact's date)")]
+                    "first), `triggered` / `-triggered` (by the triggering fact's date), "
+                    "`urgency` (escalated, then raised, acknowledged, closed; oldest first)")]
     = AlertSort.RAISED,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="alerts per page")] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000, description="alerts to skip")] = 0,
@@ -321,6 +322,14 @@ def _event(item: AlertItem, names: dict[str, str]) -> str:
     return f"id: {item.updated_position}\nevent: alert\ndata: {data}\n\n"
 
 
+@router.get("/team", response_model=list[PersonOut], responses=error_responses(403))
+def team(app: App, actor: AlertAssigner) -> list[PersonOut]:
+    """Your agency's safeguarding team by name, you included: whom its alerts may be
+    assigned to (its active safeguarding members; revoked ones are left out)."""
+    return [PersonOut(principal=member.reference, name=member.name)
+            for member in safeguarding_team(app, actor)]
+
+
 @router.post("/{alert_id}/acknowledge", response_model=AlertChanged,
              responses=error_responses(403, 404, 409))
 def acknowledge(alert_id: UUID, app: App, actor: AlertAcknowledger) -> AlertChanged:
@@ -352,3 +361,16 @@ def close(alert_id: UUID, body: AlertCloseIn, app: App, actor: AlertCloser) -> A
     alert, position = app.close_alert(alert_id, body.outcome, body.note, actor)
     return AlertChanged(alert_id=alert.id, status=alert.status, position=position)
 
+
+@router.get("/{alert_id}", response_model=AlertOut, responses=error_responses(403, 404, 503))
+def alert(alert_id: UUID, app: App, inbox: Inbox, access: Access, actor: AlertReader,
+          _: InboxCaughtUp) -> AlertOut:
+    """One alert of your agency as it is now, as the inbox shows it; another agency's
+    alert is a 404, as for an unknown one. The read is recorded, naming its client."""
+    with access.reading(actor, AccessAction.ALERTS, client_id=None, purpose=None) as read:
+        item = inbox.get(actor.agency, alert_id)
+        if item is None:
+            raise AlertNotFound()
+        read.returned(_shown([item]), client_ids=[item.client_id],
+                      detail=f"alert {alert_id}")
+    return _out(item, _names(app, [item]))

@@ -184,6 +184,9 @@ PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] =
     ("POST", "/v1/alerts/{alert_id}/close"): (200, 404, 404, 404),
     # Assigning to a member of the owner's safeguarding team (here the caller itself).
     ("POST", "/v1/alerts/{alert_id}/assign"): (200, 404, 404, 404),
+    ("GET", "/v1/alerts/{alert_id}"): (200, 404, 404, 404),
+    # The caller's own agency's team, whoever asks: no other agency's staff list.
+    ("GET", "/v1/alerts/team"): EVERYWHERE,
     # Outcome reports: the measure catalogue (no client data) for commissioners and any IG
     # lead; the figures for the commissioner agency's commissioners and IG lead only.
     ("GET", "/v1/reports/measures"): EVERYWHERE,
@@ -516,6 +519,9 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("POST", "/v1/alerts/{alert_id}/assign"): lambda w, o: (
         f"/v1/alerts/{w.alert(o)}/assign",
         {"principal_id": str(w.actor(o, Role.SAFEGUARDING).principal_id)}),
+    ("GET", "/v1/alerts/{alert_id}"): lambda w, o: (
+        f"/v1/alerts/{w.alert(o)}?min_position={w.accord.app.head_position()}", None),
+    ("GET", "/v1/alerts/team"): lambda w, o: ("/v1/alerts/team", None),
     ("GET", "/v1/reports/measures"): lambda w, o: ("/v1/reports/measures", None),
     ("GET", "/v1/reports/outcomes"): lambda w, o: (
         "/v1/reports/outcomes?from=2025-04-01&to=2026-03-31&disclosure=internal", None),
@@ -541,6 +547,7 @@ CLIENT_WRITES = {
 #: Routes outside the /v1/clients/{client_id}/... family that read client data.
 OTHER_READS = {("POST", "/v1/clients/match"), ("GET", "/v1/audit/replay"),
                ("GET", "/v1/alerts"), ("GET", "/v1/alerts/stream"),
+               ("GET", "/v1/alerts/{alert_id}"),
                ("GET", "/v1/households/{household_id}"),
                ("GET", "/v1/reports/outcomes"), ("GET", "/v1/reports/outcomes.csv")}
 
