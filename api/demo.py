@@ -1,9 +1,10 @@
 """The demo partnership: fictional agencies, principals and clients with realistic histories.
 
 Seeding is idempotent: a second run finds the partnership and only prints the demo
-tokens again. The tokens are kept in ``.accord/demo-tokens.json`` beside the key file,
-because the database itself keeps only their hashes. Everything here is fictional;
-NHS numbers are drawn from the 999 range reserved for testing.
+tokens again, with the tour (``api.demo_tour``, which also works the alert inbox when
+the partnership is first seeded). The tokens are kept in ``.accord/demo-tokens.json``
+beside the key file, because the database itself keeps only their hashes. Everything
+here is fictional; NHS numbers are drawn from the 999 range reserved for testing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from api import demo_tour
 from api.bootstrap import Accord
 from domain.agencies import AgencyKind, Role
 from domain.agreements import IDENTITY_FIELDS, AgreementTerms
@@ -95,7 +97,7 @@ def seed(accord: Accord, clients: int = 300, seed_value: int = 2026) -> int:
         _seed_agreements(app)
         _seed_clients(accord, clients, random.Random(seed_value))
         print(f"seeded {len(AGENCIES)} agencies and {clients} clients")
-    _print_tokens(tokens, path)
+    demo_tour.print_tour(accord, tokens, path)
     return 0
 
 
@@ -123,13 +125,6 @@ def _load_tokens(path: Path) -> list[DemoToken] | None:
         return [DemoToken(**t) for t in json.loads(path.read_text())]
     except (FileNotFoundError, ValueError, TypeError):
         return None
-
-
-def _print_tokens(tokens: list[DemoToken], path: Path) -> None:
-    print(f"\nDemo tokens (fictional partnership; also in {path}):")
-    for t in tokens:
-        print(f"  {t.agency:26} {t.role:17} {t.token}")
-    print("\nUse one as:  curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8000/v1/event-types")
 
 
 def demo_nhs_number(rng: random.Random) -> str:
@@ -307,8 +302,7 @@ def _seed_clients(accord: Accord, count: int, rng: random.Random) -> None:
         has_children = any(t == "household_updated" for t, _, _ in journey)
         consented.append((client_id, has_children))
     _seed_partner_facts(accord, consented, rng)
-    _seed_alert_households(accord, rng)
-    _acknowledge_some_alerts(accord)
+    demo_tour.work_the_inbox(accord, _seed_alert_households(accord, rng))
 
 
 def _seed_consents(app: AccordApplication, client_id: Any, rng: random.Random,
@@ -418,18 +412,21 @@ ALERT_HOUSEHOLDS: list[tuple[str, list[_Member]]] = [
 ]
 
 
-def _seed_alert_households(accord: Accord, rng: random.Random) -> None:
+def _seed_alert_households(accord: Accord, rng: random.Random) -> dict[str, list[Any]]:
     """Registers the households of ``ALERT_HOUSEHOLDS``, links those of more than one
-    member (the link itself completes the toxic trio), then records their histories. The
-    rules (run by the API process or ``accord worker``) raise the alerts."""
+    member (the link itself completes the toxic trio), then records their histories; the
+    rules raise the alerts of what was seeded before, then of each household in turn, due
+    as ``demo_tour.PLANS`` says. Returns each household's clients, by name."""
     app, views = accord.app, accord.views
+    demo_tour.raise_alerts(accord)  # the histories' alerts, before the households'
+    households: dict[str, list[Any]] = {}
     worker = app.authenticate(_practitioner_token(app))
     recorders = {"tp": worker, "childrens": app.authenticate(app.add_principal(
         "northshire-childrens", Role.SAFEGUARDING, "Demo children's services feed (alerts)",
         OPERATOR).token)}
     now = datetime.now(UTC).replace(microsecond=0)
-    for _name, members in ALERT_HOUSEHOLDS:
-        client_ids = []
+    for name, members in ALERT_HOUSEHOLDS:
+        client_ids = households[name] = []
         for _ in members:
             while True:
                 identity = Identity(
@@ -452,30 +449,9 @@ def _seed_alert_households(accord: Accord, rng: random.Random) -> None:
                             recorders[by])
         if len(client_ids) > 1:
             app.link_household(client_ids, worker)
-
-
-def _acknowledge_some_alerts(accord: Accord) -> None:
-    """The rules run over what was seeded, and each recipient's safeguarding team takes on
-    the first alert it was sent (the rest wait, to be escalated), so that the reports'
-    "acknowledged in time" measures have both to count."""
-    from eventsourcing.utils import get_topic
-
-    from domain.alerts import Alert
-    from projections.safeguarding import SafeguardingRules
-
-    app = accord.app
-    accord.find(SafeguardingRules).catch_up()
-    raised = app.recorder.select_notifications(start=0, limit=10_000,
-                                               topics=[get_topic(Alert.Raised)],
-                                               inclusive_of_start=False)
-    first: dict[str, Any] = {}
-    for notification in raised:
-        alert = app.mapper.to_domain_event(notification)
-        first.setdefault(getattr(alert, "recipient"), alert.originator_id)  # noqa: B009
-    for recipient, alert_id in sorted(first.items()):
-        team = app.authenticate(app.add_principal(
-            recipient, Role.SAFEGUARDING, "Demo safeguarding triage", OPERATOR).token)
-        app.acknowledge_alert(alert_id, team)
+        plan = demo_tour.PLANS.get(name)
+        demo_tour.raise_alerts(accord, plan.due_in if plan else None)
+    return households
 
 
 def _postcode(rng: random.Random) -> str:
