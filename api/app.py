@@ -14,6 +14,7 @@ from api.routers import (
     agreements,
     alerts,
     audit,
+    caseload,
     catalogue,
     clients,
     consents,
@@ -62,6 +63,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     hardening.install_docs(api)
     errors.install(api)
     api.include_router(views.router)  # before clients: /v1/clients/match is not a client id
+    api.include_router(caseload.router)  # likewise /v1/clients/search
     api.include_router(clients.router)
     api.include_router(consents.router)
     api.include_router(agreements.router)

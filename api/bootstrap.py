@@ -39,6 +39,7 @@ from projections.audit import AccessIndex
 from projections.log_tree import tree_projections
 from projections.reports.projection import OutcomeReports, report_pseudonym_key
 from projections.safeguarding import safeguarding_projections
+from projections.search import BirthIndex
 from projections.views import AgencyViews, ClientVisibility
 
 P = TypeVar("P")
@@ -192,6 +193,7 @@ def _read_models(app: AccordApplication, engine: Engine, settings: Settings,
     the rules their window and the alerts' time to acknowledge."""
     return [
         AgencyViews(app, engine, batch_size=batch_size),
+        BirthIndex(app, engine, batch_size=batch_size),
         AccessIndex(app, engine, batch_size=batch_size),
         *tree_projections(app, engine, settings.signing_key_path, batch_size=batch_size),
         *safeguarding_projections(app, engine, toxic_trio_days=settings.toxic_trio_days,

@@ -39,6 +39,23 @@ AGENCIES: list[tuple[str, str, AgencyKind]] = [
     ("northshire-commissioning", "Northshire Public Health Commissioning", AgencyKind.COMMISSIONER),
 ]
 
+#: How partners reach each agency about a client (the directory shows it; a client's
+#: chronology names the treatment provider's). Fictional numbers from Ofcom's drama range.
+CONTACTS: dict[str, str] = {
+    "riverside-recovery": "Riverside Recovery duty worker, 01632 960 101, "
+                          "duty@riverside-recovery.example",
+    "northshire-police": "Northshire Police IOM team, 01632 960 202",
+    "northshire-probation": "Probation Northshire, 01632 960 303",
+    "northshire-mh-trust": "Mental Health Trust access team, 01632 960 404",
+    "northshire-childrens": "Children's Services front door, 01632 960 505",
+    "northshire-adult-care": "Adult Social Care safeguarding, 01632 960 606",
+    "northshire-housing": "Housing Options, 01632 960 707",
+    "northshire-gp-federation": "GP Federation safeguarding lead, 01632 960 808",
+    "northshire-commissioning": "Public Health Commissioning, 01632 960 909",
+}
+#: The treatment provider's key workers, named on each treatment episode's start.
+KEY_WORKERS = ["Sam Okafor", "Lucy Grant", "Ben Adeyemi", "Ruth Mendes", "Owen Price"]
+
 PRINCIPALS: list[tuple[str, Role, str]] = [
     ("riverside-recovery", Role.PRACTITIONER, "Sam Okafor (recovery worker)"),
     ("riverside-recovery", Role.SAFEGUARDING, "Priya Shah (safeguarding lead)"),
@@ -87,11 +104,14 @@ def seed(accord: Accord, clients: int = 300, seed_value: int = 2026) -> int:
         tokens = _enrol(app, loaded or [])
         if tokens != loaded:
             _save_tokens(path, tokens)
+        for slug, contact in CONTACTS.items():  # a demo seeded before agencies had one
+            if slug in existing:
+                app.record_agency_contact(slug, contact, OPERATOR)
         print("demo partnership already seeded")
     else:
         for slug, name, kind in AGENCIES:
             if slug not in existing:
-                app.register_agency(slug, name, kind, OPERATOR)
+                app.register_agency(slug, name, kind, OPERATOR, contact=CONTACTS.get(slug))
         tokens = _enrol(app)
         _save_tokens(path, tokens)
         _seed_agreements(app)
@@ -487,7 +507,11 @@ def history(rng: random.Random) -> list[tuple[str, datetime, dict[str, Any]]]:
     if rng.random() < 0.9:  # equality monitoring at assessment; a few are never asked
         add("demographics_recorded", _demographics(rng))
     modality = "pharmacological" if primary in ("opioids", "alcohol") else "psychosocial"
-    add("treatment_episode_started", {"modality": modality, "substances": substances}, 3)
+    # Chosen from the referral's day, not drawn from ``rng``: the rest of the history is
+    # the same as before episodes named their key worker.
+    key_worker = KEY_WORKERS[when.toordinal() % len(KEY_WORKERS)]
+    add("treatment_episode_started", {"modality": modality, "substances": substances,
+                                      "key_worker": key_worker}, 3)
     if primary == "opioids":
         medication = rng.choice(["methadone", "buprenorphine", "buprenorphine_depot"])
         dose = 60.0 if medication == "methadone" else 12.0
@@ -560,8 +584,8 @@ def history(rng: random.Random) -> list[tuple[str, datetime, dict[str, Any]]]:
         if rng.random() < 0.4:
             add("employment_status_recorded", {"status": "employed"}, rng.randint(7, 60))
         if rng.random() < 0.3:  # re-presents within six months (PHOF C19 counts it)
-            add("treatment_episode_started", {"modality": modality, "substances": substances},
-                rng.randint(20, 150))
+            add("treatment_episode_started", {"modality": modality, "substances": substances,
+                                              "key_worker": key_worker}, rng.randint(20, 150))
     return facts
 
 

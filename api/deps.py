@@ -46,6 +46,7 @@ from projections.alerts import AlertInbox
 from projections.audit import AccessIndex
 from projections.log_tree import LogTree
 from projections.reports.projection import OutcomeReports
+from projections.search import BirthIndex
 from projections.views import AgencyViews
 
 # -- the application and the caller ------------------------------------------------------
@@ -154,6 +155,7 @@ ConsentReader = Annotated[Actor, Depends(allowed(Action.READ_CONSENTS))]
 Viewer = Annotated[Actor, Depends(allowed(Action.READ_VIEW,
                                           refused_on_record={Role.COMMISSIONER}))]
 Matcher = Annotated[Actor, Depends(allowed(Action.MATCH))]
+ClientLister = Annotated[Actor, Depends(allowed(Action.LIST_CLIENTS))]
 # Data-sharing agreements.
 AgreementProposer = Annotated[Actor, Depends(allowed(Action.PROPOSE_AGREEMENT))]
 AgreementApprover = Annotated[Actor, Depends(allowed(Action.APPROVE_AGREEMENT))]
@@ -293,6 +295,11 @@ async def alert_inbox(request: Request) -> AlertInbox:
     return inbox
 
 
+async def birth_index(request: Request) -> BirthIndex:
+    births: BirthIndex = request.app.state.projections.find(BirthIndex)
+    return births
+
+
 async def outcome_reports(request: Request) -> OutcomeReports:
     reports: OutcomeReports = request.app.state.projections.find(OutcomeReports)
     return reports
@@ -319,6 +326,7 @@ Index = Annotated[AccessIndex, Depends(access_index)]
 Inbox = Annotated[AlertInbox, Depends(alert_inbox)]
 Tree = Annotated[LogTree, Depends(log_tree)]
 Reports = Annotated[OutcomeReports, Depends(outcome_reports)]
+Births = Annotated[BirthIndex, Depends(birth_index)]
 ReadEngine = Annotated[Engine, Depends(read_engine)]
 Access = Annotated[AccessLog, Depends(access_log)]
 

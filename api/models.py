@@ -51,12 +51,16 @@ class AgencyIn(Strict):
     id: str = Field(pattern=SLUG.pattern, description="a short slug, e.g. `police`")
     name: Name = Field(min_length=1, max_length=200)
     kind: AgencyKind
+    contact: Name | None = Field(None, min_length=1, max_length=200,
+                                 description="how partners reach the agency about a client, "
+                                             "e.g. a team's phone number or address")
 
 
 class AgencyOut(BaseModel):
     id: str
     name: str
     kind: AgencyKind
+    contact: str | None = Field(None, description="how partners reach the agency")
 
 
 class PrincipalIn(Strict):

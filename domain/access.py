@@ -23,6 +23,7 @@ class AccessAction(StrEnum):
     RECORD = "record"  # the controller's own record
     VIEW = "view"  # a partner's consent-scoped view
     MATCH = "match"  # finding a client by NHS number or name and date of birth
+    LIST_CLIENTS = "list_clients"  # a caseload or a cohort: each client listed is disclosed
     CONSENTS = "consents"  # the client's consents
     DISCLOSURES = "disclosures"  # the client's disclosures, for a subject access request
     REPLAY = "replay"  # an IG lead's point-in-time replay

@@ -101,6 +101,19 @@ class Agency(Aggregate):
         self.registered_by = registered_by
         self.principal_ids: list[UUID] = []
         self.agreement_ids: list[UUID] = []
+        #: How partners reach the agency about a client; None until one is recorded.
+        self.contact: str | None = None
+
+    class ContactRecorded(Aggregate.Event):
+        contact: str
+        recorded_by: str
+
+    @event(ContactRecorded)
+    def record_contact(self, contact: str, recorded_by: str) -> None:
+        """How partners reach the agency about a client (a team's phone number or
+        address): the directory shows it, and a client's chronology names the provider's,
+        so a partner reading it knows whom to call."""
+        self.contact = contact
 
     def check_role_fits(self, role: Role) -> None:
         """Refuses (422 naming ``role``) a role that does not fit this agency's kind

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.categories import DataCategory
-from domain.inputs import IsoDate, Text
+from domain.inputs import IsoDate, Name, Text
 
 
 class Payload(BaseModel):
@@ -87,6 +87,10 @@ class DischargeReason(StrEnum):
 class TreatmentEpisodeStarted(Payload):
     modality: Modality
     substances: list[Substance] = Field(min_length=1, max_length=9)
+    #: Who leads the client's care in this episode (a caseload lists it).
+    key_worker: Annotated[Name, Field(
+        min_length=1, max_length=100,
+        description="the key worker leading the client's care in this episode")] | None = None
 
 
 class TreatmentEpisodeEnded(Payload):
@@ -506,7 +510,7 @@ _ENTRIES = [
     FactType("assessment_completed", C.TREATMENT, AssessmentCompleted,
              "A triage, comprehensive or review assessment was completed."),
     FactType("treatment_episode_started", C.TREATMENT, TreatmentEpisodeStarted,
-             "A treatment episode began, with its modality."),
+             "A treatment episode began, with its modality (and its key worker)."),
     FactType("treatment_episode_ended", C.TREATMENT, TreatmentEpisodeEnded,
              "A treatment episode ended, with its discharge reason."),
     FactType("intervention_recorded", C.TREATMENT, InterventionRecorded,

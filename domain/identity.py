@@ -90,6 +90,12 @@ def name_match_key(family_name: str, date_of_birth: date) -> str:
     return f"name:{' '.join(family_name.casefold().split())}|{date_of_birth.isoformat()}"
 
 
+def birth_match_key(date_of_birth: date) -> str:
+    """The date of birth alone: a name search finds the few clients born that day by its
+    keyed fingerprint, then compares their names (``projections.search``)."""
+    return f"born:{date_of_birth.isoformat()}"
+
+
 class IdentityErased(Exception):
     """The client's data key was destroyed: the identity can no longer be read."""
 

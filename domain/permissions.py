@@ -49,6 +49,7 @@ class Action(StrEnum):
     # -- partners' reads
     READ_VIEW = "read_view"
     MATCH = "match"
+    LIST_CLIENTS = "list_clients"
     # -- data-sharing agreements
     PROPOSE_AGREEMENT = "propose_agreement"
     APPROVE_AGREEMENT = "approve_agreement"
@@ -173,6 +174,10 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType({
         role_messages={_C: "commissioners read aggregate reports, not one client's view"}),
     # A commissioner matches only for the purpose commissioning (checked with the purpose).
     Action.MATCH: Permission(frozenset({_P, _S, _C, _I})),
+    # A caseload (the provider's clients in treatment) or a cohort (the clients an agency
+    # may see for a purpose): for those who work with clients, never a commissioner.
+    Action.LIST_CLIENTS: Permission(
+        _CLIENT_WORKERS, "only practitioners and safeguarding staff list clients"),
     Action.PROPOSE_AGREEMENT: _AGREEMENTS,
     Action.APPROVE_AGREEMENT: _AGREEMENTS,
     Action.AMEND_AGREEMENT: _AGREEMENTS,

@@ -226,6 +226,17 @@ client_matching = Table(
     Column("client_id", String(32), primary_key=True),
 )
 
+#: The keyed fingerprint of each client's date of birth alone, for a name search: it finds
+#: the few clients born that day, whose sealed names are then opened and compared
+#: (``projections.search``). Its own tracked read model; an erased client's row goes.
+client_births = Table(
+    "accord_client_births",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("client_id", String(32), primary_key=True),
+    Index("accord_client_births_client", "client_id"),
+)
+
 #: How far each projection has processed the log (eventsourcing's tracking contract:
 #: written in the same transaction as the projection's rows).
 tracking = Table(

@@ -262,6 +262,17 @@ def principal_names(app: AccordApplication, references: Iterable[str]) -> dict[s
             for reference in dict.fromkeys(references)}
 
 
+def named_principals(app: AccordApplication,
+                     references: Iterable[str]) -> dict[str, RecordedBy]:
+    """Who each reference a record names someone by is, with agency and role as well as
+    name (``principal_names`` gives the name alone): a chronology says who recorded each
+    fact and for which agency. Each principal is read once."""
+    known: dict[str, RecordedBy] = {}
+    for reference in references:
+        _recorded_by(app, reference, known)
+    return known
+
+
 def safeguarding_team(app: AccordApplication, by: Actor) -> list[RecordedBy]:
     """The caller's own agency's safeguarding team, by name: its active safeguarding
     principals, to whom an alert may be assigned (``Alert.assign`` refuses anyone else).
@@ -410,6 +421,23 @@ def match(app: AccordApplication, views: AgencyViews, by: Actor, *,
     bases = {(i.controller, i.basis.get("kind"), i.basis.get("agreement_id")): i
              for i in items}
     return Match(client_id, list(bases.values()))
+
+
+def visible_items(views: AgencyViews, by: Actor, client_id: UUID,
+                  purpose: Purpose) -> tuple[int, bool, list[ViewItem]]:
+    """What the caller may see of the client for the purpose, as its view shows it (the
+    position the view is current to, whether it sees the client at all, the items): for
+    the read side's other modules (a chronology, a cohort), so they answer as the view."""
+    return _read(views, by, client_id, purpose)
+
+
+def identity_basis(views: AgencyViews, by: Actor, client_id: UUID,
+                   purpose: Purpose) -> list[ViewItem]:
+    """The identity items on which the caller may be told who the client is (none: it
+    may not): a match's basis (``_match_basis``) narrowed to the identity category, so an
+    IG lead's is its own agency's registration of the client."""
+    return [i for i in _match_basis(views, by, client_id, purpose)
+            if i.category == DataCategory.IDENTITY.value]
 
 
 def _match_basis(views: AgencyViews, by: Actor, client_id: UUID,

@@ -39,14 +39,15 @@ router = APIRouter(prefix="/v1", tags=["admin"])
 
 
 def _agency_out(agency: Agency) -> AgencyOut:
-    return AgencyOut(id=agency.slug, name=agency.name, kind=agency.kind)
+    return AgencyOut(id=agency.slug, name=agency.name, kind=agency.kind, contact=agency.contact)
 
 
 @router.post("/agencies", status_code=status.HTTP_201_CREATED, response_model=AgencyOut,
              responses=error_responses(403, 409))
 def register_agency(body: AgencyIn, app: App, admin: AgencyRegistrar) -> AgencyOut:
     """Registers a partner agency (partnership administrators). Its id is a permanent slug."""
-    return _agency_out(app.register_agency(body.id, body.name, body.kind, admin))
+    return _agency_out(app.register_agency(body.id, body.name, body.kind, admin,
+                                           contact=body.contact))
 
 
 @router.get("/agencies", response_model=list[AgencyOut], tags=["partnership"])

@@ -33,8 +33,10 @@ from domain.tokens import bearer_token, new_secret, parse_bearer_token, secret_m
 class AgencyCommands(ApplicationCore):
     """The partnership's directory of agencies and the principals acting for them."""
 
-    def register_agency(self, slug: str, name: str, kind: AgencyKind, by: Actor) -> Agency:
-        """Admits an agency to the partnership; ``registered_by`` keeps who did it."""
+    def register_agency(self, slug: str, name: str, kind: AgencyKind, by: Actor,
+                        contact: str | None = None) -> Agency:
+        """Admits an agency to the partnership; ``registered_by`` keeps who did it, and
+        ``contact`` how partners reach it."""
         require(Action.REGISTER_AGENCY, by)
         if self._exists(agency_uuid(slug)):
             raise AgencyExists(slug)
@@ -42,6 +44,8 @@ class AgencyCommands(ApplicationCore):
         def attempt() -> Agency:
             # Built afresh on each attempt: a failed save has already taken its pending events.
             agency = Agency(slug=slug, name=name, kind=kind, registered_by=by.reference)
+            if contact is not None:
+                agency.record_contact(contact=contact, recorded_by=by.reference)
             partnership = self._partnership()
             partnership.admit(slug)
             self.save(partnership, agency)
@@ -54,6 +58,19 @@ class AgencyCommands(ApplicationCore):
                 raise AgencyExists(slug) from None
             raise
         return agency
+
+    def record_agency_contact(self, slug: str, contact: str, by: Actor) -> None:
+        """Records how partners reach an agency (a partnership administrator's task, as
+        registering it is); the same contact again records nothing."""
+        require(Action.REGISTER_AGENCY, by)
+
+        def attempt() -> None:
+            agency = self.agency(slug)
+            if agency.contact != contact:
+                agency.record_contact(contact=contact, recorded_by=by.reference)
+                self.save(agency)
+
+        self._retrying(attempt)
 
     def agencies(self) -> list[Agency]:
         return [self.agency(slug) for slug in self._partnership().agencies]

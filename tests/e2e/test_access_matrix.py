@@ -122,6 +122,16 @@ PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] =
         only(P, S, I): (200, *CONTROLLER_ONLY),
         only(C): DENIED,
     },
+    # A name search answers as a match does (here for each owner's client by the start of
+    # its family name); a chronology is refused and not found as the view is.
+    ("POST", "/v1/clients/search"): {
+        only(P, S, I): (200, *CONTROLLER_ONLY),
+        only(C): DENIED,
+    },
+    ("GET", "/v1/clients/{client_id}/chronology"): (200, *CONTROLLER_ONLY),
+    # A cohort lists the clients the caller's agency may see for the purpose: its own,
+    # or (here, with no agreement) nobody; either way a 200, and recorded.
+    ("GET", "/v1/clients"): EVERYWHERE,
     # Accountability: IG leads search reads of their data and by their staff; the
     # controller answers subject access requests; replay rebuilds what an agency could see
     # (here: the police's view, which the controller's IG lead may replay for its data).
@@ -342,6 +352,17 @@ class World:
             datetime(2026, 1, 5, 9, tzinfo=UTC), self.actor(owner, Role.PRACTITIONER))
         return self.clients[owner], position
 
+    def searchable(self, owner: str) -> dict[str, str]:
+        """A name search for a fresh client of ``owner``, by the start of a family name
+        only its clients have (so another agency's search finds none of them)."""
+        family_name = {"tp": "Oakley", "tp2": "Ashworth"}[owner]
+        identity = Identity.model_validate(
+            {**VALID_IDENTITY, "family_name": family_name,
+             "nhs_number": nhs_number(next(self.counter))})
+        self.accord.app.register_client(identity, self.actor(owner, Role.PRACTITIONER))
+        self.accord.catch_up()  # the views and the index of dates of birth
+        return {"family_name": family_name[:4], "date_of_birth": VALID_IDENTITY["date_of_birth"]}
+
     def household(self, owner: str) -> UUID:
         """A household of one fresh client of ``owner``, linked by its practitioner."""
         household_id, _ = self.accord.app.link_household(
@@ -455,6 +476,13 @@ REQUESTS: dict[tuple[str, str], Build] = {
         {"reason": "client changed their mind"}),
     ("GET", "/v1/clients/{client_id}/consents"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/consents", None),
+    ("GET", "/v1/clients"): lambda w, o: (
+        f"/v1/clients?purpose=direct_care&min_position={w.accord.app.head_position()}", None),
+    ("POST", "/v1/clients/search"): lambda w, o: (
+        "/v1/clients/search", {"purpose": "direct_care", **w.searchable(o)}),
+    ("GET", "/v1/clients/{client_id}/chronology"): lambda w, o: (
+        f"/v1/clients/{_client(w, o)}/chronology?purpose=direct_care"
+        f"&min_position={w.accord.app.head_position()}", None),
     ("GET", "/v1/clients/{client_id}/view"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/view?purpose=direct_care"
         f"&min_position={w.accord.app.head_position()}", None),
@@ -545,7 +573,8 @@ CLIENT_WRITES = {
 }
 
 #: Routes outside the /v1/clients/{client_id}/... family that read client data.
-OTHER_READS = {("POST", "/v1/clients/match"), ("GET", "/v1/audit/replay"),
+OTHER_READS = {("POST", "/v1/clients/match"), ("POST", "/v1/clients/search"),
+               ("GET", "/v1/clients"), ("GET", "/v1/audit/replay"),
                ("GET", "/v1/alerts"), ("GET", "/v1/alerts/stream"),
                ("GET", "/v1/alerts/{alert_id}"),
                ("GET", "/v1/households/{household_id}"),
