@@ -3,7 +3,8 @@
 Hypothesis writes a random history through the application's commands: facts recorded by
 the treatment provider and by partners that have a basis, agreements proposed, approved,
 amended and revoked, consents given and withdrawn, emergency grants made and ended (early,
-or by a review closed as not justified), clients erased; the views catch up at
+or by a review closed as not justified), facts amended (payload and time) or retracted by
+their controllers, clients erased; the views catch up at
 random points, sometimes through a fresh projector that must resume from the database.
 Afterwards the materialised views must agree with the pure policy replayed over the
 whole log, hold no row without a permit, hold nothing under a withdrawn consent, and
@@ -29,7 +30,7 @@ from sqlalchemy import select
 
 from api.bootstrap import Accord, bootstrap
 from consent.policy import ANY_PURPOSE, Fact, Viewer, decide, grants, mask
-from consent.state import LogState, NewFact, evolve
+from consent.state import AmendedFact, LogState, NewFact, RetractedFact, evolve
 from domain.agencies import CLINICAL_KINDS, AgencyKind, Role
 from domain.agreements import AgreementTerms
 from domain.application import OPERATOR, Actor
@@ -38,6 +39,7 @@ from domain.errors import (
     ClientNotFound,
     Conflict,
     EmergencyAccessOver,
+    FactAlreadyRetracted,
     Forbidden,
 )
 from domain.identity import Identity
@@ -155,6 +157,16 @@ PARTNER_FACTS: dict[str, tuple[str, dict[str, Any]]] = {
     "childrens": ("child_protection_status_recorded", {"status": "child_in_need",
                                                        "children": 2}),
 }
+#: What a fact's controller corrects it to: the type's payload as it should have been
+#: recorded (a type not named here is corrected in its time only).
+AMENDED_DATA: dict[str, dict[str, Any]] = {
+    "appointment_attended": {"appointment": "group"},
+    "treatment_episode_started": {"modality": "psychosocial", "substances": ["alcohol"]},
+    "criminal_justice_status": {"order": "drug_rehabilitation_requirement",
+                                "status": "breached", "ends_on": "2027-01-31"},
+    "housing_status_recorded": {"status": "settled"},
+    "mental_health_concern_recorded": {"concern": "low_mood", "risk_level": "standard"},
+}
 #: When facts occurred, as partners give the time: in UTC or not, with microseconds or not
 #: (the last is the evening before in UTC, to the microsecond).
 OCCURRED = [datetime(2025, 2, 1, 10, tzinfo=UTC), datetime(2025, 9, 15, 10, tzinfo=UTC),
@@ -223,6 +235,9 @@ operations = st.one_of(
     st.tuples(st.just("erase"), _index),
     st.tuples(st.just("emergency"), _index, _index, _index, _index),
     st.tuples(st.just("end_emergency"), _index, _index, st.booleans()),
+    # A fact corrected by its controller: amended (payload, or time, or both) or retracted.
+    st.tuples(st.just("correct"), _index, _index, st.booleans()),
+    st.tuples(st.just("correct"), _index, _index, st.just(False)),
 )
 #: A catch-up of the views, sometimes by a fresh projector (a restart) with a small batch.
 catch_up = st.tuples(st.just("catch_up"), st.booleans(), st.integers(1, 7))
@@ -250,6 +265,9 @@ class World:
     #: Emergency grants: (client, grant, review, granted at, expires at).
     grants: list[tuple[UUID, UUID, UUID, datetime, datetime]] = field(default_factory=list)
     ended: set[UUID] = field(default_factory=set)  # grants ended
+    #: Facts recorded: (client, position, controller, type), and those retracted.
+    facts: list[tuple[UUID, int, str, str]] = field(default_factory=list)
+    retracted: set[int] = field(default_factory=set)
     closed: set[UUID] = field(default_factory=set)  # reviews closed
     catch_ups: int = 0
 
@@ -321,8 +339,10 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
     if tag == "fact":
         _, client, kind, when = op
         type_name, data = pick(TP_FACTS, kind)
-        app.record_fact(pick(world.clients, client), type_name, data, pick(OCCURRED, when),
-                        world.actor("tp", Role.PRACTITIONER))
+        client_id = pick(world.clients, client)
+        position = app.record_fact(client_id, type_name, data, pick(OCCURRED, when),
+                                   world.actor("tp", Role.PRACTITIONER))
+        world.facts.append((client_id, position, "tp", type_name))
     elif tag == "partner_fact":
         _, agency, client, when = op
         client_id = pick(world.clients, client)
@@ -331,13 +351,36 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
         controls = agency in app._client(client_id).controllers
         has_basis = world.views.sees_client(agency, client_id)
         try:
-            app.record_fact(client_id, type_name, data, pick(OCCURRED, when),
-                            world.actor(agency, Role.PRACTITIONER))
+            position = app.record_fact(client_id, type_name, data, pick(OCCURRED, when),
+                                       world.actor(agency, Role.PRACTITIONER))
         except ClientNotFound:
             assert not (controls or has_basis), "a partner with a basis was refused"
         else:
             assert controls or has_basis, "a partner without a basis recorded a fact"
             event("a partner recorded a fact")
+            world.facts.append((client_id, position, agency, type_name))
+    elif tag == "correct" and world.facts:
+        _, index, when, retracting = op
+        client_id, position, controller, type_name = pick(world.facts, index)
+        by = world.actor(controller, Role.PRACTITIONER)
+        try:
+            if retracting:
+                app.retract_fact(client_id, position, "Recorded against the wrong client.", by)
+            else:
+                data = AMENDED_DATA.get(type_name) or next(
+                    d for t, d in [*TP_FACTS, *PARTNER_FACTS.values()] if t == type_name)
+                occurred = None if when % 3 == 0 else pick(OCCURRED, when)
+                app.amend_fact(client_id, position, data, occurred,
+                               "The record was wrong; corrected.", by)
+        except ClientNotFound:
+            assert client_id in world.erased
+        except FactAlreadyRetracted:
+            assert position in world.retracted
+        else:
+            assert client_id not in world.erased and position not in world.retracted
+            event("a fact retracted" if retracting else "a fact amended")
+            if retracting:
+                world.retracted.add(position)
     elif tag == "propose":
         _, template, window, approvals = op
         controller, terms = terms_for(template, window)
@@ -476,16 +519,23 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
 
 
 def replay(world: World) -> tuple[LogState, list[NewFact]]:
-    """The policy state and every fact, by stepping through the whole log with ``evolve``."""
+    """The policy state and every fact as it stands (amended, and without those
+    retracted), by stepping through the whole log with ``evolve``."""
     app = world.app
     state = LogState()
-    facts: list[NewFact] = []
+    facts: dict[int, NewFact] = {}
     for notification in app.recorder.select_notifications(start=1, limit=1_000_000):
         effect = evolve(state, app.mapper.to_domain_event(notification), notification.id)
         if isinstance(effect, NewFact):
-            facts.append(effect)
+            facts[effect.fact.position] = effect
+        elif isinstance(effect, AmendedFact):
+            recorded = facts[effect.fact.position]
+            facts[effect.fact.position] = NewFact(effect.fact, effect.fact_type, effect.data,
+                                                  recorded.recorded_at, recorded.recorded_by)
+        elif isinstance(effect, RetractedFact):
+            del facts[effect.position]
     assert state.position == app.head_position()
-    return state, facts
+    return state, list(facts.values())
 
 
 def rows(world: World) -> list[Any]:
