@@ -17,7 +17,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from time import monotonic
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -167,8 +167,10 @@ Assignee = Literal["me", "nobody"] | UUID
 def _query(actor: Actor, *, status: list[AlertStatus], severity: list[Severity],
            rule: list[RuleName], assigned_to: Assignee | None,
            raised_after: datetime | None, raised_before: datetime | None,
-           older_than: Any, newer_than: Any, sort: AlertSort, limit: int,
-           offset: int) -> AlertQuery:
+           older_than: timedelta | None, newer_than: timedelta | None, sort: AlertSort,
+           limit: int, offset: int) -> AlertQuery:
+    """The inbox's query from its parameters: ``me`` is the caller, ``nobody`` none;
+    bounds that cannot both hold are a 422 naming the later one."""
     if raised_after is not None and raised_before is not None \
             and raised_after >= raised_before:
         raise InvalidCommand("raised_before", "must be after raised_after")

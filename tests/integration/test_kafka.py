@@ -28,7 +28,8 @@ from fastapi.testclient import TestClient
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from api.bootstrap import Accord
-from domain.alerts import Alert
+from domain.agencies import Role
+from domain.alerts import Alert, TeamMember
 from infra.keys import generate_key_file, load_key_file
 from infra.relay import MESSAGE_ID, Relay, pseudonym, pseudonym_key
 from infra.settings import Settings
@@ -139,25 +140,29 @@ def test_alerts_reach_their_agency_topic_and_nowhere_else(
     raise_alert(accord, "police", 2)
     raise_alert(accord, "childrens", 3, client)
     first.acknowledge(by="duty-sergeant")
+    first.assign(to=TeamMember("officer-2", "police", Role.SAFEGUARDING),
+                 by=TeamMember("duty-sergeant", "police", Role.SAFEGUARDING))
     first.close(outcome="referral_made", note="strategy discussion booked for Ann",
                 by="duty-sergeant")
     accord.app.save(first)
 
     relay = make_relay(accord, broker.bootstrap, prefix)
     try:
-        assert relay.drain() == 5
+        assert relay.drain() == 6
         assert relay.position() == accord.app.recorder.max_notification_id()
     finally:
         relay.close()
 
     assert topics_with(broker.bootstrap, prefix) == {f"{prefix}.alerts.police",
                                                      f"{prefix}.alerts.childrens"}
-    police = read(broker.bootstrap, [f"{prefix}.alerts.police"], expect=4)
+    police = read(broker.bootstrap, [f"{prefix}.alerts.police"], expect=5)
     childrens = read(broker.bootstrap, [f"{prefix}.alerts.childrens"], expect=1)
-    assert len(police) == 4 and len(childrens) == 1
+    assert len(police) == 5 and len(childrens) == 1
     values = [json.loads(r.value) for r in police]
     assert [v["kind"] for v in values if v["alert_id"] == str(first.id)] == [
-        "alert.raised", "alert.acknowledged", "alert.closed"]
+        "alert.raised", "alert.acknowledged", "alert.assigned", "alert.closed"]
+    assigned = next(v for v in values if v["kind"] == "alert.assigned")
+    assert (assigned["assigned_to"], assigned["by"]) == ("officer-2", "duty-sergeant")
     assert {v["agency"] for v in values} == {"police"}
     assert json.loads(childrens[0].value)["agency"] == "childrens"
     # Keyed by a pseudonym of the client: no client id in the key, the same for every
@@ -167,7 +172,7 @@ def test_alerts_reach_their_agency_topic_and_nowhere_else(
     assert childrens[0].key == key
     assert str(client).encode() not in key and client.hex.encode() not in key
     ids = [message_id(r) for r in police + childrens]
-    assert len(set(ids)) == 5
+    assert len(set(ids)) == 6
     assert all(i == json.loads(r.value)["message_id"] for i, r in zip(ids, police + childrens,
                                                                        strict=True))
     closed = next(v for v in values if v["kind"] == "alert.closed")
