@@ -42,7 +42,6 @@ from domain.application import AccordApplication, Actor
 from domain.errors import Forbidden, Unauthenticated
 from domain.inputs import LogPosition
 from domain.permissions import Action, require
-from infra.signing import SigningKeyError, load_signer
 from projections.alerts import AlertInbox
 from projections.audit import AccessIndex
 from projections.log_tree import LogTree
@@ -278,6 +277,27 @@ def page(action: Action, *, refused_on_record: Collection[Role] = ()
     return check
 
 
+# The practitioners' pages (api/ui/routes/practitioner*.py), each guarded as the API route
+# it calls.
+FindPage = Annotated[Actor, Depends(page(Action.MATCH))]
+ClientListPage = Annotated[Actor, Depends(page(Action.LIST_CLIENTS))]
+ClientPage = Annotated[Actor, Depends(page(Action.READ_VIEW,
+                                           refused_on_record={Role.COMMISSIONER}))]
+RecordPage = Annotated[Actor, Depends(page(Action.READ_RECORD))]
+RegisterForm = Annotated[Actor, Depends(page(Action.REGISTER_CLIENT))]
+FactForm = Annotated[Actor, Depends(page(Action.RECORD_FACT))]
+AmendForm = Annotated[Actor, Depends(page(Action.AMEND_FACT))]
+RetractForm = Annotated[Actor, Depends(page(Action.RETRACT_FACT))]
+ConsentsPage = Annotated[Actor, Depends(page(Action.READ_CONSENTS))]
+ConsentForm = Annotated[Actor, Depends(page(Action.GIVE_CONSENT))]
+WithdrawConsentForm = Annotated[Actor, Depends(page(Action.WITHDRAW_CONSENT))]
+HouseholdForm = Annotated[Actor, Depends(page(Action.LINK_HOUSEHOLD))]
+HouseholdPage = Annotated[Actor, Depends(page(Action.READ_HOUSEHOLD))]
+MemberForm = Annotated[Actor, Depends(page(Action.ADD_HOUSEHOLD_MEMBER))]
+EmergencyForm = Annotated[Actor, Depends(page(
+    Action.GRANT_EMERGENCY_ACCESS, refused_on_record={Role.PRACTITIONER, Role.SAFEGUARDING}))]
+
+
 # -- the read models and the access log --------------------------------------------------
 
 
@@ -312,15 +332,6 @@ async def log_tree(request: Request) -> LogTree:
     return LogTree(accord.app, accord.engine)
 
 
-def tree_keys(request: Request) -> list[str]:
-    """The public keys a verification of the log trusts: this server's own signing key's
-    (none if this server holds no key; ``accord audit verify`` then takes one)."""
-    try:
-        return [load_signer(request.app.state.accord.settings.signing_key_path).public_key]
-    except SigningKeyError:
-        return []
-
-
 async def read_engine(request: Request) -> Engine:
     """The read models' database, for the queries that read their tables directly."""
     engine: Engine = request.app.state.accord.engine
@@ -339,7 +350,6 @@ Reports = Annotated[OutcomeReports, Depends(outcome_reports)]
 Births = Annotated[BirthIndex, Depends(birth_index)]
 ReadEngine = Annotated[Engine, Depends(read_engine)]
 Access = Annotated[AccessLog, Depends(access_log)]
-TreeKeys = Annotated[list[str], Depends(tree_keys)]
 
 
 # -- read-your-writes ----------------------------------------------------------------------
@@ -358,18 +368,39 @@ def waiting_for(read_model: Callable[[Request], Tracked]) -> Callable[..., Await
                         "e.g. the position your write returned; at most "
                         f"{MARGIN} beyond the head of the log")] = None,
     ) -> None:
-        if min_position is None:
-            return
-        followed = read_model(request)
-        registry: dict[str, CatchUp] | None = getattr(request.app.state, "catch_up", None)
-        if registry is None:
-            registry = request.app.state.catch_up = {}
-        catch_up = registry.get(followed.name)
-        if catch_up is None:
-            head = request.app.state.accord.app.head_position
-            catch_up = registry[followed.name] = CatchUp(followed.position, head)
-        # Read at call time: the module's setting is the one to change (tests do).
-        await catch_up.until(min_position, catching_up.MAX_WAIT_SECONDS)
+        await _until(request, read_model, min_position)
+
+    return caught_up
+
+
+async def _until(request: Request, read_model: Callable[[Request], Tracked],
+                 min_position: int | None) -> None:
+    if min_position is None:
+        return
+    followed = read_model(request)
+    registry: dict[str, CatchUp] | None = getattr(request.app.state, "catch_up", None)
+    if registry is None:
+        registry = request.app.state.catch_up = {}
+    catch_up = registry.get(followed.name)
+    if catch_up is None:
+        head = request.app.state.accord.app.head_position
+        catch_up = registry[followed.name] = CatchUp(followed.position, head)
+    # Read at call time: the module's setting is the one to change (tests do).
+    await catch_up.until(min_position, catching_up.MAX_WAIT_SECONDS)
+
+
+def page_waiting_for(read_model: Callable[[Request], Tracked]
+                     ) -> Callable[..., Awaitable[None]]:
+    """``waiting_for`` for a page: the browser's session instead of a bearer token (a page
+    that follows a write, e.g. the client's page after a fact is recorded, names the
+    write's position as ``min_position``)."""
+
+    async def caught_up(
+        request: Request,
+        _: SignedIn,
+        min_position: Annotated[LogPosition | None, Query()] = None,
+    ) -> None:
+        await _until(request, read_model, min_position)
 
     return caught_up
 
@@ -395,3 +426,5 @@ ViewsCaughtUp = Annotated[None, Depends(waiting_for(_views))]
 InboxCaughtUp = Annotated[None, Depends(waiting_for(_alert_inbox))]
 #: For the commissioners' outcome reports.
 ReportsCaughtUp = Annotated[None, Depends(waiting_for(_outcome_reports))]
+#: For the web application's pages that read the agency views (a client's page).
+PageViewsCaughtUp = Annotated[None, Depends(page_waiting_for(_views))]

@@ -6,6 +6,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.ui.routes import home, sign_in
+from api.ui.routes import (
+    home,
+    practitioner,
+    practitioner_record,
+    practitioner_sharing,
+    sign_in,
+)
 
-ROUTERS: list[APIRouter] = [sign_in.router, home.router]
+ROUTERS: list[APIRouter] = [sign_in.router, home.router,
+                            # /ui/clients/new before /ui/clients/{client_id}
+                            practitioner_record.router, practitioner_sharing.router,
+                            practitioner.router]
