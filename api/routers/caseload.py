@@ -9,7 +9,7 @@ access record, so it is among that client's disclosures) and renders the result.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -72,7 +72,7 @@ class ClientListOut(BaseModel):
     """A page of a caseload (no purpose: a treatment provider's clients in treatment) or
     of a cohort (the clients the caller's agency may see for ``purpose``)."""
 
-    kind: str = Field(description="`caseload` or `cohort`")
+    kind: Literal["caseload", "cohort"]
     agency: str
     purpose: Purpose | None
     total: int = Field(description="how many clients the whole list holds")
