@@ -241,6 +241,8 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/v1/alerts/{alert_id}/acknowledge"): Action.ACKNOWLEDGE_ALERT,
     ("POST", "/v1/alerts/{alert_id}/close"): Action.CLOSE_ALERT,
     ("POST", "/v1/alerts/{alert_id}/assign"): Action.ASSIGN_ALERT,
+    ("GET", "/v1/alerts/team"): Action.ASSIGN_ALERT,
+    ("GET", "/v1/alerts/{alert_id}"): Action.READ_ALERTS,
     ("GET", "/v1/reports/measures"): Action.READ_MEASURES,
     ("GET", "/v1/reports/outcomes"): Action.READ_REPORTS,
     ("GET", "/v1/reports/outcomes.csv"): Action.READ_REPORTS,
