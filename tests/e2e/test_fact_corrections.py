@@ -168,9 +168,8 @@ def test_another_agency_cannot_correct_a_fact_nor_learn_it_exists(
         # invalid: one answer, which says nothing of the fact.
         answers = [command(api, partnership, client_id, position, "police")
                    for position in (first, 10**12, elsewhere, 1)]
-        answers.append(command(api, partnership, client_id, first, "police",
-                               **({"data": {"status": "a palace"}} if command is amend
-                                  else {})))
+        invalid: dict[str, Any] = {"data": {"status": "a palace"}} if command is amend else {}
+        answers.append(command(api, partnership, client_id, first, "police", **invalid))
         assert {a.status_code for a in answers} == {404}
         assert {a.json()["detail"] for a in answers} == {"fact not found"}
         # An agency holding no record of the client, and an unknown client: "client not

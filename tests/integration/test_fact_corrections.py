@@ -21,12 +21,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from api.bootstrap import Accord
+from sqlalchemy import inspect, text
+
+from api.bootstrap import Accord, bootstrap
 from domain.agencies import AgencyKind, Role
 from domain.agreements import AgreementTerms
 from domain.identity import Identity
 from infra.keys import load_key_file
 from infra.relay import Relay
+from infra.settings import Settings
 from projections.replay import PointInTime
 from projections.reports.projection import OutcomeReports
 from projections.safeguarding import SafeguardingRules
@@ -39,6 +42,7 @@ from tests.builders import (
     Partnership,
     Story,
     childrens_terms,
+    enrol_partnership,
     events,
     housing_terms,
     police_terms,
@@ -336,3 +340,38 @@ def test_the_rules_judge_the_corrected_record(accord: Accord,
     rules = SafeguardingRules(app, accord.engine, batch_size=3)
     rules.rebuild()
     assert len(events(accord, RAISED)) == raised_so_far
+
+
+def test_a_copy_of_the_facts_written_before_corrections_gains_their_columns(
+        settings: Settings) -> None:
+    """The agency views' copy of the facts, written before facts could be corrected,
+    lacks the columns that say so; accord adds them when it starts (empty, which is right
+    for a log that holds no correction yet), keeps every row, and corrections then work."""
+    accord = bootstrap(settings)
+    try:
+        partnership = enrol_partnership(accord)
+        client_id = client_of_tp(partnership)
+        housing = record(partnership, client_id, "housing_status_recorded",
+                         {"status": "settled"})
+        accord.catch_up()
+        before = accord.views.all_rows()
+        with accord.engine.begin() as conn:
+            for column in ("amended", "retracted"):
+                conn.execute(text(f"ALTER TABLE accord_facts DROP COLUMN {column}"))
+    finally:
+        accord.close()
+
+    reopened = bootstrap(settings)
+    try:
+        columns = {c["name"] for c in inspect(reopened.engine).get_columns("accord_facts")}
+        assert {"amended", "retracted"} <= columns
+        assert reopened.views.all_rows() == before
+        partnership.accord = reopened
+        amended = reopened.app.amend_fact(client_id, housing, {"status": "temporary"}, None,
+                                          REASON, actor(partnership, "tp"))
+        reopened.catch_up()
+        [item] = [i for i in reopened.views.items("tp", client_id, "care_coordination")
+                  if i.position == housing]
+        assert (item.data, item.amended) == ({"status": "temporary"}, amended)
+    finally:
+        reopened.close()

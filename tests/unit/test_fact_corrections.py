@@ -140,7 +140,7 @@ def test_the_stream_replays_with_its_corrections_and_without_them() -> None:
     second = recorded(client, "police")
     amend(client, first)
     retract(client, second, agency="police")
-    again = replayed(client.collect_events())
+    again = replayed(list(client.collect_events()))
     assert again.facts == client.facts
     assert again.facts[first].occurred_at == NOW and not again.facts[first].retracted
     assert again.facts[second].retracted
@@ -148,12 +148,15 @@ def test_the_stream_replays_with_its_corrections_and_without_them() -> None:
     # A stream written before corrections existed (facts only) replays as it did.
     old = uncollected()
     recorded(old)
-    assert replayed(old.collect_events()).facts_recorded == 1
+    assert replayed(list(old.collect_events())).facts_recorded == 1
 
 
 def test_evolve_says_which_fact_a_correction_changes() -> None:
     client_id = uuid4()
-    amended = Client.FactAmended(
+    # The library's event classes take their fields as keyword arguments.
+    amended_event: Any = Client.FactAmended
+    retracted_event: Any = Client.FactRetracted
+    amended = amended_event(
         originator_id=client_id, originator_version=5, timestamp=NOW, position=12,
         sequence=3, fact_type="housing_status_recorded", category="housing",
         data={"status": "temporary"}, occurred_at=NOW - timedelta(days=2), reason=REASON,
@@ -165,7 +168,7 @@ def test_evolve_says_which_fact_a_correction_changes() -> None:
         client_id, 12, "tp", NOW - timedelta(days=2), {"status": "temporary"})
     assert (effect.correction.kind, effect.correction.position, effect.correction.by,
             effect.correction.reason) == ("amended", 40, "p1", REASON)
-    retracted = Client.FactRetracted(
+    retracted = retracted_event(
         originator_id=client_id, originator_version=6, timestamp=NOW, position=12,
         sequence=3, fact_type="housing_status_recorded", category="housing", reason=REASON,
         controller="tp", retracted_by="p2")
