@@ -367,6 +367,36 @@ DONE = {
 }
 
 
+def prescription_words(latest: Mapping[str, Any]) -> str:
+    """A prescription in force as a prescriber says it, from the fields the caller sees:
+    "Methadone 60 mg a day, supervised (started 5 January 2026)"."""
+    text = words(str(latest.get("medication") or "Prescription"))
+    if latest.get("daily_dose_mg") is not None:
+        text += f" {value_text(latest['daily_dose_mg'])} mg a day"
+    if latest.get("supervised_consumption") is not None:
+        text += ", supervised" if latest["supervised_consumption"] else ", not supervised"
+    change = latest.get("change")
+    since = latest.get("since")
+    when = value_text(since.date() if isinstance(since, datetime) else since) if since else ""
+    detail = " ".join(x for x in (str(change).replace("_", " ") if change else "", when) if x)
+    return f"{text} ({detail})" if detail else text
+
+
+def order_words(latest: Mapping[str, Any]) -> str:
+    """An order in force: "Drug rehabilitation requirement, compliant, ends 31 March 2027
+    (since 5 January 2026)", from the fields the caller sees."""
+    parts = [words(str(latest.get("order") or "Order")).replace("_", " ")]
+    if latest.get("status"):
+        parts.append(value_text(latest["status"]))
+    if latest.get("ends_on"):
+        parts.append("ends " + value_text(latest["ends_on"]))
+    since = latest.get("since")
+    text = ", ".join(parts)
+    if since:
+        text += f" (since {value_text(since.date() if isinstance(since, datetime) else since)})"
+    return text
+
+
 def _chronology_context(request: Request, app: App, actor: Actor, chronology: Any
                         ) -> dict[str, Any]:
     agreements = agreement_names(app, actor)
@@ -377,14 +407,8 @@ def _chronology_context(request: Request, app: App, actor: Actor, chronology: An
     } for f in chronology.facts]
     summary = chronology.summary
     return {"chronology": chronology, "entries": entries, "summary": summary,
-            "prescriptions": [{"text": fact_name(str(p.get("medication", "prescription"))),
-                               "rows": data_rows({k: v for k, v in p.items()
-                                                  if k not in ("position", "since")}),
-                               "since": p.get("since")} for p in summary.prescriptions],
-            "orders": [{"text": value_text(o.get("order", "order")),
-                        "rows": data_rows({k: v for k, v in o.items()
-                                           if k not in ("position", "since", "order")}),
-                        "since": o.get("since")} for o in summary.orders],
+            "prescriptions": [prescription_words(p) for p in summary.prescriptions],
+            "orders": [order_words(o) for o in summary.orders],
             "categories": [{"value": "", "text": "Every category",
                             "selected": chronology.category is None}] + [
                 {"value": c.value, "text": words(c.value),
