@@ -20,6 +20,7 @@ from api.routers import (
     consents,
     emergency,
     households,
+    replay_changes,
     reports,
     reviews,
     tree,
@@ -70,6 +71,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(catalogue.router)
     api.include_router(admin.router)
     api.include_router(audit.router)
+    api.include_router(replay_changes.router)
     api.include_router(emergency.router)
     api.include_router(reviews.router)
     api.include_router(tree.router)

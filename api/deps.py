@@ -42,6 +42,7 @@ from domain.application import AccordApplication, Actor
 from domain.errors import Forbidden, Unauthenticated
 from domain.inputs import LogPosition
 from domain.permissions import Action, require
+from infra.signing import SigningKeyError, load_signer
 from projections.alerts import AlertInbox
 from projections.audit import AccessIndex
 from projections.log_tree import LogTree
@@ -332,6 +333,15 @@ async def log_tree(request: Request) -> LogTree:
     return LogTree(accord.app, accord.engine)
 
 
+def tree_keys(request: Request) -> list[str]:
+    """The public keys a verification of the log trusts: this server's own signing key's
+    (none if this server holds no key; ``accord audit verify`` then takes one)."""
+    try:
+        return [load_signer(request.app.state.accord.settings.signing_key_path).public_key]
+    except SigningKeyError:
+        return []
+
+
 async def read_engine(request: Request) -> Engine:
     """The read models' database, for the queries that read their tables directly."""
     engine: Engine = request.app.state.accord.engine
@@ -350,6 +360,7 @@ Reports = Annotated[OutcomeReports, Depends(outcome_reports)]
 Births = Annotated[BirthIndex, Depends(birth_index)]
 ReadEngine = Annotated[Engine, Depends(read_engine)]
 Access = Annotated[AccessLog, Depends(access_log)]
+TreeKeys = Annotated[list[str], Depends(tree_keys)]
 
 
 # -- read-your-writes ----------------------------------------------------------------------

@@ -209,6 +209,9 @@ class AgreementOut(BaseModel):
     terms: AgreementTerms = Field(description="the latest version of the terms")
     terms_in_force: AgreementTerms | None
     revoked_reason: str | None
+    versions: list[AgreementTerms] = Field(
+        default_factory=list, description="every version of the terms, oldest first "
+                                          "(version n is the n-th): none is ever lost")
 
 
 class ConsentIn(Strict):
@@ -446,3 +449,19 @@ class ReplayOut(BaseModel):
     permitted: list[ReplayFactOut]
     withheld: list[WithheldFactOut] = Field(
         description="facts of your own agency that were withheld (controller's IG lead only)")
+
+
+class ReplayChangeOut(BaseModel):
+    position: int = Field(description="from this log position on, the replay answers "
+                          "differently from before: replay here to see how")
+    at: datetime = Field(description="when the event at that position was recorded")
+    permitted: int = Field(description="how many facts the answer from here permits")
+    withheld: int = Field(description="how many of your facts the answer from here withholds")
+
+
+class ReplayChangesOut(BaseModel):
+    agency: str = Field(description="whose view was rebuilt")
+    client_id: UUID
+    purpose: Purpose
+    head: int = Field(description="the last log position walked")
+    changes: list[ReplayChangeOut] = Field(description="oldest first")

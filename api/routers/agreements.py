@@ -32,6 +32,7 @@ def agreement_out(agreement: Agreement) -> AgreementOut:
         terms=agreement.terms(),
         terms_in_force=agreement.terms(agreement.in_force) if agreement.in_force else None,
         revoked_reason=agreement.revoked_reason,
+        versions=[agreement.terms(v) for v in range(1, agreement.latest + 1)],
     )
 
 

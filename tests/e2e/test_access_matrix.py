@@ -138,11 +138,13 @@ PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] =
     ("GET", "/v1/audit/accesses"): EVERYWHERE,
     ("GET", "/v1/clients/{client_id}/disclosures"): (200, *CONTROLLER_ONLY),
     ("GET", "/v1/audit/replay"): (200, *CONTROLLER_ONLY),
+    ("GET", "/v1/audit/replay/changes"): (200, *CONTROLLER_ONLY),
     # Tamper evidence: the signed Merkle tree head and its proofs, for IG leads and
     # administrators of any agency (a partner checks them offline).
     ("GET", "/v1/audit/tree-head"): EVERYWHERE,
     ("GET", "/v1/audit/proofs/inclusion"): EVERYWHERE,
     ("GET", "/v1/audit/proofs/consistency"): EVERYWHERE,
+    ("GET", "/v1/audit/tree-verification"): EVERYWHERE,
     # Agreements: IG leads act on those their agency is party to; parties may read them.
     ("POST", "/v1/agreements"): (201, 201, 201, 201),
     ("POST", "/v1/agreements/{agreement_id}/approve"): (200, 404, 404, 404),
@@ -496,6 +498,10 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("GET", "/v1/audit/replay"): lambda w, o: (
         f"/v1/audit/replay?agency=police&client_id={_client(w, o)}"
         "&purpose=care_coordination", None),
+    ("GET", "/v1/audit/replay/changes"): lambda w, o: (
+        f"/v1/audit/replay/changes?agency=police&client_id={_client(w, o)}"
+        "&purpose=care_coordination", None),
+    ("GET", "/v1/audit/tree-verification"): lambda w, o: ("/v1/audit/tree-verification", None),
     ("GET", "/v1/audit/tree-head"): lambda w, o: (
         f"/v1/audit/tree-head?_={signed_tree_size(w.accord)}", None),
     ("GET", "/v1/audit/proofs/inclusion"): lambda w, o: (
@@ -575,6 +581,7 @@ CLIENT_WRITES = {
 #: Routes outside the /v1/clients/{client_id}/... family that read client data.
 OTHER_READS = {("POST", "/v1/clients/match"), ("POST", "/v1/clients/search"),
                ("GET", "/v1/clients"), ("GET", "/v1/audit/replay"),
+               ("GET", "/v1/audit/replay/changes"),
                ("GET", "/v1/alerts"), ("GET", "/v1/alerts/stream"),
                ("GET", "/v1/alerts/{alert_id}"),
                ("GET", "/v1/households/{household_id}"),
