@@ -297,6 +297,26 @@ HouseholdPage = Annotated[Actor, Depends(page(Action.READ_HOUSEHOLD))]
 MemberForm = Annotated[Actor, Depends(page(Action.ADD_HOUSEHOLD_MEMBER))]
 EmergencyForm = Annotated[Actor, Depends(page(
     Action.GRANT_EMERGENCY_ACCESS, refused_on_record={Role.PRACTITIONER, Role.SAFEGUARDING}))]
+# The IG leads' pages (api/ui/routes/ig.py), each guarded as the API route it calls.
+AgreementsPage = Annotated[Actor, Depends(page(Action.LIST_AGREEMENTS))]
+AgreementPage = Annotated[Actor, Depends(page(Action.READ_AGREEMENT))]
+AgreementProposeForm = Annotated[Actor, Depends(page(Action.PROPOSE_AGREEMENT))]
+AgreementApproveForm = Annotated[Actor, Depends(page(Action.APPROVE_AGREEMENT))]
+AgreementAmendForm = Annotated[Actor, Depends(page(Action.AMEND_AGREEMENT))]
+AgreementRevokeForm = Annotated[Actor, Depends(page(Action.REVOKE_AGREEMENT))]
+AccessAuditPage = Annotated[Actor, Depends(page(Action.READ_AUDIT))]
+DisclosuresPage = Annotated[Actor, Depends(page(Action.READ_DISCLOSURES))]
+ReplayPage = Annotated[Actor, Depends(page(Action.REPLAY))]
+ReviewsPage = Annotated[Actor, Depends(page(Action.READ_REVIEWS))]
+ReviewCloseForm = Annotated[Actor, Depends(page(Action.CLOSE_REVIEW))]
+GrantEndForm = Annotated[Actor, Depends(page(Action.END_EMERGENCY_ACCESS))]
+TreePage = Annotated[Actor, Depends(page(Action.READ_TREE_HEAD))]
+# The administrators' pages (api/ui/routes/admin.py), likewise.
+AgenciesPage = Annotated[Actor, Depends(page(Action.LIST_AGENCIES))]
+AgencyForm = Annotated[Actor, Depends(page(Action.REGISTER_AGENCY))]
+PrincipalsPage = Annotated[Actor, Depends(page(Action.LIST_PRINCIPALS))]
+PrincipalForm = Annotated[Actor, Depends(page(Action.ADD_PRINCIPAL))]
+PrincipalRevokeForm = Annotated[Actor, Depends(page(Action.REVOKE_PRINCIPAL))]
 
 
 # -- the read models and the access log --------------------------------------------------

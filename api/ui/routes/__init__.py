@@ -7,7 +7,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.ui.routes import (
+    admin,
     home,
+    ig,
     practitioner,
     practitioner_record,
     practitioner_sharing,
@@ -17,4 +19,4 @@ from api.ui.routes import (
 ROUTERS: list[APIRouter] = [sign_in.router, home.router,
                             # /ui/clients/new before /ui/clients/{client_id}
                             practitioner_record.router, practitioner_sharing.router,
-                            practitioner.router]
+                            practitioner.router, ig.router, admin.router]
