@@ -123,4 +123,6 @@ def shoot(page: Page, name: str) -> None:
     folder = os.environ.get("ACCORD_TOUR")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
+        # caret="initial": hiding the caret would inject a style the CSP refuses.
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False,
+                        caret="initial")
