@@ -416,6 +416,28 @@ class EthnicCategory(StrEnum):
     NOT_STATED = "Z"
 
 
+#: Each ethnic category code as the NHS Data Dictionary names it (a form offers these).
+ETHNIC_CATEGORY_NAMES: dict[EthnicCategory, str] = {
+    EthnicCategory.WHITE_BRITISH: "White: British",
+    EthnicCategory.WHITE_IRISH: "White: Irish",
+    EthnicCategory.WHITE_OTHER: "White: any other White background",
+    EthnicCategory.MIXED_WHITE_AND_BLACK_CARIBBEAN: "Mixed: White and Black Caribbean",
+    EthnicCategory.MIXED_WHITE_AND_BLACK_AFRICAN: "Mixed: White and Black African",
+    EthnicCategory.MIXED_WHITE_AND_ASIAN: "Mixed: White and Asian",
+    EthnicCategory.MIXED_OTHER: "Mixed: any other mixed background",
+    EthnicCategory.ASIAN_INDIAN: "Asian or Asian British: Indian",
+    EthnicCategory.ASIAN_PAKISTANI: "Asian or Asian British: Pakistani",
+    EthnicCategory.ASIAN_BANGLADESHI: "Asian or Asian British: Bangladeshi",
+    EthnicCategory.ASIAN_OTHER: "Asian or Asian British: any other Asian background",
+    EthnicCategory.BLACK_CARIBBEAN: "Black or Black British: Caribbean",
+    EthnicCategory.BLACK_AFRICAN: "Black or Black British: African",
+    EthnicCategory.BLACK_OTHER: "Black or Black British: any other Black background",
+    EthnicCategory.CHINESE: "Other ethnic group: Chinese",
+    EthnicCategory.OTHER: "Other ethnic group: any other ethnic group",
+    EthnicCategory.NOT_STATED: "Not stated",
+}
+
+
 class SexualOrientation(StrEnum):
     HETEROSEXUAL = "heterosexual"
     GAY_OR_LESBIAN = "gay_or_lesbian"
@@ -452,7 +474,8 @@ class DemographicsRecorded(Payload):
     from the date of birth held with identity, never copied here)."""
 
     sex: Sex
-    ethnicity: EthnicCategory
+    ethnicity: EthnicCategory = Field(json_schema_extra={
+        "enumNames": [ETHNIC_CATEGORY_NAMES[c] for c in EthnicCategory]})
     sexual_orientation: SexualOrientation = SexualOrientation.NOT_STATED
     religion: Religion = Religion.NOT_STATED
     disability: Disability = Disability.NOT_STATED

@@ -451,3 +451,11 @@ class FieldErrors:
 
     def summary(self) -> list[dict[str, str]]:
         return [{"text": message, "href": f"#{link}"} for link, message in self.order]
+
+
+def choice_labels(schema: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Each choice field's values with the words a form offers for them, by the field's
+    path (to show a recorded code, an ethnic category say, as the form named it)."""
+    return {f.name: {c.value: c.text for c in f.choices}
+            for f in every_field(fields_of(schema))
+            if f.choices and f.kind is not Kind.YES_NO}

@@ -96,7 +96,7 @@ def test_a_practitioner_registers_a_client_and_records_a_fact_from_the_catalogue
     assert "The fact is recorded." in page
     chronology = page[page.index('data-testid="chronology"'):]
     assert "Treatment episode started" in chronology
-    assert "opioids, crack" in chronology and "Sam Okafor" in chronology
+    assert "Opioids, Crack" in chronology and "Sam Okafor" in chronology
     assert "recorded by tp practitioner of tp" in chronology  # a name, never an id
     assert "Your agency&#39;s own record" in chronology
     assert "In treatment</dt>" in page and "Yes, since 5 January 2026" in page
@@ -231,7 +231,7 @@ def test_police_see_the_masked_facts_with_their_basis_until_consent_is_withdrawn
     assert 'data-testid="client-name">Ann Example<' in page
     assert "Date of birth" not in page  # the agreement shares the name only
     chronology = page[page.index('data-testid="chronology"'):]
-    assert "Modality</dt>" in chronology and "pharmacological" in chronology
+    assert "Modality</dt>" in chronology and "Pharmacological" in chronology
     assert "Substances" not in chronology and "Sam Okafor" not in chronology  # masked
     assert "relapse" not in page  # clinical notes are shared with nobody
     assert ("Shared under the agreement “Drug intervention: treatment engagement for "
@@ -338,7 +338,7 @@ def test_amending_and_retracting_a_fact_from_the_own_record(
                             "reason": "status was typed in wrongly"})
     assert amended.status_code == 303
     record = tp.get(amended.headers["location"]).text
-    assert "The fact is amended." in record and "temporary" in record
+    assert "The fact is amended." in record and "Temporary" in record
     assert "by tp practitioner: status was typed in wrongly" in record
 
     confirm = tp.get(f"/ui/clients/{client_id}/facts/{position}/retract").text
@@ -359,6 +359,8 @@ def test_free_text_is_shown_as_text_never_as_markup(
         api: TestClient, partnership: Partnership) -> None:
     client_id = register(api, partnership)
     markup = "<script>alert(1)</script><b>bold</b>"
+    post_fact(api, partnership, client_id, fact("demographics_recorded", {
+        "sex": "female", "ethnicity": "N"}))
     position = post_fact(api, partnership, client_id,
                          fact("clinical_note_added", {"text": markup}))
     tp, csrf = signed_in(api, partnership)
@@ -367,6 +369,8 @@ def test_free_text_is_shown_as_text_never_as_markup(
         page = tp.get(path).text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;" in page
         assert "<script>alert" not in page and "<b>bold" not in page
+        # A code is shown as the catalogue's form names it.
+        assert "Black or Black British: African" in page
     echoed = tp.post("/ui/clients/new", data={"csrf_token": csrf, **REGISTRATION,
                                               "postcode": markup})
     assert echoed.status_code == 422 and "<b>bold" not in echoed.text

@@ -13,6 +13,7 @@ from api.ui.schema_form import (
     Form,
     FormField,
     Kind,
+    choice_labels,
     errors_of,
     every_field,
     fields_of,
@@ -150,6 +151,20 @@ def test_lines_and_checkboxes_read_as_lists() -> None:
     assert payload_of(fields, Form({"data.source": ["gp"], "data.substances": ["crack",
                                                                               "alcohol"]})
                       ) == {"source": "gp", "substances": ["crack", "alcohol"]}
+
+
+def test_a_code_is_offered_and_shown_by_its_name() -> None:
+    """The catalogue names each ethnic category code (``enumNames``): the form offers the
+    names, and a recorded code is shown by its name."""
+    demographics = {f.name: f for f in fields_of(schema("demographics_recorded"))}
+    ethnicity = demographics["ethnicity"]
+    assert ethnicity.kind is Kind.SELECT
+    assert ethnicity.choices[0].value == "A" and ethnicity.choices[0].text == "White: British"
+    assert ethnicity.hint is None  # the enum's docstring is about codes, not for the form
+    labels = choice_labels(schema("demographics_recorded"))
+    assert labels["ethnicity"]["Z"] == "Not stated"
+    assert labels["sex"]["not_stated"] == "Not stated"
+    assert "children_present" not in choice_labels(schema("domestic_abuse_incident_recorded"))
 
 
 def test_words() -> None:

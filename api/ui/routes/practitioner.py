@@ -38,9 +38,10 @@ from api.deps import (
 from api.models import AgreementOut, MatchIn
 from api.routers import agreements as agreements_api
 from api.routers import caseload as caseload_api
+from api.routers import catalogue as catalogue_api
 from api.routers import clients as clients_api
 from api.routers import views as views_api
-from api.ui.schema_form import FieldErrors, Form, date_of, words
+from api.ui.schema_form import FieldErrors, Form, choice_labels, date_of, words
 from api.ui.templating import add_section, render
 from domain.agencies import AgencyKind, Role
 from domain.categories import DataCategory
@@ -147,10 +148,34 @@ def value_text(value: Any) -> str:
     return text
 
 
-def data_rows(data: Mapping[str, Any]) -> list[dict[str, str]]:
-    """A payload as label and value rows, in the order it was recorded."""
-    return [{"label": words(str(key)), "value": value_text(value)}
+def data_rows(data: Mapping[str, Any], labels: Mapping[str, Mapping[str, str]] | None = None
+              ) -> list[dict[str, str]]:
+    """A payload as label and value rows, in the order it was recorded; a choice's value
+    in the words its form offers (``labels``, from the type's schema) where known."""
+    def shown(key: str, value: Any) -> str:
+        named = (labels or {}).get(key)
+        if named and isinstance(value, list):
+            return ", ".join(named.get(str(v), value_text(v)) for v in value) or "None"
+        if named and isinstance(value, str) and value in named:
+            return named[value]
+        return value_text(value)
+
+    return [{"label": words(str(key)), "value": shown(str(key), value)}
             for key, value in data.items()]
+
+
+#: The catalogue's choice labels by fact type, made once: the catalogue is the code's, the
+#: same for every caller for the life of the process, and holds no client data.
+_LABELS: dict[str, dict[str, dict[str, str]]] = {}
+
+
+def fact_labels(app: Any, actor: Actor) -> dict[str, dict[str, dict[str, str]]]:
+    """Each fact type's choice labels, from the catalogue (``GET /v1/event-types``, open
+    to every role)."""
+    if not _LABELS:
+        _LABELS.update({t.type: choice_labels(t.schema_)
+                        for t in catalogue_api.event_types(app, actor)})
+    return _LABELS
 
 
 def agreement_names(app: Any, actor: Actor) -> dict[str, AgreementOut]:
@@ -400,8 +425,9 @@ def order_words(latest: Mapping[str, Any]) -> str:
 def _chronology_context(request: Request, app: App, actor: Actor, chronology: Any
                         ) -> dict[str, Any]:
     agreements = agreement_names(app, actor)
+    labels = fact_labels(app, actor)
     entries = [{
-        "fact": f, "name": fact_name(f.type), "rows": data_rows(f.data),
+        "fact": f, "name": fact_name(f.type), "rows": data_rows(f.data, labels.get(f.type)),
         "basis": basis_words(f.basis, agreements), "emergency": f.basis.get("kind") ==
         "emergency", "own": f.controller == actor.agency,
     } for f in chronology.facts]
@@ -485,12 +511,13 @@ def own_record(request: Request, client_id: UUID, app: App, access: Access,
         if f.retraction and f.retraction.by:
             references.append(f.retraction.by)
     names = queries.principal_names(app, references)
+    labels = fact_labels(app, actor)
     return render(request, "practitioner/record.html", {
         "record": record, "client_id": client_id, "names": names,
         "identity_rows": list(identity_rows(
             record.identity.model_dump() if record.identity else None)),
-        "facts": [{"fact": f, "name": fact_name(f.type), "rows": data_rows(f.data)}
-                  for f in record.facts],
+        "facts": [{"fact": f, "name": fact_name(f.type),
+                   "rows": data_rows(f.data, labels.get(f.type))} for f in record.facts],
         "done": DONE.get(done or ""),
         "may_amend": may(actor, Action.AMEND_FACT),
         "may_retract": may(actor, Action.RETRACT_FACT),

@@ -35,6 +35,7 @@ from api.ui.routes.practitioner import (
     Submitted,
     client_href,
     data_rows,
+    fact_labels,
     fact_name,
     purpose_of,
     validation_messages,
@@ -315,7 +316,8 @@ def retract_form(request: Request, client_id: UUID, position: clients_api.FactPo
                  ) -> Response:
     """Asks to confirm the retraction, with the fact shown and a reason."""
     fact = _recorded_fact(client_id, position, app, access, engine, actor)
-    return _retract_page(request, client_id, position, fact.type, data_rows(fact.data),
+    rows = data_rows(fact.data, fact_labels(app, actor).get(fact.type))
+    return _retract_page(request, client_id, position, fact.type, rows,
                          fact.occurred_at.isoformat(), Form({}), FieldErrors())
 
 

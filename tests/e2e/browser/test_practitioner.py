@@ -89,7 +89,7 @@ def test_a_practitioner_registers_a_client_and_records_facts_by_keyboard(
     expect(page.get_by_text("The fact is recorded.")).to_be_visible()
     chronology = page.get_by_test_id("chronology")
     expect(chronology).to_contain_text("Treatment episode started")
-    expect(chronology).to_contain_text("opioids, crack")
+    expect(chronology).to_contain_text("Opioids, Crack")
     expect(page.get_by_test_id("summary")).to_contain_text("Sam Okafor")
     assert_accessible(page)
 
@@ -211,7 +211,7 @@ def test_police_find_the_client_only_after_agreement_and_consent_and_lose_them_a
         expect(page.get_by_test_id("client-name")).to_have_text("Ann Example")
         chronology = page.get_by_test_id("chronology")
         expect(chronology).to_contain_text("Treatment episode started")
-        expect(chronology).to_contain_text("pharmacological")
+        expect(chronology).to_contain_text("Pharmacological")
         expect(chronology).not_to_contain_text("Sam Okafor")  # the share names no key worker
         expect(chronology).not_to_contain_text("relapse")  # clinical notes: nobody
         expect(page.get_by_test_id("basis").first).to_contain_text("with the client's consent")
