@@ -128,6 +128,7 @@ def test_the_ig_leads_other_pages(page: Page, live: Live) -> None:
     expect(terms).to_contain_text("Version 2 (awaiting approval)")
     expect(terms.locator("th", has_text="Changed")).to_have_count(2)  # title, retention
     assert_accessible(page)
+    terms.evaluate("terms => terms.scrollIntoView()")
     shoot(page, "ig-agreement-amended")
     page.get_by_role("link", name="Agreements", exact=True).click()
     page.get_by_role("button", name="Propose an agreement").click()
