@@ -101,8 +101,9 @@ def test_an_agreement_is_proposed_approved_amended_and_revoked_through_its_pages
     register_page = police.get("/ui/agreements")
     assert "Housing for care coordination" in register_page.text and "Active" in register_page.text
     assert "Care coordination" in register_page.text
-    # The recipient may not amend: it is offered no button, and the page refuses it.
+    # The recipient may not amend: it is offered no button, and the form refuses it.
     assert "Amend the terms" not in police.get(f"/ui/agreements/{agreement_id}").text
+    assert police.get(f"/ui/agreements/{agreement_id}/amend").status_code == 403
     # The controller amends: the terms in force stay beside the proposed version.
     amend_form = tp.get(f"/ui/agreements/{agreement_id}/amend")
     assert 'value="Housing for care coordination"' in amend_form.text
@@ -126,6 +127,7 @@ def test_an_agreement_is_proposed_approved_amended_and_revoked_through_its_pages
     assert revoked.status_code == 303
     page = tp.get(f"/ui/agreements/{agreement_id}").text
     assert "Revoked" in page and "The pilot ended" in page and "Approve version" not in page
+    assert tp.get(f"/ui/agreements/{agreement_id}/amend").status_code == 409
     agreement = api.get(f"/v1/agreements/{agreement_id}",
                         headers=hdr(partnership, "tp", Role.IG_LEAD)).json()
     assert agreement["status"] == "revoked" and agreement["version"] == 2

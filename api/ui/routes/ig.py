@@ -66,7 +66,16 @@ from api.ui.form_errors import Problems, Submitted, day_parts, submitted
 from api.ui.templating import add_section, render
 from domain.agreements import AgreementStatus, AgreementTerms, shareable_fields
 from domain.categories import NEVER_SHARED_BY_AGREEMENT, DataCategory
-from domain.errors import AgencyNotFound, ClientNotFound, Conflict, InvalidCommand, NotFound
+from domain.errors import (
+    AgencyNotFound,
+    AgreementRevoked,
+    ClientNotFound,
+    Conflict,
+    Forbidden,
+    InvalidCommand,
+    NotFound,
+    ReviewNotFound,
+)
 from domain.permissions import Action, permits
 from domain.results import Actor
 from domain.reviews import ReviewOutcome, ReviewStatus
@@ -380,8 +389,13 @@ async def approve(agreement_id: UUID, app: App, actor: AgreementApproveForm) -> 
 @router.get("/agreements/{agreement_id}/amend")
 async def amend_form(request: Request, agreement_id: UUID, app: App,
                      actor: AgreementAmendForm) -> Response:
-    """The terms form, filled with the latest terms, to propose the next version."""
+    """The terms form, filled with the latest terms, to propose the next version (the
+    controller's IG lead only, as the command says; a revoked agreement is not amended)."""
     found = await run_in_threadpool(agreements_api.read_agreement, agreement_id, app, actor)
+    if actor.agency != found.controller:
+        raise Forbidden("only the controller's IG lead amends an agreement")
+    if found.status is AgreementStatus.REVOKED:
+        raise AgreementRevoked()
     return _terms_form(request, actor, await _agencies(app, actor),
                        _terms_values(found.terms), Problems(), found)
 
@@ -602,7 +616,7 @@ async def _review(engine: ReadEngine, actor: Actor, review_id: UUID) -> ReviewOu
     for review in found:
         if review.review_id == review_id:
             return review
-    raise NotFound("no such review")
+    raise ReviewNotFound()
 
 
 @router.get("/audit/reviews")
