@@ -229,7 +229,8 @@ async def signed_in(request: Request, app: App, store: Sessions) -> Actor:
     field ``csrf_token`` or the ``X-CSRF-Token`` header (htmx sends it)."""
     cookie = request.cookies.get(COOKIE)
     next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    resumed = await run_in_threadpool(store.resume, cookie)
+    resumed = await run_in_threadpool(
+        lambda: store.resume(cookie, touch=by_the_user(request)))
     if isinstance(resumed, Ended):
         raise SignInRequired(resumed, next_path)
     try:
@@ -250,6 +251,18 @@ async def signed_in(request: Request, app: App, store: Sessions) -> Actor:
             raise CsrfRefused("the form was out of date or not from accord; "
                               "go back, reload the page and try again")
     return actor
+
+
+#: Sent by a page's own script when it fetches by itself (a live inbox's refresh).
+BACKGROUND_HEADER = "X-Accord-Background"
+
+
+def by_the_user(request: Request) -> bool:
+    """Whether the user asked for this, rather than a page on its own (a live update, an
+    event stream, which browsers reconnect by themselves): only what the user asks for
+    keeps a session from ending idle, so a page left open still signs out."""
+    return (BACKGROUND_HEADER.lower() not in request.headers
+            and "text/event-stream" not in request.headers.get("accept", ""))
 
 
 def current_session(request: Request) -> Session:
@@ -317,6 +330,15 @@ AgencyForm = Annotated[Actor, Depends(page(Action.REGISTER_AGENCY))]
 PrincipalsPage = Annotated[Actor, Depends(page(Action.LIST_PRINCIPALS))]
 PrincipalForm = Annotated[Actor, Depends(page(Action.ADD_PRINCIPAL))]
 PrincipalRevokeForm = Annotated[Actor, Depends(page(Action.REVOKE_PRINCIPAL))]
+# The safeguarding team's pages (api/ui/routes/safeguarding.py): the inbox, its live
+# stream, one alert, and the alert's client and household (each read through the alert,
+# which only its recipient's safeguarding staff may read), and the alert's forms.
+AlertsPage = Annotated[Actor, Depends(page(Action.READ_ALERTS))]
+AlertAcknowledgeForm = Annotated[Actor, Depends(page(Action.ACKNOWLEDGE_ALERT))]
+AlertAssignForm = Annotated[Actor, Depends(page(Action.ASSIGN_ALERT))]
+AlertCloseForm = Annotated[Actor, Depends(page(Action.CLOSE_ALERT))]
+# The commissioners' pages (api/ui/routes/reports.py): the outcome reports and their CSV.
+ReportsPage = Annotated[Actor, Depends(page(Action.READ_REPORTS))]
 
 
 # -- the read models and the access log --------------------------------------------------
@@ -459,3 +481,5 @@ InboxCaughtUp = Annotated[None, Depends(waiting_for(_alert_inbox))]
 ReportsCaughtUp = Annotated[None, Depends(waiting_for(_outcome_reports))]
 #: For the web application's pages that read the agency views (a client's page).
 PageViewsCaughtUp = Annotated[None, Depends(page_waiting_for(_views))]
+#: For the safeguarding team's pages that follow a change to an alert.
+PageInboxCaughtUp = Annotated[None, Depends(page_waiting_for(_alert_inbox))]

@@ -94,8 +94,9 @@ class SessionStore:
                 csrf_token=session.csrf_token, created_at=now, last_seen=now))
         return session_id, session
 
-    def resume(self, session_id: str | None) -> Session | Ended:
-        """The session a cookie names, if it has not ended; idle ones end here."""
+    def resume(self, session_id: str | None, *, touch: bool = True) -> Session | Ended:
+        """The session a cookie names, if it has not ended; idle ones end here. ``touch``
+        counts the request as activity (not so for what a page does on its own)."""
         if not session_id or len(session_id) > 100:
             return Ended.NONE
         id_hash = _hash(session_id)
@@ -109,7 +110,7 @@ class SessionStore:
         if now - last_seen > self.idle:
             self.end(session_id)
             return Ended.IDLE
-        if now - last_seen > TOUCH_EVERY:
+        if touch and now - last_seen > TOUCH_EVERY:
             with self.engine.begin() as conn:
                 conn.execute(update(ui_sessions).where(
                     ui_sessions.c.id_hash == id_hash).values(last_seen=now))

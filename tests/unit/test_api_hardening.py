@@ -126,3 +126,16 @@ def test_the_vendored_assets_and_their_licences_are_package_data() -> None:
     assert not unpackaged
     for name, (path, _) in hardening.ASSETS.items():
         assert (static / path).is_file(), name
+
+
+def test_the_web_applications_templates_and_assets_are_package_data() -> None:
+    """Every template and static file of the web application (accord's own scripts, the
+    vendored NHS.UK and htmx files) is installed with the package."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["api"]
+    ui = ROOT / "api" / "ui"
+    files = [p.relative_to(ROOT / "api") for folder in ("static", "templates")
+             for p in (ui / folder).rglob("*") if p.is_file()]
+    assert {f.name for f in files} >= {"accord.js", "alerts.js", "base.html"}
+    unpackaged = [f for f in files if not any(f.match(p) for p in patterns)]
+    assert not unpackaged

@@ -13,10 +13,12 @@ from api.ui.routes import (
     practitioner,
     practitioner_record,
     practitioner_sharing,
+    reports,
+    safeguarding,
     sign_in,
 )
 
-ROUTERS: list[APIRouter] = [sign_in.router, home.router,
+ROUTERS: list[APIRouter] = [sign_in.router, home.router, safeguarding.router, reports.router,
                             # /ui/clients/new before /ui/clients/{client_id}
                             practitioner_record.router, practitioner_sharing.router,
                             practitioner.router, ig.router, admin.router]
