@@ -19,6 +19,7 @@ from api.routers import (
     clients,
     consents,
     emergency,
+    fhir,
     households,
     replay_changes,
     reports,
@@ -67,6 +68,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(caseload.router)  # likewise /v1/clients/search
     api.include_router(clients.router)
     api.include_router(consents.router)
+    api.include_router(fhir.router)
     api.include_router(agreements.router)
     api.include_router(catalogue.router)
     api.include_router(admin.router)

@@ -37,6 +37,7 @@ from domain.errors import (
     AgreementNotFound,
     ClientNotFound,
     Conflict,
+    ConsentNotFound,
     Forbidden,
     HouseholdNotFound,
     InvalidCommand,
@@ -177,6 +178,29 @@ def consents(app: AccordApplication, client_id: UUID, by: Actor) -> list[Consent
         elif isinstance(e, Client.ConsentWithdrawn) and e.consent_id in records:
             records[e.consent_id] = ConsentRecord(records[e.consent_id].given, e)
     return list(records.values())
+
+
+def consent(app: AccordApplication, client_id: UUID, consent_id: UUID,
+            by: Actor) -> ConsentRecord:
+    """One of ``consents``: another agency's consent, or an unknown one, is
+    ConsentNotFound (the same answer)."""
+    for record in consents(app, client_id, by):
+        if record.given.consent_id == consent_id:
+            return record
+    raise ConsentNotFound()
+
+
+def registered_identity(app: AccordApplication, client_id: UUID, by: Actor) -> Identity | None:
+    """The client's identity if the caller's agency registered them (only the registering
+    agency holds it, as its own record shows); None for any other agency, and once the
+    client's data key is destroyed."""
+    client = _client(app, client_id)
+    if client.controller != by.agency:
+        return None
+    try:
+        return app.vault.open(client_id, client.sealed_identity)
+    except IdentityErased:
+        return None
 
 
 # -- principals ----------------------------------------------------------------------------

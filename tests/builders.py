@@ -452,6 +452,34 @@ def consent(api: TestClient, partnership: Partnership, client_id: str,
     return result
 
 
+def fhir_consent(nhs: str, *, recipient: str = "police",
+                 categories: tuple[str, ...] = ("housing",),
+                 purposes: tuple[str, ...] = ("COC",), **changes: Any) -> dict[str, Any]:
+    """A FHIR R4 Consent a partner system could send for the client with NHS number
+    ``nhs``: the recipient agency, accord's categories as classes and v3 ActReason
+    purposes in one permit, written consent, no expiry; ``changes`` replace top-level
+    elements (``POST /v1/fhir/Consent``, README "FHIR Consent")."""
+    from consent import fhir  # only the tests that send FHIR need the library
+
+    resource: dict[str, Any] = {
+        "resourceType": "Consent",
+        "extension": [{"url": fhir.OBTAINED, "valueCode": "written"}],
+        "status": "active",
+        "scope": {"coding": [{"system": fhir.CONSENT_SCOPE, "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": fhir.LOINC, "code": "59284-0"}]}],
+        "patient": {"identifier": {"system": fhir.NHS_NUMBER, "value": nhs}},
+        "dateTime": "2026-01-05T09:30:00Z",
+        "policyRule": {"coding": [{"system": fhir.ACT_CODE, "code": "OPTIN"}]},
+        "provision": {"type": "permit", "actor": [{
+            "role": {"coding": [{"system": fhir.PARTICIPATION, "code": "PRCP"}]},
+            "reference": {"identifier": {"system": fhir.ACCORD_AGENCY, "value": recipient}}}],
+            "purpose": [{"system": fhir.ACT_REASON, "code": code} for code in purposes],
+            "class": [{"system": fhir.ACCORD_CATEGORY, "code": code} for code in categories]},
+    }
+    resource.update(changes)
+    return resource
+
+
 def view(api: TestClient, partnership: Partnership, client_id: str, agency: str,
          purpose: str, position: int | None = None, role: Role = Role.PRACTITIONER) -> Any:
     params: dict[str, Any] = {"purpose": purpose}

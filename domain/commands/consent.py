@@ -7,9 +7,16 @@ from datetime import date, datetime
 from uuid import UUID, uuid4
 
 from domain.agencies import AgencyKind
-from domain.clients import check_consent_recipient, check_data_period
+from domain.clients import (
+    Client,
+    NhsNumberIndex,
+    check_consent_recipient,
+    check_data_period,
+    nhs_index_id,
+)
 from domain.commands.core import ApplicationCore, check_aware
 from domain.errors import ClientNotFound
+from domain.identity import nhs_match_key
 from domain.permissions import Action, require
 from domain.results import Actor
 
@@ -57,6 +64,18 @@ class ConsentCommands(ApplicationCore):
             return self._position(self.save(client))
 
         return consent_id, self._retrying(attempt)
+
+    def client_registered_by(self, nhs_number: str, by: Actor) -> UUID | None:
+        """The client the caller's agency registered under this NHS number, if any (not
+        one since erased): a consent a partner system sends names the client by NHS
+        number, and the agency's own registration is the one it certainly means."""
+        require(Action.GIVE_CONSENT, by)
+        index = self._get(nhs_index_id(by.agency, self.vault.fingerprint(
+            nhs_match_key(nhs_number))), NhsNumberIndex)
+        if index is None or index.client_id is None:
+            return None
+        client = self._get(index.client_id, Client)
+        return None if client is None or client.erased else index.client_id
 
     def withdraw_consent(self, client_id: UUID, consent_id: UUID, reason: str, by: Actor) -> int:
         """Withdrawal takes effect at its log position: views lose the facts it covered."""

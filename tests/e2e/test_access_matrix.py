@@ -50,6 +50,7 @@ from tests.builders import (
     Partnership,
     access_records,
     changes,
+    fhir_consent,
     housing_terms,
     nhs_number,
 )
@@ -110,6 +111,11 @@ PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] =
     # they control a fact of it, and the consent is still as unknown to them.
     ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"): (200, *CONTROLLER_ONLY),
     ("GET", "/v1/clients/{client_id}/consents"): (200, *CONTROLLER_ONLY),
+    # A consent as FHIR is a read of the client's consents; a partner system's FHIR
+    # consent is recorded for the agency's own client its NHS number names (another
+    # agency's client is as unknown: 404).
+    ("GET", "/v1/clients/{client_id}/consents/{consent_id}/fhir"): (200, *CONTROLLER_ONLY),
+    ("POST", "/v1/fhir/Consent"): (201, *CONTROLLER_ONLY),
     # Views and matching: the controller sees its own client; nobody else has a basis here.
     # The commissioner role reads no per-client view (it works with aggregates: the table
     # refuses it, and the view records the refusal) and matches only for the purpose
@@ -399,6 +405,15 @@ class World:
             self.actor("police", Role.PRACTITIONER))
         return client_id, grant.grant_id
 
+    def consent(self, owner: str) -> tuple[UUID, UUID]:
+        """(client, consent): a consent ``owner``'s practitioner records for its client."""
+        consent_id, _ = self.accord.app.give_consent(
+            self.clients[owner], recipient_agency="police", recipient_kind=None,
+            categories=["housing"], purposes=["care_coordination"], data_from=None,
+            data_to=None, expires_at=None, obtained="written",
+            by=self.actor(owner, Role.PRACTITIONER))
+        return self.clients[owner], consent_id
+
     def consent_beside_a_partners_fact(self, owner: str) -> tuple[UUID, UUID]:
         """(client, consent): a fresh client of ``owner`` with a consent ``owner``
         recorded, about whom a partner (the other provider for ``tp2``'s client, else the
@@ -478,6 +493,10 @@ REQUESTS: dict[tuple[str, str], Build] = {
         {"reason": "client changed their mind"}),
     ("GET", "/v1/clients/{client_id}/consents"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/consents", None),
+    ("GET", "/v1/clients/{client_id}/consents/{consent_id}/fhir"): lambda w, o: (
+        "/v1/clients/{}/consents/{}/fhir".format(*w.consent(o)), None),
+    ("POST", "/v1/fhir/Consent"): lambda w, o: (
+        "/v1/fhir/Consent", fhir_consent(NHS_NUMBERS[0 if o == "tp" else 1])),
     ("GET", "/v1/clients"): lambda w, o: (
         f"/v1/clients?purpose=direct_care&min_position={w.accord.app.head_position()}", None),
     ("POST", "/v1/clients/search"): lambda w, o: (
@@ -571,6 +590,7 @@ CLIENT_WRITES = {
     ("POST", "/v1/clients/{client_id}/facts/{position}/amend"),
     ("POST", "/v1/clients/{client_id}/facts/{position}/retract"),
     ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"),
+    ("POST", "/v1/fhir/Consent"),
     ("POST", "/v1/clients/{client_id}/emergency-access"),
     ("POST", "/v1/clients/{client_id}/emergency-access/{grant_id}/end"),
     ("POST", "/v1/households"),
