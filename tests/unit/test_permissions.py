@@ -205,6 +205,8 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/v1/clients/{client_id}/consents/{consent_id}/withdraw"):
         Action.WITHDRAW_CONSENT,
     ("GET", "/v1/clients/{client_id}/consents"): Action.READ_CONSENTS,
+    ("GET", "/v1/clients/{client_id}/consents/{consent_id}/fhir"): Action.READ_CONSENTS,
+    ("POST", "/v1/fhir/Consent"): Action.GIVE_CONSENT,
     ("GET", "/v1/clients/{client_id}/view"): Action.READ_VIEW,
     ("POST", "/v1/clients/match"): Action.MATCH,
     ("POST", "/v1/clients/search"): Action.MATCH,
