@@ -85,7 +85,9 @@ def test_a_practitioner_registers_a_client_and_records_a_fact_from_the_catalogue
     assert 'data-testid="client-name">Ann Example<' in page.text
 
     # The fact form is generated from the type's JSON Schema: radios, checkboxes, a date.
-    form = tp.get(f"/ui/clients/{client_id}/facts/new?type=treatment_episode_started").text
+    form = tp.get(f"/ui/clients/{client_id}/facts/new?type=treatment_episode_started"
+                  "&purpose=direct_care").text
+    assert "Record a fact about Ann Example" in form
     assert 'type="radio" value="pharmacological"' in form
     assert 'type="checkbox" value="opioids"' in form
     assert 'name="occurred-at-day"' in form and 'name="csrf_token"' in form
@@ -175,7 +177,8 @@ def test_another_agencys_client_is_the_same_not_found_page_as_an_unknown_one(
     post_fact(api, partnership, client_id, fact())
     other, _ = signed_in(api, partnership, "tp2")
     for path in ("/ui/clients/{}?purpose=direct_care", "/ui/clients/{}/record",
-                 "/ui/clients/{}/consents"):
+                 "/ui/clients/{}/consents", "/ui/clients/{}/consents/new",
+                 "/ui/clients/{}/facts/new?purpose=direct_care"):
         theirs = other.get(path.format(client_id))
         unknown = other.get(path.format(uuid4()))
         assert theirs.status_code == unknown.status_code == 404, path
@@ -291,9 +294,9 @@ def test_each_page_read_is_on_the_access_record(
                     headers=hdr(partnership, "tp", Role.IG_LEAD)).json()
     actions = {(a["action"], a["purpose"]) for a in audit}
     assert {("view", "direct_care"), ("record", None), ("consents", None)} <= actions
-    # Asking for the purpose reads nothing.
+    # A client's page needs a purpose: without one, it reads nothing.
     before = access_records(partnership.accord)
-    assert "Why do you need to see this client?" in tp.get(f"/ui/clients/{client_id}").text
+    assert tp.get(f"/ui/clients/{client_id}").status_code == 422
     assert access_records(partnership.accord) == before
 
 

@@ -451,7 +451,7 @@ def client_page(
     access: Access,
     actor: ClientPage,
     _: PageViewsCaughtUp,
-    purpose: Annotated[Purpose | None, Query()] = None,
+    purpose: Annotated[Purpose, Query()],
     category: Annotated[DataCategory | None, Query()] = None,
     done: Annotated[str | None, Query(max_length=40)] = None,
     until: Annotated[str | None, Query(max_length=40)] = None,
@@ -461,10 +461,7 @@ def client_page(
     (``GET /v1/clients/{id}/chronology``): the identity fields shared, a summary, and
     every fact it may see in the order they happened, each with its basis in words,
     filterable by category (an htmx request for ``#chronology`` gets the list alone).
-    Without a purpose it asks for one, reading nothing."""
-    if purpose is None:
-        return render(request, "practitioner/purpose.html", {
-            "client_id": client_id, "purposes": purpose_items(None)})
+    Every link to it names the purpose (the find page, a list, an alert ask for it)."""
     chronology = caseload_api.chronology(
         client_id=client_id, app=app, views=views, access=access, actor=actor, _=None,
         purpose=purpose, category=category)

@@ -10,6 +10,7 @@ request models judge what was typed, the page only says it in words.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
 from uuid import UUID
@@ -24,13 +25,16 @@ from api.deps import (
     AmendForm,
     App,
     FactForm,
+    PageViewsCaughtUp,
     ReadEngine,
     RegisterForm,
     RetractForm,
+    Views,
 )
 from api.models import ClientIn, EventIn, FactAmendIn, FactOut, FactRetractIn
 from api.routers import catalogue as catalogue_api
 from api.routers import clients as clients_api
+from api.routers import views as views_api
 from api.ui.routes.practitioner import (
     Submitted,
     client_href,
@@ -191,23 +195,40 @@ def fact_form(
     request: Request,
     client_id: UUID,
     app: App,
+    views: Views,
+    access: Access,
     actor: FactForm,
+    _: PageViewsCaughtUp,
+    purpose: Annotated[Purpose, Query()],
     type_name: Annotated[str | None, Query(alias="type", max_length=64)] = None,
-    purpose: Annotated[Purpose | None, Query()] = None,
 ) -> Response:
-    """Choose the fact type, then its form, generated from the type's JSON Schema."""
+    """Choose the fact type, then its form, generated from the type's JSON Schema. The
+    form names the client as the caller sees them for the purpose
+    (``GET /v1/clients/{id}/view``, recorded), so nobody records a fact about the wrong
+    person, and a client the caller may not see is not found, as an unknown one."""
+    seen = views_api.view(client_id, app, views, access, actor, None, purpose)
+    named = _name(seen.identity)
     types = _event_types(app, actor)
     entry = types.get(type_name or "")
     if entry is None:
         return render(request, "practitioner/choose_type.html", {
-            "client_id": client_id, "purpose": purpose, "types": sorted(
+            "client_id": client_id, "purpose": purpose, "named": named, "types": sorted(
                 types.values(), key=lambda t: (t.category, t.type)),
             "unknown": type_name is not None and type_name != ""},
             status_code=404 if type_name else 200)
     fields = fields_of(entry.schema_)
     return _fact_page(request, "practitioner/fact_form.html", entry=entry, fields=fields,
                       values=values_of(fields, None, None), form=_today(Form({})),
-                      errors=FieldErrors(), client_id=client_id, purpose=purpose)
+                      errors=FieldErrors(), client_id=client_id, purpose=purpose,
+                      named=named)
+
+
+def _name(identity: Mapping[str, Any] | None) -> str | None:
+    """The client's name as far as the caller sees it, or None."""
+    if not identity:
+        return None
+    name = " ".join(str(identity[k]) for k in ("given_name", "family_name") if identity.get(k))
+    return name or None
 
 
 @router.post("/clients/{client_id}/facts/new")

@@ -25,11 +25,13 @@ from api.deps import (
     HouseholdPage,
     MemberForm,
     PageViewsCaughtUp,
+    ReadEngine,
     Views,
     WithdrawConsentForm,
 )
 from api.models import ConsentIn, ConsentOut, EmergencyAccessIn, WithdrawIn
 from api.routers import admin as admin_api
+from api.routers import clients as clients_api
 from api.routers import consents as consents_api
 from api.routers import emergency as emergency_api
 from api.routers import households as households_api
@@ -95,9 +97,11 @@ def _choices(values: list[str], chosen: list[str], names: dict[str, str] | None 
 
 
 def _consent_page(request: Request, app: App, actor: Actor, client_id: UUID, form: Form,
-                  errors: FieldErrors, status_code: int = 200) -> Response:
+                  errors: FieldErrors, status_code: int = 200, named: str | None = None
+                  ) -> Response:
     return render(request, "practitioner/consent_form.html", {
-        "client_id": client_id, "form": form, "errors": errors.summary(),
+        "client_id": client_id, "named": named,
+        "form": form, "errors": errors.summary(),
         "messages": errors.messages,
         "recipients": _recipients(app, actor, form.one("recipient")),
         "categories": _choices([c.value for c in DataCategory if c is not DataCategory.CONSENT],
@@ -110,9 +114,17 @@ def _consent_page(request: Request, app: App, actor: Actor, client_id: UUID, for
 
 
 @router.get("/clients/{client_id}/consents/new")
-def consent_form(request: Request, client_id: UUID, app: App, actor: ConsentForm) -> Response:
-    """The form to record the client's consent to share the agency's data."""
-    return _consent_page(request, app, actor, client_id, Form({}), FieldErrors())
+def consent_form(request: Request, client_id: UUID, app: App, access: Access,
+                 engine: ReadEngine, actor: ConsentForm) -> Response:
+    """The form to record the client's consent to share the agency's data. It names the
+    client from the agency's own record (``GET /v1/clients/{id}/record``, recorded): only
+    an agency holding a record of the client records their consent, so to any other the
+    client is not found, as an unknown one."""
+    record = clients_api.read_record(client_id, app, access, engine, actor)
+    named = (f"{record.identity.given_name} {record.identity.family_name}"
+             if record.identity else None)
+    return _consent_page(request, app, actor, client_id, Form({}), FieldErrors(),
+                         named=named)
 
 
 _CONSENT_FIELDS = {

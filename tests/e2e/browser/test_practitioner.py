@@ -94,7 +94,8 @@ def test_a_practitioner_registers_a_client_and_records_facts_by_keyboard(
     assert_accessible(page)
 
     # A prescription, its number mistyped first: the error beside the field.
-    page.goto(f"{page.url.split('?')[0]}/facts/new?type=prescription_changed")
+    page.goto(f"{page.url.split('?')[0]}/facts/new?type=prescription_changed"
+              "&purpose=direct_care")
     page.get_by_label("Methadone").focus()
     page.keyboard.press("Space")
     page.get_by_label("Started").focus()
