@@ -599,6 +599,8 @@ class _Reader:
         named = self.damaged(f"{where}.actor")
         for i, actor in enumerate(actors):
             path = f"{where}.actor[{i}]"
+            if self.damaged(path):
+                continue
             roles = {cd.code for cd in (actor.role.coding or []) if cd.system == PARTICIPATION}
             if roles & RECIPIENT_ROLES:
                 named = True
@@ -660,6 +662,8 @@ class _Reader:
         readable = not self.damaged(f"{where}.purpose")
         for i, coding in enumerate(codings):
             path = f"{where}.purpose[{i}]"
+            if self.damaged(path):
+                continue
             if coding.system == ACCORD_PURPOSE:
                 if coding.code in {x.value for x in Purpose}:
                     ours.add(Purpose(coding.code))
@@ -702,6 +706,8 @@ class _Reader:
                            for element in ("class", "securityLabel"))
         for i, coding in enumerate(rule.class_fhir or []):
             path = f"{p.path}.class[{i}]"
+            if self.damaged(path):
+                continue
             if coding.system == ACCORD_CATEGORY and coding.code in {c.value for c in DataCategory}:
                 classes.add(DataCategory(coding.code))
             elif coding.system == ACCORD_CATEGORY:
@@ -715,6 +721,8 @@ class _Reader:
                              f"{ACCORD_CATEGORY}")
         for i, coding in enumerate(rule.securityLabel or []):
             path = f"{p.path}.securityLabel[{i}]"
+            if self.damaged(path):
+                continue
             if coding.system == ACT_CODE and any(
                     code == coding.code for code, _ in SENSITIVITY.values()):
                 labels[i] = str(coding.code)
