@@ -23,6 +23,7 @@ from tests.builders import (
     agree,
     browser_of,
     changes,
+    consent,
     fact,
     hdr,
     police_terms,
@@ -377,6 +378,25 @@ def test_free_text_is_shown_as_text_never_as_markup(
     echoed = tp.post("/ui/clients/new", data={"csrf_token": csrf, **REGISTRATION,
                                               "postcode": markup})
     assert echoed.status_code == 422 and "<b>bold" not in echoed.text
+
+    # Every free text a practitioner types on these pages comes back as text: a key worker,
+    # a correction's reason, a consent's withdrawal.
+    recorded = tp.post(f"/ui/clients/{client_id}/facts/new", follow_redirects=False,
+                       data=episode_form(csrf, **{"data.key_worker": "<b>Sam</b>",
+                                                  "purpose": "direct_care"}))
+    assert recorded.status_code == 303
+    assert "&lt;b&gt;Sam&lt;/b&gt;" in tp.get(recorded.headers["location"]).text
+    position = post_fact(api, partnership, client_id, fact("housing_status_recorded",
+                                                           {"status": "settled"}))
+    tp.post(f"/ui/clients/{client_id}/facts/{position}/retract",
+            data={"csrf_token": csrf, "reason": markup})
+    given = consent(api, partnership, client_id)
+    tp.post(f"/ui/clients/{client_id}/consents/{given['consent_id']}/withdraw",
+            data={"csrf_token": csrf, "reason": markup})
+    for path in (f"/ui/clients/{client_id}/record", f"/ui/clients/{client_id}/consents"):
+        page = tp.get(path).text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;" in page, path
+        assert "<script>alert" not in page and "<b>bold" not in page
 
 
 def test_breaking_glass_shows_the_grant_and_when_it_expires(
