@@ -474,4 +474,7 @@ ui_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
+    #: The one-time key of the last form of this session that may act only once (adding
+    #: a principal shows a token once: sending that form again must not add another).
+    Column("used_once", String(64), nullable=True),
 )

@@ -116,6 +116,18 @@ class SessionStore:
                     ui_sessions.c.id_hash == id_hash).values(last_seen=now))
         return Session(id_hash, UUID(row.principal_id), row.csrf_token)
 
+    def use_once(self, session: Session, key: str | None) -> bool:
+        """Spends a form's one-time key: True the first time this session sends it,
+        False when the same form comes again (a reload, a double click)."""
+        if not key or len(key) > 64:
+            return False
+        with self.engine.begin() as conn:
+            spent = conn.execute(update(ui_sessions).where(
+                ui_sessions.c.id_hash == session.id_hash,
+                (ui_sessions.c.used_once.is_(None)) | (ui_sessions.c.used_once != key),
+            ).values(used_once=key))
+        return bool(spent.rowcount)
+
     def end(self, session_id: str) -> None:
         """Signs a session out (sign-out, idle, a revoked principal)."""
         with self.engine.begin() as conn:

@@ -38,10 +38,36 @@ def principals_of(api: TestClient, partnership: Partnership, agency: str) -> lis
     return result
 
 
+ONCE = re.compile(r'name="once" value="([^"]+)"')
+
+
 def add(browser: TestClient, csrf: str, name: str = "Robin Keyworker",
         role: str = "practitioner", **more: str) -> Any:
-    return browser.post("/ui/admin/principals", data={"csrf_token": csrf, "name": name,
-                                                      "role": role, **more})
+    """Sends the add-a-principal form as the page gives it (with its one-time key; any
+    key, for a caller the page refuses)."""
+    once = next(iter(ONCE.findall(browser.get("/ui/admin/principals/new").text)), "any")
+    return browser.post("/ui/admin/principals", data={"csrf_token": csrf, "once": once,
+                                                      "name": name, "role": role, **more})
+
+
+def test_the_same_add_form_sent_twice_adds_one_principal(
+        api: TestClient, partnership: Partnership) -> None:
+    """A reload of the token page (or a double click) sends the form again: nobody else
+    is added, and the page says why no token is shown."""
+    admin, csrf = signed_in(api, partnership, "tp")
+    [once] = ONCE.findall(admin.get("/ui/admin/principals/new").text)
+    form = {"csrf_token": csrf, "once": once, "name": "Sam Twice", "role": "practitioner"}
+    assert admin.post("/ui/admin/principals", data=form).status_code == 201
+    before = changes(partnership.accord)
+    again = admin.post("/ui/admin/principals", data=form)
+    assert again.status_code == 409
+    assert "This form was already sent" in again.text
+    assert 'data-testid="issued-token"' not in again.text
+    assert changes(partnership.accord) == before
+    named = [p for p in principals_of(api, partnership, "tp") if p["name"] == "Sam Twice"]
+    assert len(named) == 1
+    # Without its one-time key the form adds nobody either.
+    assert admin.post("/ui/admin/principals", data={**form, "once": ""}).status_code == 409
 
 
 def test_an_admin_adds_a_principal_whose_token_is_shown_once(

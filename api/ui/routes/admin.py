@@ -12,6 +12,7 @@ holding a new token is kept by no cache.
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -28,6 +29,8 @@ from api.deps import (
     PrincipalForm,
     PrincipalRevokeForm,
     PrincipalsPage,
+    Sessions,
+    current_session,
 )
 from api.models import AgencyIn, AgencyOut, PrincipalIn, PrincipalOut, RevokeIn
 from api.routers import admin as admin_api
@@ -172,6 +175,7 @@ def _principal_form(request: Request, actor: Actor, known: list[AgencyOut],
     chosen = values.get("agency") or actor.agency
     kind = next((a.kind for a in known if a.id == chosen), None)
     return render(request, "admin/principal_form.html", {
+        "once": secrets.token_urlsafe(24),
         "values": {**values, "agency": chosen}, "messages": problems.messages,
         "errors": problems.summary(), "agencies": known,
         "choose_agency": actor.role is Role.PARTNERSHIP_ADMIN,
@@ -190,9 +194,12 @@ async def principal_form(request: Request, app: App, actor: PrincipalForm,
 
 @router.post("/principals")
 async def add_principal(request: Request, app: App, actor: PrincipalForm,
-                        form: Form) -> Response:
+                        form: Form, store: Sessions) -> Response:
     """Enrols a principal and shows its token on this answer, once: it is never stored,
-    and no page shows it again."""
+    and no page shows it again. The form carries a one-time key, so the same form sent
+    again (a reload of this answer, a double click) adds nobody."""
+    if not await run_in_threadpool(store.use_once, current_session(request), form.one("once")):
+        return render(request, "admin/already_added.html", {}, status_code=409)
     known = await _agencies(app, actor)
     values = {name: form.one(name) for name in ("agency", "role", "name")}
     if actor.role is not Role.PARTNERSHIP_ADMIN:
