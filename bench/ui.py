@@ -6,11 +6,14 @@ Seeds the demo partnership (``accord demo``) in a fresh SQLite database, starts
 signs in to the web application through its sign-in form, then alternates (twice each,
 so that a drift of the machine shows) open-loop load phases of:
 
-1. the police's view of a client: ``GET /v1/clients/{id}/view?purpose=offender_management``
-   (bearer token) beside the client page ``GET /ui/clients/{id}?purpose=offender_management``
-   (session cookie), over every demo client the police see for that purpose, round-robin;
-2. the children's services safeguarding team's alert inbox: ``GET /v1/alerts`` beside
-   ``GET /ui/alerts``.
+1. the police's chronology of a client:
+   ``GET /v1/clients/{id}/chronology?purpose=offender_management`` (bearer token) beside
+   the client page ``GET /ui/clients/{id}?purpose=offender_management`` (session cookie),
+   which shows that chronology, over every demo client the police see for that purpose,
+   round-robin;
+2. the children's services safeguarding team's alert inbox: the open alerts, most urgent
+   first, 50 a page (``GET /v1/alerts?status=...&sort=urgency&limit=50``) beside the inbox
+   page ``GET /ui/alerts``, which asks the same (and the team, for its assignee filter).
 
 Both sides of each pair make the same read through the same route function (the page
 calls the API's), so the difference is the page's own work: the session, the template,
@@ -54,9 +57,10 @@ POLICE = ("northshire-police", "practitioner")
 CHILDRENS = ("northshire-childrens", "safeguarding")
 #: The client page and the inbox, and the API reads they make.
 CLIENT_PAGE = "/ui/clients/{id}?purpose=" + PURPOSE
-CLIENT_API = "/v1/clients/{id}/view?purpose=" + PURPOSE
+CLIENT_API = "/v1/clients/{id}/chronology?purpose=" + PURPOSE
 INBOX_PAGE = "/ui/alerts"
-INBOX_API = "/v1/alerts"
+INBOX_API = ("/v1/alerts?status=escalated&status=raised&status=acknowledged"
+             "&sort=urgency&limit=50")
 FLOOR = "/v1/event-types"
 TARGET = 1.20
 
