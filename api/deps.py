@@ -229,17 +229,26 @@ async def signed_in(request: Request, app: App, store: Sessions) -> Actor:
     field ``csrf_token`` or the ``X-CSRF-Token`` header (htmx sends it)."""
     cookie = request.cookies.get(COOKIE)
     next_path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    resumed = await run_in_threadpool(
-        lambda: store.resume(cookie, touch=by_the_user(request)))
-    if isinstance(resumed, Ended):
-        raise SignInRequired(resumed, next_path)
-    try:
-        actor = await run_in_threadpool(app.resume, resumed.principal_id)
-    except Unauthenticated:
-        # Each of the principal's other sessions ends the same way at its next request,
-        # so each browser is told why.
-        await run_in_threadpool(store.end, cookie or "")
-        raise SignInRequired(Ended.REVOKED, next_path) from None
+    touch = by_the_user(request)
+
+    def resume() -> tuple[Session, Actor] | Ended:
+        # The session and its principal in one trip to the thread pool (each trip costs
+        # more than either lookup).
+        resumed = store.resume(cookie, touch=touch)
+        if isinstance(resumed, Ended):
+            return resumed
+        try:
+            return resumed, app.resume(resumed.principal_id)
+        except Unauthenticated:
+            # Each of the principal's other sessions ends the same way at its next
+            # request, so each browser is told why.
+            store.end(cookie or "")
+            return Ended.REVOKED
+
+    found = await run_in_threadpool(resume)
+    if isinstance(found, Ended):
+        raise SignInRequired(found, next_path)
+    resumed, actor = found
     request.state.session, request.state.actor = resumed, actor
     if request.method not in SAFE_METHODS:
         offered = request.headers.get("x-csrf-token")

@@ -9,6 +9,7 @@ template needs, and a Content-Security-Policy that allows nothing else inline.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import ChainableUndefined, ChoiceLoader, Environment, FileSystemLoader, PackageLoader
+from markupsafe import Markup
 
 from domain.agencies import Role
 from domain.permissions import Action, permits
@@ -84,6 +86,10 @@ def _environment() -> Environment:
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates are package files: no need to stat each (and every macro file it
+        # imports) on every render to see whether it changed.
+        auto_reload=False,
+        cache_size=-1,
     )
     env.globals["static"] = static_url
     env.globals["role_name"] = lambda role: ROLE_NAMES.get(Role(role), str(role))
@@ -135,17 +141,47 @@ CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self';
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
 
 
+@functools.lru_cache(maxsize=1024)
+def _header(name: str, role: str, agency: str,
+            sections: tuple[tuple[str, str, bool], ...], csrf_token: str) -> Markup:
+    actor = {"name": name, "role": role, "agency": agency} if name else None
+    return Markup(ENVIRONMENT.get_template("chrome_header.html").render(  # noqa: S704
+        actor=actor, csrf_token=csrf_token,
+        navigation=[{"text": t, "href": h, "current": c} for t, h, c in sections]))
+
+
+@functools.cache
+def _footer() -> Markup:
+    return Markup(ENVIRONMENT.get_template("chrome_footer.html").render())  # noqa: S704
+
+
+def chrome(actor: Actor | None, sections: list[dict[str, Any]], csrf_token: str
+           ) -> tuple[Markup, Markup]:
+    """The page's header and footer, rendered by our own autoescaping templates and
+    remembered: a header depends only on who is signed in, the section the page is in
+    and the session's CSRF token (its sign-out form), so it is rendered once for each."""
+    key = tuple((s["text"], s["href"], bool(s["current"])) for s in sections)
+    if actor is None:
+        return _header("", "", "", key, csrf_token), _footer()
+    return _header(actor.name, str(actor.role), actor.agency, key, csrf_token), _footer()
+
+
 def render(request: Request, template: str, context: Mapping[str, Any] | None = None, *,
            status_code: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
     """A whole page, or a fragment for htmx (``template`` decides which it is)."""
     nonce = secrets.token_urlsafe(16)
     actor: Actor | None = getattr(request.state, "actor", None)
     session = getattr(request.state, "session", None)
+    csrf_token = session.csrf_token if session is not None else ""
+    sections = navigation(actor, request.url.path)
+    header, footer = chrome(actor, sections, csrf_token)
     values: dict[str, Any] = {
         "request": request,
         "actor": actor,
-        "csrf_token": session.csrf_token if session is not None else "",
-        "navigation": navigation(actor, request.url.path),
+        "csrf_token": csrf_token,
+        "navigation": sections,
+        "chrome_header": header,
+        "chrome_footer": footer,
         "cspNonce": nonce,
         "path": request.url.path,
         **(context or {}),
