@@ -10,6 +10,7 @@ template needs, and a Content-Security-Policy that allows nothing else inline.
 from __future__ import annotations
 
 import functools
+import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,6 +93,7 @@ def _environment() -> Environment:
         cache_size=-1,
     )
     env.globals["static"] = static_url
+    env.globals["component"] = component
     env.globals["role_name"] = lambda role: ROLE_NAMES.get(Role(role), str(role))
     env.filters["when"] = _when
     env.filters["day"] = _day
@@ -99,6 +101,26 @@ def _environment() -> Environment:
     env.globals["query"] = lambda **params: urlencode(
         {k: v for k, v in params.items() if v not in (None, "")})
     return env
+
+
+#: The NHS.UK components a page may render through ``component`` (their macros' names).
+COMPONENTS = {"select": "select", "button": "button", "checkboxes": "checkboxes",
+              "radios": "radios", "input": "input", "tag": "tag"}
+
+
+def component(name: str, params: Mapping[str, Any]) -> Markup:
+    """An NHS.UK component, rendered by its own macro and remembered by its parameters:
+    a page's filters and pickers are rendered with the same few values again and again,
+    and each macro costs more than the rest of a page's content. Only plain values go in
+    (text, never pre-rendered HTML): what the macro escapes, it still escapes."""
+    return _component(name, json.dumps(params, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=4096)
+def _component(name: str, params: str) -> Markup:
+    macro = getattr(ENVIRONMENT.get_template(
+        f"nhsuk/components/{name}/macro.jinja").module, COMPONENTS[name])
+    return Markup(macro(json.loads(params)))  # noqa: S704  (the macro's own escaped output)
 
 
 def static_url(path: str) -> str:
