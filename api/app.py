@@ -24,6 +24,7 @@ from api.routers import (
     replay_changes,
     reports,
     reviews,
+    subject_access,
     tree,
     views,
 )
@@ -73,6 +74,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(catalogue.router)
     api.include_router(admin.router)
     api.include_router(audit.router)
+    api.include_router(subject_access.router)
     api.include_router(replay_changes.router)
     api.include_router(emergency.router)
     api.include_router(reviews.router)

@@ -183,6 +183,7 @@ AlertAssigner = Annotated[Actor, Depends(allowed(Action.ASSIGN_ALERT))]
 # Accountability and tamper evidence.
 AccessAuditor = Annotated[Actor, Depends(allowed(Action.READ_AUDIT))]
 DisclosureReader = Annotated[Actor, Depends(allowed(Action.READ_DISCLOSURES))]
+SubjectAccessAnswerer = Annotated[Actor, Depends(allowed(Action.ANSWER_SUBJECT_ACCESS))]
 Replayer = Annotated[Actor, Depends(allowed(Action.REPLAY))]
 TreeHeadReader = Annotated[Actor, Depends(allowed(Action.READ_TREE_HEAD))]
 ProofReader = Annotated[Actor, Depends(allowed(Action.READ_PROOFS))]
@@ -348,6 +349,8 @@ AlertAssignForm = Annotated[Actor, Depends(page(Action.ASSIGN_ALERT))]
 AlertCloseForm = Annotated[Actor, Depends(page(Action.CLOSE_ALERT))]
 # The commissioners' pages (api/ui/routes/reports.py): the outcome reports and their CSV.
 ReportsPage = Annotated[Actor, Depends(page(Action.READ_REPORTS))]
+# A subject access request's printable answer (api/ui/routes/subject_access.py).
+SubjectAccessPage = Annotated[Actor, Depends(page(Action.ANSWER_SUBJECT_ACCESS))]
 
 
 # -- the read models and the access log --------------------------------------------------

@@ -26,6 +26,7 @@ class AccessAction(StrEnum):
     LIST_CLIENTS = "list_clients"  # a caseload or a cohort: each client listed is disclosed
     CONSENTS = "consents"  # the client's consents
     DISCLOSURES = "disclosures"  # the client's disclosures, for a subject access request
+    SUBJECT_ACCESS = "subject_access"  # everything held about the client (UK GDPR Art. 15)
     REPLAY = "replay"  # an IG lead's point-in-time replay
     ALERTS = "alerts"  # a safeguarding team's alert inbox (or its live stream)
     REPORTS = "reports"  # a commissioner's outcome figures, or an NDTMS extract (no client)

@@ -74,6 +74,7 @@ class Action(StrEnum):
     # -- accountability and tamper evidence
     READ_AUDIT = "read_audit"
     READ_DISCLOSURES = "read_disclosures"
+    ANSWER_SUBJECT_ACCESS = "answer_subject_access"
     REPLAY = "replay"
     READ_TREE_HEAD = "read_tree_head"
     READ_PROOFS = "read_proofs"
@@ -204,6 +205,12 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType({
     Action.ASSIGN_ALERT: _ALERTS,
     Action.READ_AUDIT: Permission(frozenset({_I})),
     Action.READ_DISCLOSURES: Permission(frozenset({_I, _P})),
+    # A subject access request (UK GDPR Art. 15) is answered for the partnership by the IG
+    # lead of the client's registering controller (the command refuses any other agency's
+    # IG lead as for an unknown client).
+    Action.ANSWER_SUBJECT_ACCESS: Permission(
+        frozenset({_I}), "only the IG lead of the client's registering controller answers "
+                         "a subject access request"),
     Action.REPLAY: Permission(frozenset({_I})),
     Action.READ_TREE_HEAD: _AUDITORS,
     Action.READ_PROOFS: _AUDITORS,

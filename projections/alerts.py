@@ -285,6 +285,15 @@ class AlertInbox(LogFollower):
         with self.engine.connect() as conn:
             return [_item(row) for row in conn.execute(query)]
 
+    def about(self, client_id: UUID) -> list[AlertItem]:
+        """Every alert about the client, whichever agency received it, oldest first: for
+        the answer to the client's subject access request (``projections.subject_access``),
+        never for an inbox (which reads only its recipient's rows)."""
+        query = select(alerts).where(alerts.c.client_id == client_id.hex).order_by(
+            alerts.c.raised_position)
+        with self.engine.connect() as conn:
+            return [_item(row) for row in conn.execute(query)]
+
 
 _SEVERITY_RANK = case({s.value: rank for rank, s in enumerate(SEVERITY_ORDER)},
                       value=alerts.c.severity, else_=len(SEVERITY_ORDER))

@@ -16,9 +16,11 @@ from api.ui.routes import (
     reports,
     safeguarding,
     sign_in,
+    subject_access,
 )
 
 ROUTERS: list[APIRouter] = [sign_in.router, home.router, safeguarding.router, reports.router,
                             # /ui/clients/new before /ui/clients/{client_id}
                             practitioner_record.router, practitioner_sharing.router,
-                            practitioner.router, ig.router, admin.router]
+                            practitioner.router, ig.router, admin.router,
+                            subject_access.router]
