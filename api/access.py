@@ -59,7 +59,18 @@ class Read:
         self.client_ids = list(client_ids)
         self.purpose = purpose
         self.subject_agency = subject_agency
+        #: Clients found but not told of (``withholding``): their controllers see the attempt.
+        self.withheld: list[UUID] = []
         self.position: int | None = None
+
+    def withholding(self, client_ids: Iterable[UUID]) -> None:
+        """Notes clients the read found but does not tell the caller of (a match on a
+        person the caller may not identify): the record names them for their controllers'
+        access audit only; the caller's answer, and its own IG lead's audit, say nothing of
+        them. Call it before the read is recorded (its ``returned`` or a refusal)."""
+        if self.position is not None:
+            raise UnrecordedRead("withholding after the read was recorded")
+        self.withheld.extend(client_ids)
 
     def returned(self, items: Iterable[dict[str, Any]], *,
                  client_id: UUID | None = None, client_ids: Sequence[UUID] = (),
@@ -86,6 +97,7 @@ class Read:
                 self.actor, self.action, purpose=self.purpose, client_id=self.client_id,
                 outcome=outcome, returned=items, detail=detail,
                 subject_agency=self.subject_agency, client_ids=self.client_ids,
+                withheld_client_ids=self.withheld,
             )
         except Exception as exc:
             log.exception("could not record an access by %s", self.actor.reference)

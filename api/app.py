@@ -20,6 +20,7 @@ from api.routers import (
     consents,
     emergency,
     fhir,
+    flags,
     households,
     replay_changes,
     reports,
@@ -70,6 +71,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(clients.router)
     api.include_router(consents.router)
     api.include_router(fhir.router)
+    api.include_router(flags.router)
     api.include_router(agreements.router)
     api.include_router(catalogue.router)
     api.include_router(admin.router)

@@ -147,6 +147,8 @@ FactRecorder = Annotated[Actor, Depends(allowed(Action.RECORD_FACT))]
 FactAmender = Annotated[Actor, Depends(allowed(Action.AMEND_FACT))]
 FactRetractor = Annotated[Actor, Depends(allowed(Action.RETRACT_FACT))]
 RecordReader = Annotated[Actor, Depends(allowed(Action.READ_RECORD))]
+ClientFlagger = Annotated[Actor, Depends(allowed(Action.FLAG_CLIENT))]
+FlagReader = Annotated[Actor, Depends(allowed(Action.READ_FLAGS))]
 # Consent.
 ConsentGiver = Annotated[Actor, Depends(allowed(Action.GIVE_CONSENT))]
 ConsentWithdrawer = Annotated[Actor, Depends(allowed(Action.WITHDRAW_CONSENT))]

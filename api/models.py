@@ -465,3 +465,33 @@ class ReplayChangesOut(BaseModel):
     purpose: Purpose
     head: int = Field(description="the last log position walked")
     changes: list[ReplayChangeOut] = Field(description="oldest first")
+
+# -- flagged clients (api/routers/flags.py) -------------------------------------------------
+
+
+class FlagIn(Strict):
+    reason: Text = Field(min_length=10, max_length=300, description=(
+        "why your agency wants to hear of other agencies' interest in the client (e.g. "
+        "a child protection plan in the household); your own record, never shown to "
+        "another agency"))
+
+
+class FlagRemoveIn(Strict):
+    reason: Text = Field(min_length=10, max_length=300,
+                         description="why the flag is taken off, for the record")
+
+
+class FlagCreated(BaseModel):
+    flag_id: UUID
+    position: int
+
+
+class FlagOut(BaseModel):
+    flag_id: UUID
+    reason: str
+    flagged_by: str = Field(description="a principal id (or operator:cli)")
+    flagged_at: datetime
+    active: bool = Field(description="whether other agencies' interest is still told")
+    removed_by: str | None
+    removed_at: datetime | None
+    removal_reason: str | None

@@ -31,6 +31,7 @@ class AccessAction(StrEnum):
     ALERTS = "alerts"  # a safeguarding team's alert inbox (or its live stream)
     REPORTS = "reports"  # a commissioner's outcome figures, or an NDTMS extract (no client)
     HOUSEHOLD = "household"  # who lives together, as far as the caller may see each member
+    FLAGS = "flags"  # the caller agency's own flags on a client
     # Writes are recorded only when refused (404 or 403): an attempt on a client the
     # caller may not see is something the client's controller must be able to find.
     RECORD_FACT = "record_fact"
@@ -43,6 +44,8 @@ class AccessAction(StrEnum):
     EMERGENCY_ACCESS = "emergency_access"
     END_EMERGENCY_ACCESS = "end_emergency_access"
     ASSIGN_ALERT = "assign_alert"  # refused: another agency's alert, or not a team member
+    FLAG_CLIENT = "flag_client"
+    REMOVE_FLAG = "remove_flag"
 
 
 class AccessOutcome(StrEnum):
@@ -72,9 +75,11 @@ class AccessRecord(Aggregate):
         outcome: str
         detail: str | None
         returned: list[dict[str, Any]]
+        withheld_client_ids: list[UUID] | None
 
-        #: Version 2 names every client the access concerned (``client_ids``).
-        class_version = 2
+        #: Version 2 names every client the access concerned (``client_ids``); version 3
+        #: the clients it found but did not tell the caller of (``withheld_client_ids``).
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -82,6 +87,12 @@ class AccessRecord(Aggregate):
             (alert reads then named none: that is what version 2 fixes)."""
             client_id = state.get("client_id")
             state["client_ids"] = [client_id] if client_id is not None else []
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """A record written before ``withheld_client_ids`` withheld nobody it names
+            (a match that found a client the caller may not know of named no client)."""
+            state["withheld_client_ids"] = []
 
     @event(Recorded)
     def __init__(
@@ -98,6 +109,7 @@ class AccessRecord(Aggregate):
         outcome: str,
         detail: str | None,
         returned: list[dict[str, Any]],
+        withheld_client_ids: list[UUID] | None = None,
     ) -> None:
         """``returned`` lists each item shown: its log position, category, controller
         and basis (and, where one access concerned several clients, as an alert read
@@ -105,10 +117,15 @@ class AccessRecord(Aggregate):
         one client named; ``client_ids`` every client the access concerned, so that it
         is found under each of them (disclosures, the client-filtered audit) and an
         attempt is routed to each client's controllers. ``subject_agency`` is the agency
-        whose view a replay reconstructed."""
+        whose view a replay reconstructed. ``withheld_client_ids`` are the clients the
+        access found but did not tell the caller of (a match or name search that found a
+        person the caller has no basis to identify, answered as no match): the attempt is
+        routed to those clients' controllers only, never to the caller's own agency, whose
+        IG lead is not handed an id its staff were not told."""
         self.principal = principal
         self.agency = agency
         self.action = AccessAction(action)
         self.client_id = client_id
         self.client_ids = client_ids
+        self.withheld_client_ids = withheld_client_ids or []
         self.outcome = AccessOutcome(outcome)

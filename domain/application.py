@@ -2,8 +2,8 @@
 
 ``AccordApplication`` is composed of one group of commands per concern, each in
 ``domain/commands/``: agencies and principals, clients and their facts, agreements,
-consent, emergency access, matching, households, alerts and access records. They share
-``ApplicationCore`` (``domain/commands/core.py``): the event store, the vault, the
+consent, emergency access, matching, households, alerts, flags and access records. They
+share ``ApplicationCore`` (``domain/commands/core.py``): the event store, the vault, the
 client-visibility lookup, the write listeners and the lookups that find aggregates. Each
 command checks the permission table (``domain/permissions.py``), finds what it acts on
 and checks what spans aggregates, calls the aggregate (which keeps its own rules), and
@@ -27,6 +27,7 @@ from domain.commands.clients import ClientCommands
 from domain.commands.consent import ConsentCommands
 from domain.commands.core import FUTURE_TOLERANCE, ApplicationCore, ApplicationNotWired, DateAsISO
 from domain.commands.emergency import EmergencyCommands
+from domain.commands.flags import FlagCommands
 from domain.commands.households import HouseholdCommands
 from domain.commands.matching import MatchingCommands
 from domain.results import OPERATOR, Actor, EmergencyGrant, IssuedToken
@@ -55,6 +56,7 @@ class AccordApplication(
     MatchingCommands,
     HouseholdCommands,
     AlertCommands,
+    FlagCommands,
     AccessCommands,
 ):
     """The partnership's event log and the commands that append to it.

@@ -46,6 +46,8 @@ from domain.errors import (
     EmergencyAccessOver,
     FactAlreadyRetracted,
     FactNotFound,
+    FlagAlreadyRemoved,
+    FlagNotFound,
     Forbidden,
     InvalidCommand,
 )
@@ -90,6 +92,21 @@ def check_correction_reason(reason: str) -> str:
     if not shortest <= len(reason) <= longest:
         raise InvalidCommand("reason", f"say why the record is corrected, in {shortest} to "
                                        f"{longest} characters")
+    return reason
+
+
+#: Why a client is flagged, or a flag removed: at least this long, and at most this long.
+FLAG_REASON_LENGTH = (10, 300)
+
+
+def check_flag_reason(reason: str) -> str:
+    """Refuses a reason for flagging a client (or removing a flag) that says nothing, or
+    too much for a flag; returns it as recorded (stripped). Asked by the application
+    before it looks the client up, and by the aggregate again."""
+    reason = reason.strip()
+    shortest, longest = FLAG_REASON_LENGTH
+    if not shortest <= len(reason) <= longest:
+        raise InvalidCommand("reason", f"say why, in {shortest} to {longest} characters")
     return reason
 
 
@@ -149,6 +166,9 @@ class Client(Aggregate):
         self.erased = False
         #: Emergency grants by grant id: to whom, until when, and whether ended.
         self.emergency_grants: dict[UUID, GrantOnRecord] = {}
+        #: Flags by flag id: which agency set each (to hear of others' interest), and
+        #: whether it has been removed.
+        self.flags: dict[UUID, FlagOnRecord] = {}
 
     class FactRecorded(Aggregate.Event):
         fact_type: str
@@ -447,6 +467,56 @@ class Client(Aggregate):
         is the agency it was granted to, ``ended_by`` who ended it and ``reason`` why)."""
         self.emergency_grants[grant_id] = replace(self.emergency_grants[grant_id], ended=True)
 
+    class Flagged(Aggregate.Event):
+        flag_id: UUID
+        agency: str
+        reason: str
+        flagged_by: str
+
+    def flag(self, flag_id: UUID, *, agency: str, reason: str, flagged_by: str) -> None:
+        """An agency holding its own record of the client flags them (a child protection
+        plan in the household, say): from now on its safeguarding team hears when another
+        agency reads, matches or records something about the client. To an agency that
+        holds no record of the client, and once erased, the client is as unknown; the
+        reason must say something (``check_flag_reason``)."""
+        self.check_not_erased()
+        if agency not in self.controllers:
+            raise ClientNotFound()
+        reason = check_flag_reason(reason)
+        self._flag(flag_id=flag_id, agency=agency, reason=reason, flagged_by=flagged_by)
+
+    @event(Flagged)
+    def _flag(self, flag_id: UUID, agency: str, reason: str, flagged_by: str) -> None:
+        self.flags[flag_id] = FlagOnRecord(agency)
+
+    class FlagRemoved(Aggregate.Event):
+        flag_id: UUID
+        agency: str
+        reason: str
+        removed_by: str
+
+    def remove_flag(self, flag_id: UUID, *, agency: str, reason: str,
+                    removed_by: str) -> None:
+        """Takes a flag off, with a reason: only the agency that set it (to any other
+        agency holding a record of the client the flag is as unknown, ``FlagNotFound``;
+        to one holding none, and once erased, the client is, as ``flag`` says), once
+        (``FlagAlreadyRemoved``)."""
+        self.check_not_erased()
+        if agency not in self.controllers:
+            raise ClientNotFound()
+        flag = self.flags.get(flag_id)
+        if flag is None or flag.agency != agency:
+            raise FlagNotFound()
+        if flag.removed:
+            raise FlagAlreadyRemoved()
+        reason = check_flag_reason(reason)
+        self._remove_flag(flag_id=flag_id, agency=agency, reason=reason,
+                          removed_by=removed_by)
+
+    @event(FlagRemoved)
+    def _remove_flag(self, flag_id: UUID, agency: str, reason: str, removed_by: str) -> None:
+        self.flags[flag_id] = replace(self.flags[flag_id], removed=True)
+
     class Erased(Aggregate.Event):
         reason: str
         erased_by: str
@@ -487,6 +557,15 @@ class Consent:
     consent_id: UUID
     controller: str
     withdrawn: bool
+
+
+@dataclass(frozen=True)
+class FlagOnRecord:
+    """What the aggregate needs to check the removal of a flag: whose it is, and whether
+    it is already off (the reason lives in the events)."""
+
+    agency: str
+    removed: bool = False
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,14 @@ class FactNotFound(NotFound):
         super().__init__("fact not found")
 
 
+class FlagNotFound(NotFound):
+    """An unknown flag, or one another agency set on the client: only the agency that
+    set a flag removes it, and to anyone else it is as unknown."""
+
+    def __init__(self) -> None:
+        super().__init__("flag not found")
+
+
 class PrincipalNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("principal not found")
@@ -123,6 +131,11 @@ class FactAlreadyRetracted(Conflict):
 
     def __init__(self) -> None:
         super().__init__("this fact has been retracted; record a new fact instead")
+
+
+class FlagAlreadyRemoved(Conflict):
+    def __init__(self) -> None:
+        super().__init__("this flag has already been removed")
 
 
 class EmergencyAccessOver(Conflict):

@@ -42,6 +42,8 @@ class Action(StrEnum):
     RETRACT_FACT = "retract_fact"
     READ_RECORD = "read_record"
     ERASE_CLIENT = "erase_client"
+    FLAG_CLIENT = "flag_client"  # set or remove a flag: hear of other agencies' interest
+    READ_FLAGS = "read_flags"
     # -- consent
     GIVE_CONSENT = "give_consent"
     WITHDRAW_CONSENT = "withdraw_consent"
@@ -166,6 +168,13 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType({
         frozenset({_P, _S, _I}), "this role does not read client records"),
     Action.ERASE_CLIENT: Permission(
         frozenset({_I}), "only the controller's IG lead erases a client"),
+    # A flag tells its agency of every other agency's interest in the client: a
+    # safeguarding decision, for its safeguarding staff or IG lead (of an agency holding
+    # its own record of the client, which the command checks); its practitioners read it.
+    Action.FLAG_CLIENT: Permission(
+        frozenset({_S, _I}), "only safeguarding staff and IG leads flag clients"),
+    Action.READ_FLAGS: Permission(
+        frozenset({_P, _S, _I}), "this role does not read client flags"),
     Action.GIVE_CONSENT: _CONSENT,
     Action.WITHDRAW_CONSENT: _CONSENT,
     Action.READ_CONSENTS: Permission(frozenset({_P, _S, _I})),

@@ -63,6 +63,9 @@ class RuleName(StrEnum):
     PARENT_DISENGAGING = "parent_disengaging"
     PREGNANCY_IN_TREATMENT = "pregnancy_in_treatment"
     MULTI_AGENCY_CONCERNS = "multi_agency_concerns"
+    #: Not a rule over facts: another agency's interest in a client an agency flagged,
+    #: told to that agency by ``projections.flags``.
+    INTEREST_IN_FLAGGED_CLIENT = "interest_in_flagged_client"
 
 
 @dataclass(frozen=True)

@@ -294,6 +294,17 @@ access_clients = Table(
     Index("accord_access_clients_position", "position"),
 )
 
+#: The clients an access found but did not tell the caller of (a match or name search on
+#: a person the caller may not identify): routed as attempts to those clients'
+#: controllers only, never shown to the caller's own agency.
+access_withheld = Table(
+    "accord_access_withheld",
+    metadata,
+    Column("client_id", String(32), primary_key=True),
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Index("accord_access_withheld_position", "position"),
+)
+
 # -- the log's Merkle tree (projections.log_tree) ---------------------------------------
 
 #: One leaf per stored event, in log order: the RFC 6962 leaf hash of its canonical bytes.
@@ -395,6 +406,33 @@ alerts = Table(
     Index("accord_alerts_recipient", "recipient", "raised_position"),
     Index("accord_alerts_recipient_changed", "recipient", "updated_position"),
     Index("accord_alerts_due", "status", "acknowledge_by"),
+)
+
+# -- flagged clients and the interest they draw (projections.flags) ----------------------
+
+#: Each flag an agency set on a client, as the flags projection saw it (no reason: that
+#: stays on the client's stream); ``removed_position`` once it was taken off.
+client_flags = Table(
+    "accord_client_flags",
+    metadata,
+    Column("flag_id", String(32), primary_key=True),
+    Column("client_id", String(32), nullable=False, index=True),
+    Column("agency", String(64), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("removed_position", BigInteger, nullable=True),
+)
+
+#: One row per notification of interest raised: the flagging agency told that another
+#: agency read, matched or recorded something about the client on that (UTC) day. At
+#: most one a day per (recipient, client, interested agency).
+interest_notices = Table(
+    "accord_interest_notices",
+    metadata,
+    Column("recipient", String(64), primary_key=True),
+    Column("client_id", String(32), primary_key=True),
+    Column("agency", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("position", BigInteger, nullable=False),
 )
 
 # -- outcome reports for commissioners (projections.reports.projection) ------------------

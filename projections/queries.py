@@ -17,7 +17,7 @@ result shows is recorded before it is returned.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -415,7 +415,8 @@ class Match:
 
 def match(app: AccordApplication, views: AgencyViews, by: Actor, *,
           nhs_number: str | None, family_name: str | None, date_of_birth: date | None,
-          purpose: Purpose | None) -> Match:
+          purpose: Purpose | None,
+          withhold: Callable[[list[UUID]], None] | None = None) -> Match:
     """Finds the client for an NHS number (or family name and date of birth).
 
     A partner is answered only for a client whose identity its agency may see for the
@@ -425,7 +426,11 @@ def match(app: AccordApplication, views: AgencyViews, by: Actor, *,
     own agency holds a record of (to answer a subject access request); the purpose is
     then optional. Anything else is the same ClientNotFound as for an unknown person;
     more than one client is ``AmbiguousMatch``. A commissioner matches only for the
-    purpose commissioning (403 otherwise, before anything is looked up)."""
+    purpose commissioning (403 otherwise, before anything is looked up).
+
+    ``withhold`` is told the clients the lookup found whom the caller may not be told of
+    (before the answer is given or refused), so that the access record routes the
+    attempt to their controllers without the caller learning anything."""
     require(Action.MATCH, by)
     if purpose is None and by.role is not Role.IG_LEAD:
         raise InvalidCommand("purpose", "state the purpose of the match")
@@ -435,8 +440,11 @@ def match(app: AccordApplication, views: AgencyViews, by: Actor, *,
         raise Forbidden("the commissioner role reads only for the purpose commissioning")
     # An IG lead's answer rests on its agency's own record, which holds for every purpose.
     looked_up = purpose or Purpose.DIRECT_CARE
-    shown = {client_id: items for client_id in views.matching_clients(fingerprint)
+    found = views.matching_clients(fingerprint)
+    shown = {client_id: items for client_id in found
              if (items := _match_basis(views, by, client_id, looked_up))}
+    if withhold is not None:
+        withhold([client_id for client_id in found if client_id not in shown])
     if not shown:
         raise ClientNotFound()
     if len(shown) > 1:

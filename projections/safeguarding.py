@@ -75,6 +75,7 @@ from domain.rules import (
 from infra.dialect import insert_new, to_utc, upsert
 from infra.schema import rule_facts, rule_households, rule_state
 from projections.alerts import AlertInbox
+from projections.flags import FlaggedInterest
 from projections.follower import LogFollower
 
 TOPICS = [get_topic(t) for t in (
@@ -367,13 +368,16 @@ def _fact(row: Any) -> RuleFact:
 
 def safeguarding_projections(app: AccordApplication, engine: Engine, *, toxic_trio_days: int,
                              alert_ack_hours: float, batch_size: int = 2000) -> list[Any]:
-    """The rules and the alert inbox they feed (in that order, so an alert raised in one
-    round is indexed in the same round): the toxic-trio rule's window and the time an
-    alert has to be acknowledged are settings (``ACCORD_TOXIC_TRIO_DAYS``,
+    """The rules, the notifications of interest in flagged clients
+    (``projections.flags``) and the alert inbox they feed (in that order, so an alert
+    raised in one round is indexed in the same round): the toxic-trio rule's window and
+    the time an alert has to be acknowledged are settings (``ACCORD_TOXIC_TRIO_DAYS``,
     ``ACCORD_ALERT_ACK_HOURS``)."""
     rules = SafeguardingRules(
         app, engine, batch_size=batch_size,
         config=RuleConfig(toxic_trio_window=timedelta(days=toxic_trio_days)),
         acknowledge_within=timedelta(hours=alert_ack_hours),
     )
-    return [rules, AlertInbox(app, engine, batch_size=batch_size)]
+    interest = FlaggedInterest(app, engine, batch_size=batch_size,
+                               acknowledge_within=timedelta(hours=alert_ack_hours))
+    return [rules, interest, AlertInbox(app, engine, batch_size=batch_size)]

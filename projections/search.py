@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -207,7 +207,8 @@ class Candidate:
 
 
 def search(app: AccordApplication, views: AgencyViews, births: BirthIndex, by: Actor, *,
-           family_name: str, date_of_birth: date, purpose: Purpose | None) -> list[Candidate]:
+           family_name: str, date_of_birth: date, purpose: Purpose | None,
+           withhold: Callable[[list[UUID]], None] | None = None) -> list[Candidate]:
     """The clients born on ``date_of_birth`` whose family name is, or starts like, or is
     a typo away from ``family_name``, best first, among those the caller may be told of.
 
@@ -215,7 +216,11 @@ def search(app: AccordApplication, views: AgencyViews, births: BirthIndex, by: A
     permission, purpose rules and basis: a share of the client's identity for the purpose,
     or for an IG lead its own agency's registration), and only where that share names the
     family name too, since the answer rests on it. Anything else, and no match, is the same
-    ``ClientNotFound`` as for an unknown person."""
+    ``ClientNotFound`` as for an unknown person.
+
+    ``withhold`` is told the clients of exactly this family name and date of birth (as a
+    match by name finds them: their keyed fingerprint, no name opened) whom the caller
+    was not told of, so that the access record routes the attempt to their controllers."""
     require(Action.MATCH, by)
     if purpose is None and by.role is not Role.IG_LEAD:
         raise InvalidCommand("purpose", "state the purpose of the search")
@@ -242,6 +247,10 @@ def search(app: AccordApplication, views: AgencyViews, births: BirthIndex, by: A
         full = identity.model_dump(mode="json")
         shown = {k: full[k] for k in SHOWN_FIELDS if fields is None or k in fields}
         found.append(Candidate(client_id, shown, matched[0], matched[1], items))
+    if withhold is not None:
+        told = {candidate.client_id for candidate in found}
+        exact = app.match_keys(None, family_name, date_of_birth)
+        withhold([c for c in views.matching_clients(exact) if c not in told])
     if not found:
         raise ClientNotFound()
     order = list(Closeness)

@@ -22,7 +22,7 @@ from api.models import (
     WithheldFactOut,
 )
 from consent.state import Correction
-from domain.access import ATTEMPTS, AccessAction
+from domain.access import ATTEMPTS, AccessAction, AccessOutcome
 from domain.agencies import SLUG
 from domain.errors import ClientNotFound, InvalidCommand
 from domain.inputs import AwareIsoDatetime, parse_moment, parse_position
@@ -55,22 +55,34 @@ def _out(row: AccessRow, for_agency: str, held: set[UUID],
     """One access as an IG lead of ``for_agency`` may see it. Its own staff's accesses in
     full; anyone else's only as far as they concern the agency: the items of its data,
     and the clients those are about or (for an attempt) that it holds a record of. With
-    a ``client_id`` filter, only the items about that client."""
+    a ``client_id`` filter, only the items about that client.
+
+    A client the access found without telling its caller (``withheld_client_ids``, which
+    the index gives only to an agency holding that client's record, and never for its
+    own staff's accesses) is named like an attempt's client; where the agency sees the
+    access for that alone, its outcome is ``no_match``: what the caller was told of it."""
     own_staff = row.agency == for_agency
     items = [item for item in row.returned
              if (own_staff or item["controller"] == for_agency)
              and (client_id is None or _about(item, row) in (None, client_id))]
+    withheld = [] if own_staff else list(row.withheld_client_ids)
+    outcome = row.outcome
     if own_staff:
         clients = list(row.client_ids)
     else:
         mine = {_about(item, row) for item in items}
         clients = [c for c in row.client_ids if c in mine or c in held]
+        if withheld and not clients and not items:
+            outcome = AccessOutcome.NO_MATCH.value
+        clients += [c for c in withheld if c not in clients]
+    named = row.client_id if own_staff or row.client_id in clients else None
+    if named is None and len(withheld) == 1 and clients == withheld:
+        named = withheld[0]
     return AccessOut(
         position=row.position, access_id=row.access_id, at=row.at, principal=row.principal,
         principal_name=row.principal_name, agency=row.agency, role=row.role,
-        action=row.action, purpose=row.purpose,
-        client_id=row.client_id if own_staff or row.client_id in clients else None,
-        client_ids=clients, subject_agency=row.subject_agency, outcome=row.outcome,
+        action=row.action, purpose=row.purpose, client_id=named,
+        client_ids=clients, subject_agency=row.subject_agency, outcome=outcome,
         detail=row.detail if own_staff else None,
         returned=[ReturnedItemOut(**item) for item in items],
     )
@@ -95,7 +107,9 @@ def accesses(
     """Reads of data your agency controls, reads made by your own staff, and attempts by
     anyone on a client your agency holds a record of that found nothing or were refused
     (outcome ``not_found`` or ``refused``: reads, and writes such as recording a fact),
-    newest first. Items of other agencies' data in your partners' reads are left out."""
+    newest first; and partners' matches and name searches that found your client without
+    telling them of it (outcome ``no_match`` as you see it; their own IG lead sees no
+    client). Items of other agencies' data in your partners' reads are left out."""
     if from_ is not None and to is not None and to <= from_:
         raise InvalidCommand("to", "must be after from")
     _current(index, app)

@@ -241,12 +241,15 @@ def search(body: SearchIn, app: App, views: Views, births: Births, access: Acces
     a share of the client's identity for the stated purpose (that names the family name),
     an IG lead for a client its own agency registered. Anything else, and nobody found, is
     the same no-match answer (404) as for an unknown person. Every search is recorded,
-    never with the name or date searched for."""
+    never with the name or date searched for; one that found a client of exactly that
+    name and date of birth whom the caller may not be told of names that client for the
+    client's controllers' access audit only."""
     with access.reading(actor, AccessAction.MATCH, client_id=None,
                         purpose=body.purpose.value if body.purpose else None) as read:
         try:
             found = searching.search(app, views, births, actor, family_name=body.family_name,
-                                     date_of_birth=body.date_of_birth, purpose=body.purpose)
+                                     date_of_birth=body.date_of_birth, purpose=body.purpose,
+                                     withhold=read.withholding)
         except ClientNotFound:
             read.found_nothing(AccessOutcome.NO_MATCH, "name search")
             raise

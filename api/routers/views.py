@@ -64,13 +64,15 @@ def match(body: MatchIn, app: App, views: Views, access: Access, actor: Matcher)
     a client its own agency holds a record of (to answer a subject access request); the
     purpose is then optional. Anything else is the same no-match answer as for an
     unknown person. Every match is recorded, including those that found nothing (never
-    the search terms)."""
+    the search terms); one that found a client the caller may not be told of names that
+    client for the client's controllers' access audit only."""
     with access.reading(actor, AccessAction.MATCH, client_id=None,
                         purpose=body.purpose.value if body.purpose else None) as read:
         try:
             found = queries.match(app, views, actor, nhs_number=body.nhs_number,
                                   family_name=body.family_name,
-                                  date_of_birth=body.date_of_birth, purpose=body.purpose)
+                                  date_of_birth=body.date_of_birth, purpose=body.purpose,
+                                  withhold=read.withholding)
         except queries.AmbiguousMatch:
             read.found_nothing(AccessOutcome.REFUSED, "more than one client matched")
             raise

@@ -100,6 +100,12 @@ PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] =
     ("POST", "/v1/clients"): (201, 201, None, None),
     ("POST", "/v1/clients/{client_id}/events"): (201, *CONTROLLER_ONLY),
     ("GET", "/v1/clients/{client_id}/record"): (200, *CONTROLLER_ONLY),
+    # Flags: an agency holding its own record of the client sets, reads and removes its
+    # own flags (each cell a fresh client, which no other cell reads); to anyone else the
+    # client is as unknown.
+    ("POST", "/v1/clients/{client_id}/flags"): (201, *CONTROLLER_ONLY),
+    ("POST", "/v1/clients/{client_id}/flags/{flag_id}/remove"): (200, *CONTROLLER_ONLY),
+    ("GET", "/v1/clients/{client_id}/flags"): (200, *CONTROLLER_ONLY),
     # Correcting the record: only the fact's controller amends or retracts it (each cell
     # corrects a fresh fact); anyone else is refused as for an unknown client.
     ("POST", "/v1/clients/{client_id}/facts/{position}/amend"): (200, *CONTROLLER_ONLY),
@@ -354,6 +360,14 @@ class World:
                                                        self.actor(owner, Role.PRACTITIONER))
         return client_id
 
+    def flagged(self, owner: str) -> tuple[UUID, UUID]:
+        """(client, flag): a fresh client of ``owner``, flagged by its IG lead."""
+        client_id = self.fresh_client(owner)
+        flag_id, _ = self.accord.app.flag_client(
+            client_id, "Child protection plan in the household.",
+            self.actor(owner, Role.IG_LEAD))
+        return client_id, flag_id
+
     def fresh_fact(self, owner: str) -> tuple[UUID, int]:
         """(client, position): a fact ``owner``'s practitioner records about its client,
         for the cell to correct."""
@@ -482,6 +496,14 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ),
     ("GET", "/v1/clients/{client_id}/record"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/record", None),
+    ("POST", "/v1/clients/{client_id}/flags"): lambda w, o: (
+        f"/v1/clients/{w.fresh_client(o)}/flags",
+        {"reason": "Child protection plan in the household."}),
+    ("POST", "/v1/clients/{client_id}/flags/{flag_id}/remove"): lambda w, o: (
+        "/v1/clients/{}/flags/{}/remove".format(*w.flagged(o)),
+        {"reason": "The plan ended at the review conference."}),
+    ("GET", "/v1/clients/{client_id}/flags"): lambda w, o: (
+        f"/v1/clients/{w.flagged(o)[0]}/flags", None),
     ("POST", "/v1/clients/{client_id}/facts/{position}/amend"): lambda w, o: (
         "/v1/clients/{}/facts/{}/amend".format(*w.fresh_fact(o)),
         {"data": {"status": "temporary"}, "reason": "status was typed in wrongly"}),
@@ -600,6 +622,8 @@ CLIENT_WRITES = {
     ("POST", "/v1/households"),
     ("POST", "/v1/households/{household_id}/members"),
     ("POST", "/v1/alerts/{alert_id}/assign"),
+    ("POST", "/v1/clients/{client_id}/flags"),
+    ("POST", "/v1/clients/{client_id}/flags/{flag_id}/remove"),
 }
 
 #: Routes outside the /v1/clients/{client_id}/... family that read client data.

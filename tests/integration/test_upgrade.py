@@ -141,10 +141,38 @@ def test_an_access_record_written_before_client_ids_reads_as_about_its_one_clien
         [event] = record.collect_events()
         stored = accord.app.mapper.to_stored_event(event)
         state = json.loads(stored.state)
-        assert state.pop("class_version") == 2
-        del state["client_ids"]
+        assert state.pop("class_version") == 3
+        del state["client_ids"], state["withheld_client_ids"]
         old = type(stored)(originator_id=stored.originator_id,
                            originator_version=stored.originator_version, topic=stored.topic,
                            state=json.dumps(state).encode())
         decoded = accord.app.mapper.to_domain_event(old)
+        assert isinstance(decoded, AccessRecord.Recorded)
         assert decoded.client_ids == ([client_id] if named else [])
+        assert decoded.withheld_client_ids == []
+
+
+def test_an_access_record_written_before_withheld_clients_withheld_nobody(
+    accord: Accord, partnership: Partnership
+) -> None:
+    """Records of version 2 (before a match named the clients it found but did not tell
+    of) are read as withholding nobody, and index as they did."""
+    actor = accord.app.authenticate(partnership.token("police", Role.PRACTITIONER))
+    client_id = uuid4()
+    record = AccessRecord(
+        principal=actor.reference, principal_name=actor.name, agency=actor.agency,
+        role=actor.role.value, action="match", purpose="direct_care", client_id=None,
+        client_ids=[], subject_agency=None, outcome="no_match", detail=None, returned=[],
+        withheld_client_ids=[client_id])
+    [event] = record.collect_events()
+    stored = accord.app.mapper.to_stored_event(event)
+    state = json.loads(stored.state)
+    assert len(state["withheld_client_ids"]) == 1
+    state["class_version"] = 2
+    del state["withheld_client_ids"]
+    old = type(stored)(originator_id=stored.originator_id,
+                       originator_version=stored.originator_version, topic=stored.topic,
+                       state=json.dumps(state).encode())
+    decoded = accord.app.mapper.to_domain_event(old)
+    assert isinstance(decoded, AccessRecord.Recorded)
+    assert decoded.withheld_client_ids == [] and decoded.client_ids == []

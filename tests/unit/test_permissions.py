@@ -21,6 +21,7 @@ from domain.errors import Forbidden
 from domain.permissions import PERMISSIONS, Action, kinds_for, permits, require, roles_for
 from domain.vocabulary import Purpose
 from projections import queries
+from projections.flags import flags
 from tests.builders import Untouchable, housing_terms, identity
 from tests.e2e.test_access_matrix import CALLER, COLUMNS, MATRIX
 
@@ -96,6 +97,7 @@ TODAYS_WORDS = {
     (Action.AMEND_FACT, A):
         "only practitioners and safeguarding staff correct the facts they recorded",
     (Action.READ_RECORD, A): "this role does not read client records",
+    (Action.FLAG_CLIENT, P): "only safeguarding staff and IG leads flag clients",
     (Action.ERASE_CLIENT, P): "only the controller's IG lead erases a client",
     (Action.GIVE_CONSENT, IG): "only practitioners and safeguarding staff record consent",
     (Action.WITHDRAW_CONSENT, C): "only practitioners and safeguarding staff record consent",
@@ -142,6 +144,8 @@ COMMANDS: dict[Action, Command] = {
     Action.RETRACT_FACT: lambda app, by: app.retract_fact(_ID, 7, "the wrong client", by),
     Action.READ_RECORD: lambda app, by: queries.client_record(app, _ID, by),
     Action.ERASE_CLIENT: lambda app, by: app.erase_client(_ID, "asked", by),
+    Action.FLAG_CLIENT: lambda app, by: app.flag_client(_ID, "Child protection plan.", by),
+    Action.READ_FLAGS: lambda app, by: flags(app, _ID, by),
     Action.GIVE_CONSENT: lambda app, by: app.give_consent(
         _ID, recipient_agency="police", recipient_kind=None, categories=["housing"],
         purposes=["care_coordination"], data_from=None, data_to=None, expires_at=None,
@@ -199,6 +203,9 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/v1/clients"): Action.REGISTER_CLIENT,
     ("POST", "/v1/clients/{client_id}/events"): Action.RECORD_FACT,
     ("GET", "/v1/clients/{client_id}/record"): Action.READ_RECORD,
+    ("POST", "/v1/clients/{client_id}/flags"): Action.FLAG_CLIENT,
+    ("POST", "/v1/clients/{client_id}/flags/{flag_id}/remove"): Action.FLAG_CLIENT,
+    ("GET", "/v1/clients/{client_id}/flags"): Action.READ_FLAGS,
     ("POST", "/v1/clients/{client_id}/facts/{position}/amend"): Action.AMEND_FACT,
     ("POST", "/v1/clients/{client_id}/facts/{position}/retract"): Action.RETRACT_FACT,
     ("POST", "/v1/clients/{client_id}/consents"): Action.GIVE_CONSENT,
