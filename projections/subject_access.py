@@ -9,16 +9,19 @@ an agreement shares): the answer is read from
 * the client's own stream in the event store, with log positions: the registration
   (identity), every fact from every agency with who recorded it, each amendment and
   retraction (what was recorded first is held too, so it is listed with each version),
-  every consent and its withdrawal, every emergency grant and its early end;
+  every consent and its withdrawal, every flag and its removal, every emergency grant
+  and its early end;
 * each grant's IG review (its own stream): open, or closed with an outcome and a note;
 * the alert inbox's rows about the client, whichever agency received the alert;
 * the access-audit index: every read by an agency of another agency's data about the
   client (``AccessIndex.disclosures``, asked once for each agency holding a part of the
   record), with when, who, for what purpose and on what basis.
 
-Information another agency recorded (a fact, or an alert's handling by its recipient) may
-hold third parties' information, which Art. 15(4) lets the controller withhold: it is
-marked for the IG lead's redaction review, with the reason, and never removed here.
+Information another agency recorded (a fact, a flag, or an alert's handling by its
+recipient) may hold third parties' information, which Art. 15(4) lets the controller
+withhold; a safeguarding flag may be withheld where telling the client could cause
+serious harm (DPA 2018 Sch. 3). Each is marked for the IG lead's redaction review, with
+the reason, and never removed here.
 
 As everywhere on the read side, the caller's role is checked first (403 by the
 permission table), then its agency: any agency but the registering controller, and an
@@ -53,6 +56,11 @@ _EVERY_POSITION = 2**63 - 1
 #: How long the answer waits for the audit index and the alert inbox to include what was
 #: appended just before it (a disclosure made a moment ago is listed).
 MAX_WAIT_SECONDS = 2.0
+
+
+#: Why the registering controller's own flag is marked: it says a safeguarding concern.
+FLAG_REVIEW = ("a safeguarding flag: check whether telling the client could cause serious "
+               "harm to them or another person before release")
 
 
 def redaction_reason(agency: str) -> str:
@@ -103,6 +111,18 @@ class HeldConsent:
     given: Client.ConsentGiven
     withdrawn: Client.ConsentWithdrawn | None = None
     withdrawn_position: int | None = None
+
+
+@dataclass(frozen=True)
+class HeldFlag:
+    """A flag an agency set on the client (its safeguarding team hears of others'
+    interest), and its removal if any; always marked for review."""
+
+    position: int
+    flagged: Client.Flagged
+    redaction_review: str
+    removed: Client.FlagRemoved | None = None
+    removed_position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +187,7 @@ class SubjectAccess:
     identity: Identity
     facts: list[HeldFact]
     consents: list[HeldConsent]
+    flags: list[HeldFlag]
     grants: list[HeldGrant]
     alerts: list[HeldAlert]
     disclosures: list[Disclosure]
@@ -196,6 +217,7 @@ def subject_access(app: AccordApplication, client_id: UUID, by: Actor, *, log: E
     registration = 0
     facts: dict[int, HeldFact] = {}
     consents: dict[UUID, HeldConsent] = {}
+    flags: dict[UUID, HeldFlag] = {}
     grants: dict[UUID, HeldGrant] = {}
     with log.connect() as conn:
         for position, e in StoredLog(app, conn).events_of(client_id, _EVERY_POSITION):
@@ -223,6 +245,12 @@ def subject_access(app: AccordApplication, client_id: UUID, by: Actor, *, log: E
             elif isinstance(e, Client.ConsentWithdrawn) and e.consent_id in consents:
                 consents[e.consent_id] = replace(consents[e.consent_id], withdrawn=e,
                                                  withdrawn_position=position)
+            elif isinstance(e, Client.Flagged):
+                flags[e.flag_id] = HeldFlag(position, e, FLAG_REVIEW if e.agency ==
+                                            client.controller else redaction_reason(e.agency))
+            elif isinstance(e, Client.FlagRemoved) and e.flag_id in flags:
+                flags[e.flag_id] = replace(flags[e.flag_id], removed=e,
+                                           removed_position=position)
             elif isinstance(e, Client.EmergencyAccessGranted):
                 grants[e.grant_id] = HeldGrant(position, e, _review(app, e.review_id))
             elif isinstance(e, Client.EmergencyAccessEnded) and e.grant_id in grants:
@@ -237,7 +265,7 @@ def subject_access(app: AccordApplication, client_id: UUID, by: Actor, *, log: E
         client_id=client_id, controller=client.controller, registered_at=client.created_on,
         registered_by=client.registered_by, registration_position=registration,
         identity=identity, facts=opened_facts, consents=list(consents.values()),
-        grants=list(grants.values()), alerts=alerts,
+        flags=list(flags.values()), grants=list(grants.values()), alerts=alerts,
         disclosures=disclosures(index, client_id, sorted(client.controllers)),
     )
     return replace(answer, people=named_principals(app, _references(answer)))
@@ -303,6 +331,10 @@ def _references(answer: SubjectAccess) -> list[str]:
         found.append(c.given.recorded_by)
         if c.withdrawn:
             found.append(c.withdrawn.recorded_by)
+    for flag in answer.flags:
+        found.append(flag.flagged.flagged_by)
+        if flag.removed:
+            found.append(flag.removed.removed_by)
     for g in answer.grants:
         found.append(g.granted.principal)
         if g.ended:

@@ -102,6 +102,19 @@ class HeldConsentOut(BaseModel):
     active: bool
 
 
+class HeldFlagOut(ReviewMark):
+    position: int
+    flag_id: UUID
+    agency: str = Field(description="the agency whose safeguarding team the flag alerts")
+    reason: str
+    flagged_at: datetime
+    flagged_by: RecordedByOut
+    removed_at: datetime | None
+    removed_position: int | None
+    removed_by: RecordedByOut | None
+    removal_reason: str | None
+
+
 class GrantReviewOut(BaseModel):
     review_id: UUID
     status: ReviewStatus
@@ -154,6 +167,8 @@ class SubjectAccessOut(BaseModel):
     facts: list[HeldFactOut] = Field(description="every fact from every agency, in the "
                                      "order recorded, retracted ones included")
     consents: list[HeldConsentOut] = Field(description="every consent, with its withdrawal")
+    flags: list[HeldFlagOut] = Field(description="every flag an agency set on the client, "
+                                     "with its removal; each marked for review")
     emergency_access: list[HeldGrantOut]
     alerts: list[HeldAlertOut] = Field(description="safeguarding alerts about the client, "
                                        "whichever agency received them")
@@ -170,8 +185,9 @@ def answer_subject_access(client_id: UUID, app: App, access: Access, engine: Rea
                           ig_lead: SubjectAccessAnswerer) -> SubjectAccessOut:
     """Everything held about the client (UK GDPR Art. 15), for the IG lead of the agency
     that registered them: identity; every fact from every agency with who recorded it and
-    its corrections; consents and withdrawals; emergency grants and their reviews; alerts;
-    every disclosure. Another agency's items are marked for redaction review. Any other
+    its corrections; consents and withdrawals; flags; emergency grants and their reviews;
+    alerts; every disclosure. Another agency's items (and every flag) are marked for
+    redaction review. Any other
     agency's IG lead gets the same 404 as for an unknown client. The answer is recorded
     (action ``subject_access``) before it is returned, naming everything it lists."""
     with access.reading(ig_lead, AccessAction.SUBJECT_ACCESS, client_id=client_id,
@@ -194,6 +210,8 @@ def _listed(found: SubjectAccess) -> list[dict[str, Any]]:
               for f in found.facts]
     items += [returned_item(c.position, "consent", c.given.controller,
                             _basis(found, c.given.controller)) for c in found.consents]
+    items += [returned_item(f.position, "flag", f.flagged.agency,
+                            _basis(found, f.flagged.agency)) for f in found.flags]
     items += [returned_item(g.position, "emergency_access", own, OWN) for g in found.grants]
     items += [returned_item(a.alert.raised_position, "alert", a.alert.recipient,
                             _basis(found, a.alert.recipient)) for a in found.alerts]
@@ -252,6 +270,15 @@ def _alert(found: SubjectAccess, a: AlertItem) -> AlertOut:
 def _out(found: SubjectAccess, ig_lead: Actor, position: int,
          produced_at: datetime) -> SubjectAccessOut:
     facts = [_fact(found, f) for f in found.facts]
+    flags = [HeldFlagOut(
+        position=f.position, flag_id=f.flagged.flag_id, agency=f.flagged.agency,
+        reason=f.flagged.reason, flagged_at=f.flagged.timestamp,
+        flagged_by=_person(found, f.flagged.flagged_by),
+        removed_at=f.removed.timestamp if f.removed else None,
+        removed_position=f.removed_position,
+        removed_by=_person(found, f.removed.removed_by) if f.removed else None,
+        removal_reason=f.removed.reason if f.removed else None,
+        redaction_review=True, redaction_reason=f.redaction_review) for f in found.flags]
     alerts = [HeldAlertOut(alert=_alert(found, a.alert),
                            redaction_review=a.redaction_review is not None,
                            redaction_reason=a.redaction_review) for a in found.alerts]
@@ -276,6 +303,7 @@ def _out(found: SubjectAccess, ig_lead: Actor, position: int,
             withdrawn_by=_person(found, c.withdrawn.recorded_by) if c.withdrawn else None,
             withdrawal_reason=c.withdrawn.reason if c.withdrawn else None,
             active=c.withdrawn is None) for c in found.consents],
+        flags=flags,
         emergency_access=[HeldGrantOut(
             position=g.position, grant_id=g.granted.grant_id, agency=g.granted.agency,
             principal=_person(found, g.granted.principal), purpose=g.granted.purpose,
@@ -297,5 +325,5 @@ def _out(found: SubjectAccess, ig_lead: Actor, position: int,
             role=d.role, action=d.action, purpose=d.purpose,
             items=[ReturnedItemOut(**item) for item in d.items]) for d in found.disclosures],
         redaction_reviews=sum(f.redaction_review for f in facts)
-        + sum(a.redaction_review for a in alerts),
+        + len(flags) + sum(a.redaction_review for a in alerts),
     )

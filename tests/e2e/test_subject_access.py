@@ -2,8 +2,8 @@
 
 ``GET /v1/clients/{client_id}/subject-access`` on both databases: a disclosure made
 earlier appears; nothing the client is owed is left out (every agency's facts with who
-recorded them, their amendments and retractions, consents and withdrawals, emergency
-grants and their reviews, alerts); another agency's facts are marked for redaction
+recorded them, their amendments and retractions, consents and withdrawals, flags,
+emergency grants and their reviews, alerts); another agency's facts are marked for redaction
 review; every other role and agency is refused as the permission table and the 404 rule
 say; the answer is itself on the access record.
 """
@@ -102,6 +102,18 @@ def a_full_story(api: TestClient, partnership: Partnership) -> dict[str, Any]:
                       json={"outcome": "justified", "note": "Overdose in the waiting room."},
                       headers=hdr(partnership, "tp", IG))
     assert closed.status_code == 200, closed.text
+    # Flags, last (so that no read above is an interest they are told of): the provider's,
+    # and one the police set and took off again.
+    for agency in ("tp", "police"):
+        flagged = api.post(f"/v1/clients/{client_id}/flags",
+                           json={"reason": f"Child protection plan in the household ({agency})"},
+                           headers=hdr(partnership, agency, SAFEGUARDING))
+        assert flagged.status_code == 201, flagged.text
+        story[f"{agency}_flag"] = flagged.json()["flag_id"]
+    removed = api.post(f"/v1/clients/{client_id}/flags/{story['police_flag']}/remove",
+                       json={"reason": "The plan has ended, no longer needed."},
+                       headers=hdr(partnership, "police", SAFEGUARDING))
+    assert removed.status_code == 200, removed.text
     settle(api)
     return story
 
@@ -166,7 +178,18 @@ def test_the_answer_lists_everything_held_and_marks_other_agencies_facts(
     assert alert["alert"]["alert_id"] == story["alert_id"]
     assert alert["alert"]["recipient"] == "childrens"
     assert alert["redaction_review"] is True
-    assert body["redaction_reviews"] == 2
+
+    # Both flags, each marked: the provider's for the harm test, the police's as theirs.
+    flags = {f["flag_id"]: f for f in body["flags"]}
+    assert set(flags) == {story["tp_flag"], story["police_flag"]}
+    own, theirs = flags[story["tp_flag"]], flags[story["police_flag"]]
+    assert (own["agency"], own["flagged_by"]["name"], own["removed_at"]) == (
+        "tp", "tp safeguarding", None)
+    assert own["redaction_review"] and "serious harm" in own["redaction_reason"]
+    assert theirs["redaction_reason"].startswith("recorded by police:")
+    assert (theirs["removal_reason"], theirs["removed_by"]["name"]) == (
+        "The plan has ended, no longer needed.", "police safeguarding")
+    assert body["redaction_reviews"] == 4  # the police's fact, the alert, two flags
 
     # The disclosures made earlier: the police's view, children's services' inbox read.
     disclosed = [(d["recipient"], d["action"], d["purpose"]) for d in body["disclosures"]]
@@ -197,7 +220,7 @@ def test_the_answer_is_on_the_record_and_is_itself_a_disclosure_of_others_data(
     assert {(f["position"], f["controller"]) for f in first["facts"]} <= listed
     assert (story["police_fact"], "police") in listed
     assert {i["category"] for i in record["returned"]} >= {
-        "identity", "consent", "emergency_access", "alert", "access_record"}
+        "identity", "consent", "flag", "emergency_access", "alert", "access_record"}
     # The police's IG lead finds that tp's IG lead saw its fact, and why.
     [theirs] = [a for a in accesses(api, partnership, "police", client_id)
                 if a["action"] == "subject_access"]
