@@ -19,6 +19,7 @@ from api.routers import (
     clients,
     consents,
     emergency,
+    erasure,
     fhir,
     flags,
     households,
@@ -79,6 +80,7 @@ def create_app(accord: Accord | None = None, settings: Settings | None = None) -
     api.include_router(subject_access.router)
     api.include_router(replay_changes.router)
     api.include_router(emergency.router)
+    api.include_router(erasure.router)
     api.include_router(reviews.router)
     api.include_router(tree.router)
     api.include_router(households.router)

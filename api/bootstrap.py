@@ -38,6 +38,7 @@ from infra.settings import Settings
 from projections.audit import AccessIndex
 from projections.log_tree import tree_projections
 from projections.reports.projection import OutcomeReports, report_pseudonym_key
+from projections.retention import SafeguardingRetention
 from projections.safeguarding import safeguarding_projections
 from projections.search import BirthIndex
 from projections.views import AgencyViews, ClientVisibility
@@ -171,7 +172,8 @@ def bootstrap(settings: Settings | None = None, *, read_models: bool = True,
     app = AccordApplication(vault=vault, env=env,
                             sees_client=sees_client or ClientVisibility(engine),
                             write_listeners=(writes,),
-                            serialise_appends=dialect_of(engine).embedded)
+                            serialise_appends=dialect_of(engine).embedded,
+                            safeguarding_retention=SafeguardingRetention(engine))
     projections = _read_models(app, engine, settings, batch_size) if read_models else []
     runner = ProjectionRunner(projections, poll_interval=poll_interval) if read_models else None
     kafka = None

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import extract_cli, kafka_cli, tree_cli
+from api import clients_cli, extract_cli, kafka_cli, tree_cli
 from api.bootstrap import Accord, bootstrap
 from domain.agencies import SLUG, AgencyKind, Role
 from domain.application import OPERATOR
@@ -128,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("principal_id", type=_uuid)
     revoke.add_argument("--reason", required=True)
     tree_cli.add_parser(commands)
+    clients_cli.add_parser(commands)
     extract_cli.add_parser(commands)
     kafka_cli.add_parser(commands)
     return parser
@@ -145,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return kafka_cli.run(settings, args)
         if args.command in extract_cli.COMMANDS:
             return extract_cli.run(settings, args)
+        if args.command in clients_cli.COMMANDS:
+            return clients_cli.run(settings, args)
         if args.command == "serve":
             return _serve(settings, args.host, args.port)
         if args.command == "demo":

@@ -40,7 +40,7 @@ from api.ui.sessions import COOKIE, Ended, Session, SessionStore
 from domain.agencies import Role
 from domain.application import AccordApplication, Actor
 from domain.errors import Forbidden, Unauthenticated
-from domain.inputs import LogPosition
+from domain.inputs import LogPosition, Text
 from domain.permissions import Action, require
 from infra.signing import SigningKeyError, load_signer
 from projections.alerts import AlertInbox
@@ -147,6 +147,12 @@ FactRecorder = Annotated[Actor, Depends(allowed(Action.RECORD_FACT))]
 FactAmender = Annotated[Actor, Depends(allowed(Action.AMEND_FACT))]
 FactRetractor = Annotated[Actor, Depends(allowed(Action.RETRACT_FACT))]
 RecordReader = Annotated[Actor, Depends(allowed(Action.READ_RECORD))]
+# The client's rights over the record: erasure, its legal hold, restriction (Art. 18).
+ClientEraser = Annotated[Actor, Depends(allowed(Action.ERASE_CLIENT))]
+LegalHoldPlacer = Annotated[Actor, Depends(allowed(Action.PLACE_LEGAL_HOLD))]
+LegalHoldLifter = Annotated[Actor, Depends(allowed(Action.LIFT_LEGAL_HOLD))]
+ProcessingRestrictor = Annotated[Actor, Depends(allowed(Action.RESTRICT_PROCESSING))]
+RestrictionLifter = Annotated[Actor, Depends(allowed(Action.LIFT_RESTRICTION))]
 ClientFlagger = Annotated[Actor, Depends(allowed(Action.FLAG_CLIENT))]
 FlagReader = Annotated[Actor, Depends(allowed(Action.READ_FLAGS))]
 # Consent.
@@ -192,6 +198,15 @@ ProofReader = Annotated[Actor, Depends(allowed(Action.READ_PROOFS))]
 # Reports for commissioners.
 MeasureReader = Annotated[Actor, Depends(allowed(Action.READ_MEASURES))]
 ReportReader = Annotated[Actor, Depends(allowed(Action.READ_REPORTS))]
+
+
+#: The legal claim a read of a restricted client states (UK GDPR Art. 18: its record is
+#: then read only for the establishment, exercise or defence of legal claims); recorded,
+#: sealed, with the read. Ignored for a client that is not restricted.
+RestrictionReason = Annotated[Text | None, Query(
+    min_length=10, max_length=500,
+    description="for a client whose processing is restricted: the legal claim this read "
+                "is for (required then; recorded with the read)")]
 
 
 # -- the web application's signed-in principal --------------------------------------------

@@ -180,6 +180,9 @@ class ClientRecordOut(BaseModel):
     identity: IdentityOut | None
     identity_erased: bool
     facts: list[FactOut]
+    legal_hold: bool = Field(False, description="a legal hold keeps the record from erasure")
+    restricted: bool = Field(False, description="processing is restricted (UK GDPR Art. 18): "
+                             "partners see nothing, and reads state a legal claim")
 
 
 class EventTypeOut(BaseModel):
@@ -236,6 +239,21 @@ class WithdrawIn(Strict):
 
 class PositionOut(BaseModel):
     position: int
+
+
+class StatedReasonIn(Strict):
+    """Why the IG lead erases the record, places or lifts a legal hold, or restricts
+    processing or lifts the restriction. Kept out of the log for an erasure (only its
+    keyed fingerprint is recorded); sealed with the client's data key otherwise."""
+
+    reason: Text = Field(min_length=10, max_length=1000)
+
+
+class ErasureOut(BaseModel):
+    position: int = Field(description="the erasure's log position")
+    reason_fingerprint: str = Field(
+        description="the keyed fingerprint of the reason, as the log records it (the "
+                    "reason itself is not kept: file it with this in your case file)")
 
 
 class ConsentOut(BaseModel):
@@ -465,6 +483,7 @@ class ReplayChangesOut(BaseModel):
     purpose: Purpose
     head: int = Field(description="the last log position walked")
     changes: list[ReplayChangeOut] = Field(description="oldest first")
+
 
 # -- flagged clients (api/routers/flags.py) -------------------------------------------------
 

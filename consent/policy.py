@@ -286,6 +286,9 @@ class PolicyState:
     agreements: dict[UUID, AgreementInForce] = field(default_factory=AgreementRegister)
     consents: dict[UUID, dict[UUID, ConsentScope]] = field(default_factory=dict)
     erased: set[UUID] = field(default_factory=set)
+    #: Clients whose processing is restricted (UK GDPR Art. 18): partners see nothing of
+    #: them, as of an erased client, until the restriction is lifted.
+    restricted: set[UUID] = field(default_factory=set)
     #: Emergency grants by client, then by grant id.
     emergencies: dict[UUID, dict[UUID, EmergencyScope]] = field(default_factory=dict)
 
@@ -300,6 +303,10 @@ class PolicyState:
     def agreements_between(self, controller: str, recipient: str) -> list[AgreementInForce]:
         assert isinstance(self.agreements, AgreementRegister)
         return self.agreements.between(controller, recipient)
+
+    def hidden_from_partners(self, client_id: UUID) -> bool:
+        """Whether partners see nothing of the client: erased, or restricted."""
+        return client_id in self.erased or client_id in self.restricted
 
     def consents_of(self, client_id: UUID) -> Iterable[ConsentScope]:
         return self.consents.get(client_id, {}).values()
@@ -381,8 +388,9 @@ def standing_shares(state: PolicyState) -> list[Share]:
 
 def client_shares(state: PolicyState, client_id: UUID) -> list[Share]:
     """The shares one client's own choices and grants make: emergency grants (rule 5)
-    and agreements with the client's consent (rule 3). None once the client is erased."""
-    if client_id in state.erased:
+    and agreements with the client's consent (rule 3). None once the client is erased,
+    nor while its processing is restricted."""
+    if state.hidden_from_partners(client_id):
         return []
     kinds = state.agency_kinds
     shares: list[Share] = []
@@ -424,7 +432,7 @@ def shared_with(fact: Fact, state: PolicyState) -> list[tuple[Viewer, tuple[Gran
     result: list[tuple[Viewer, tuple[Grant, ...]]] = []
     if controller in kinds:
         result.append((_viewer(controller, kinds[controller]), (_controller_grant(fact),)))
-    if fact.client_id in state.erased:
+    if state.hidden_from_partners(fact.client_id):
         return result
     by_agency: dict[str, list[Grant]] = {}
     for share in (*client_shares(state, fact.client_id), *standing_shares(state)):
@@ -526,6 +534,9 @@ def decide(
         return Decision(True, grant.basis, None, (grant.reason,))
     if fact.client_id in state.erased:
         return Decision(False, None, None, ("the client has been erased",))
+    if fact.client_id in state.restricted:
+        return Decision(False, None, None, ("processing of the client is restricted "
+                                            "(UK GDPR Art. 18): partners see nothing",))
     agreements = state.agreements_between(fact.controller, viewer.agency)
     emergency, emergency_refused = _emergency_grants(viewer, fact, state)
     no_agreement = (f"rule 2: no data-sharing agreement in force from {fact.controller} "

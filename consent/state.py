@@ -2,7 +2,8 @@
 
 ``evolve`` applies an event to a ``PolicyState`` and says what it means for the views:
 a new fact to project, a fact corrected by its controller (amended or retracted), a
-client whose consents changed, an agreement that came into
+client whose consents changed (or who was erased), a client whose processing was
+restricted or the restriction lifted, an agreement that came into
 force or was revoked, or an emergency grant that lets one agency see one client (or
 its ending, which closes the grant's window at the end's time). Live projections (the
 agency views and the safeguarding rules) and replays all step through the log with it,
@@ -80,6 +81,15 @@ class ClientPolicyChanged:
 
 
 @dataclass(frozen=True)
+class RestrictionChanged:
+    """Processing of the client was restricted (UK GDPR Art. 18: partners see nothing of
+    them) or the restriction lifted (they see again what agreements and consents allow)."""
+
+    client_id: UUID
+    restricted: bool
+
+
+@dataclass(frozen=True)
 class AgreementChanged:
     controller: str
     recipient: str
@@ -104,7 +114,7 @@ class EmergencyEnded:
 
 
 Effect = (NewFact | AmendedFact | RetractedFact | ClientPolicyChanged | AgreementChanged
-          | EmergencyGranted | EmergencyEnded | None)
+          | EmergencyGranted | EmergencyEnded | RestrictionChanged | None)
 
 
 @dataclass
@@ -207,6 +217,12 @@ def evolve(state: LogState, event: Any, position: int) -> Effect:
     if isinstance(event, Client.Erased):
         state.erased.add(event.originator_id)
         return ClientPolicyChanged(event.originator_id)
+    if isinstance(event, Client.ProcessingRestricted):
+        state.restricted.add(event.originator_id)
+        return RestrictionChanged(event.originator_id, restricted=True)
+    if isinstance(event, Client.RestrictionLifted):
+        state.restricted.discard(event.originator_id)
+        return RestrictionChanged(event.originator_id, restricted=False)
     if isinstance(event, Agency.Registered):
         state.agency_kinds[event.slug] = AgencyKind(event.kind)
         return None

@@ -44,6 +44,9 @@ class AccessAction(StrEnum):
     EMERGENCY_ACCESS = "emergency_access"
     END_EMERGENCY_ACCESS = "end_emergency_access"
     ASSIGN_ALERT = "assign_alert"  # refused: another agency's alert, or not a team member
+    ERASE = "erase"  # refused erasure of a client the caller's agency did not register
+    LEGAL_HOLD = "legal_hold"  # placing or lifting one, likewise
+    RESTRICTION = "restriction"  # restricting processing or lifting it, likewise
     FLAG_CLIENT = "flag_client"
     REMOVE_FLAG = "remove_flag"
 

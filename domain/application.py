@@ -27,6 +27,7 @@ from domain.commands.clients import ClientCommands
 from domain.commands.consent import ConsentCommands
 from domain.commands.core import FUTURE_TOLERANCE, ApplicationCore, ApplicationNotWired, DateAsISO
 from domain.commands.emergency import EmergencyCommands
+from domain.commands.erasure import ErasureCommands
 from domain.commands.flags import FlagCommands
 from domain.commands.households import HouseholdCommands
 from domain.commands.matching import MatchingCommands
@@ -50,6 +51,7 @@ __all__ = [
 class AccordApplication(
     AgencyCommands,
     ClientCommands,
+    ErasureCommands,
     AgreementCommands,
     ConsentCommands,
     EmergencyCommands,

@@ -490,6 +490,11 @@ class FactType:
     category: DataCategory
     schema: type[Payload]
     description: str
+    #: The payload's fields whose text can identify a person (a note, a concern's
+    #: summary, a care plan's goals, a police reference): sealed under the client's own
+    #: data key before they enter the log (``domain.sealing``), so that erasing the
+    #: client erases them too.
+    free_text: tuple[str, ...] = ()
 
     @property
     def fields(self) -> list[str]:
@@ -549,7 +554,8 @@ _ENTRIES = [
     FactType("domestic_abuse_risk_recorded", C.DOMESTIC_ABUSE, DomesticAbuseRisk,
              "Risk indicator: the client is a victim or perpetrator of domestic abuse."),
     FactType("domestic_abuse_incident_recorded", C.DOMESTIC_ABUSE, DomesticAbuseIncident,
-             "A domestic abuse incident involving the client."),
+             "A domestic abuse incident involving the client.",
+             free_text=("police_reference",)),
     FactType("mental_health_concern_recorded", C.MENTAL_HEALTH, MentalHealthConcern,
              "Risk indicator: a mental health concern."),
     FactType("self_harm_risk_recorded", C.MENTAL_HEALTH, SelfHarmRisk,
@@ -559,11 +565,13 @@ _ENTRIES = [
     FactType("household_updated", C.SAFEGUARDING_CHILDREN, HouseholdUpdated,
              "Children in the household, parental responsibility, pregnancy."),
     FactType("child_safeguarding_concern_raised", C.SAFEGUARDING_CHILDREN,
-             ChildSafeguardingConcern, "A safeguarding concern about a child."),
+             ChildSafeguardingConcern, "A safeguarding concern about a child.",
+             free_text=("summary",)),
     FactType("child_protection_status_recorded", C.SAFEGUARDING_CHILDREN, ChildProtectionPlan,
              "Children's social care status: child in need, protection plan, looked after."),
     FactType("adult_safeguarding_concern_raised", C.SAFEGUARDING_ADULTS,
-             AdultSafeguardingConcern, "A safeguarding concern about an adult (Care Act s.42)."),
+             AdultSafeguardingConcern, "A safeguarding concern about an adult (Care Act s.42).",
+             free_text=("summary",)),
     FactType("housing_status_recorded", C.HOUSING, HousingStatusRecorded,
              "The client's housing situation."),
     FactType("employment_status_recorded", C.EMPLOYMENT, EmploymentStatusRecorded,
@@ -576,9 +584,9 @@ _ENTRIES = [
              "A Treatment Outcomes Profile: substance use, injecting, crime, health and "
              "social functioning."),
     FactType("care_plan_agreed", C.TREATMENT, CarePlanAgreed,
-             "A care plan was agreed with the client."),
+             "A care plan was agreed with the client.", free_text=("goals",)),
     FactType("clinical_note_added", C.CLINICAL_NOTES, ClinicalNoteAdded,
-             "A clinical note. Never shared by agreement."),
+             "A clinical note. Never shared by agreement.", free_text=("text",)),
     FactType("discharged", C.TREATMENT, Discharged,
              "The client was discharged from the service."),
 ]

@@ -27,6 +27,7 @@ reader needs nothing but the event; an amendment carries the corrected fact whol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -36,6 +37,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.agencies import namespaced_uuid
+from domain.catalogue import ChildProtectionStatus
 from domain.catalogue import fact_type as catalogue_entry
 from domain.errors import (
     ClientAlreadyRegistered,
@@ -44,12 +46,15 @@ from domain.errors import (
     ConsentNotFound,
     EmergencyAccessNotFound,
     EmergencyAccessOver,
+    ErasureRefused,
     FactAlreadyRetracted,
     FactNotFound,
     FlagAlreadyRemoved,
     FlagNotFound,
     Forbidden,
     InvalidCommand,
+    LegalHoldConflict,
+    RestrictionConflict,
 )
 from domain.vocabulary import Purpose
 
@@ -166,6 +171,14 @@ class Client(Aggregate):
         self.erased = False
         #: Emergency grants by grant id: to whom, until when, and whether ended.
         self.emergency_grants: dict[UUID, GrantOnRecord] = {}
+        #: A legal hold (litigation, an inquiry): the record may not be erased meanwhile.
+        self.legal_hold = False
+        #: Processing restricted (UK GDPR Art. 18): partners see nothing of the client,
+        #: and its controllers read their records only stating a legal claim.
+        self.restricted = False
+        #: Child protection statuses recorded about the client, by their place in its
+        #: stream: when each applies from, and the status (as corrected).
+        self.child_protection: dict[int, tuple[datetime, str]] = {}
         #: Flags by flag id: which agency set each (to hear of others' interest), and
         #: whether it has been removed.
         self.flags: dict[UUID, FlagOnRecord] = {}
@@ -193,6 +206,8 @@ class Client(Aggregate):
         self.facts[self.version + 1] = FactOnRecord(controller, fact_type, category,
                                                     occurred_at)
         self.controllers.add(controller)
+        if fact_type == CHILD_PROTECTION:
+            self.child_protection[self.version + 1] = (occurred_at, str(data.get("status")))
 
     @property
     def facts_recorded(self) -> int:
@@ -222,18 +237,23 @@ class Client(Aggregate):
 
     def amend_fact(self, *, position: int, sequence: int, data: Any,
                    occurred_at: datetime | None, reason: str, agency: str,
-                   amended_by: str) -> None:
+                   amended_by: str,
+                   seal: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+                   ) -> None:
         """Corrects a fact its controller recorded in error: ``data`` replaces the whole
         payload (validated against the fact type's schema: the type itself is not
         changed) and ``occurred_at``, if given, when it occurred. From its log position
         the fact is as amended. Only the fact's controller amends it (to anyone else it
         is as unknown), not once it is retracted, and with a reason
-        (``check_correction_reason``)."""
+        (``check_correction_reason``). ``seal`` seals the validated payload's free text
+        (``domain.sealing.seal_payload``, which needs the vault the application holds)."""
         fact = self.fact_controlled_by(sequence, agency)
         if fact.retracted:
             raise FactAlreadyRetracted()
         reason = check_correction_reason(reason)
         payload = catalogue_entry(fact.fact_type).validate(data)
+        if seal is not None:
+            payload = seal(fact.fact_type, payload)
         self._amend_fact(
             position=position, sequence=sequence, fact_type=fact.fact_type,
             category=fact.category, data=payload,
@@ -246,6 +266,8 @@ class Client(Aggregate):
                     data: dict[str, Any], occurred_at: datetime, reason: str, controller: str,
                     amended_by: str) -> None:
         self.facts[sequence] = replace(self.facts[sequence], occurred_at=occurred_at)
+        if sequence in self.child_protection:
+            self.child_protection[sequence] = (occurred_at, str(data.get("status")))
 
     class FactRetracted(Aggregate.Event):
         position: int
@@ -275,6 +297,7 @@ class Client(Aggregate):
         # The agency stays among the controllers: the retraction is on its record, and
         # the consents it recorded are still its own to withdraw.
         self.facts[sequence] = replace(self.facts[sequence], retracted=True)
+        self.child_protection.pop(sequence, None)
 
     class ConsentGiven(Aggregate.Event):
         consent_id: UUID
@@ -518,8 +541,22 @@ class Client(Aggregate):
         self.flags[flag_id] = replace(self.flags[flag_id], removed=True)
 
     class Erased(Aggregate.Event):
-        reason: str
+        """The client's data key was destroyed. No personal data: the reason the IG lead
+        gave is kept out of the log (it may name the person) and recorded only as its
+        keyed fingerprint, to match the IG lead's own case file."""
+
+        reason_fingerprint: str
         erased_by: str
+
+        #: Version 2 keeps the reason out of the log (``reason_fingerprint``).
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """An erasure recorded before version 2 held the reason in plain text; it is
+            not shown (it stays in the stored event, which is append-only)."""
+            state.pop("reason", None)
+            state["reason_fingerprint"] = ""
 
     def check_not_erased(self) -> None:
         """An erased client is as unknown (``ClientNotFound``) to every further command
@@ -527,15 +564,118 @@ class Client(Aggregate):
         if self.erased:
             raise ClientNotFound()
 
-    def erase(self, reason: str, erased_by: str) -> None:
-        """The identity's data key has been destroyed; partners no longer see the client.
-        A client is erased once: after that it is as unknown."""
+    def safeguarding_retention(self) -> str | None:
+        """Why the client's own facts keep the record for safeguarding, if they do: the
+        child protection status recorded last (by when it applies; a correction counts
+        as corrected, a retracted one not at all) is in force, i.e. anything but
+        ``closed`` (a child in need, on a protection plan, or looked after)."""
+        if not self.child_protection:
+            return None
+        _sequence, (_at, status) = max(self.child_protection.items(),
+                                       key=lambda item: (item[1][0], item[0]))
+        if status == ChildProtectionStatus.CLOSED.value:
+            return None
+        return (f"a child protection status is in force ({status.replace('_', ' ')}); "
+                "the record is kept while it is")
+
+    def check_erasable(self) -> None:
+        """An erased client is as unknown; a legal hold, or a child protection status in
+        force (``safeguarding_retention``), refuses erasure (``ErasureRefused``, saying
+        which). The application asks this before destroying the data key, and adds the
+        retentions that span aggregates (open safeguarding alerts)."""
         self.check_not_erased()
-        self._erase(reason=reason, erased_by=erased_by)
+        if self.legal_hold:
+            raise ErasureRefused("a legal hold applies to this client's record; the IG "
+                                 "lead must lift it before the record can be erased")
+        retention = self.safeguarding_retention()
+        if retention is not None:
+            raise ErasureRefused(f"safeguarding retention applies: {retention}")
+
+    def erase(self, reason_fingerprint: str, erased_by: str) -> None:
+        """The identity's data key has been destroyed; partners no longer see the client.
+        A client is erased once: after that it is as unknown. The application asks
+        ``check_erasable`` before it destroys the key; once the key has gone the erasure
+        is a fact, recorded even if a legal hold was placed meanwhile."""
+        self.check_not_erased()
+        self._erase(reason_fingerprint=reason_fingerprint, erased_by=erased_by)
 
     @event(Erased)
-    def _erase(self, reason: str, erased_by: str) -> None:
+    def _erase(self, reason_fingerprint: str, erased_by: str) -> None:
         self.erased = True
+
+    # -- legal hold and restriction ---------------------------------------------------
+    # Each is set and lifted by the client's registering controller (whose IG lead acts
+    # for the record); to any other agency the client is as unknown. Each reason is
+    # sealed with the client's data key before it gets here (``domain.sealing``).
+
+    class LegalHoldPlaced(Aggregate.Event):
+        reason: str
+        placed_by: str
+
+    class LegalHoldLifted(Aggregate.Event):
+        reason: str
+        lifted_by: str
+
+    def _check_registering_controller(self, agency: str) -> None:
+        self.check_not_erased()
+        if agency != self.controller:
+            raise ClientNotFound()
+
+    def place_legal_hold(self, *, reason: str, agency: str, placed_by: str) -> None:
+        """The record is kept as it is until the hold is lifted: no erasure meanwhile.
+        A hold already in place conflicts."""
+        self._check_registering_controller(agency)
+        if self.legal_hold:
+            raise LegalHoldConflict("a legal hold is already in place on this client")
+        self._place_legal_hold(reason=reason, placed_by=placed_by)
+
+    @event(LegalHoldPlaced)
+    def _place_legal_hold(self, reason: str, placed_by: str) -> None:
+        self.legal_hold = True
+
+    def lift_legal_hold(self, *, reason: str, agency: str, lifted_by: str) -> None:
+        """Ends the hold; with none in place it conflicts."""
+        self._check_registering_controller(agency)
+        if not self.legal_hold:
+            raise LegalHoldConflict("no legal hold is in place on this client")
+        self._lift_legal_hold(reason=reason, lifted_by=lifted_by)
+
+    @event(LegalHoldLifted)
+    def _lift_legal_hold(self, reason: str, lifted_by: str) -> None:
+        self.legal_hold = False
+
+    class ProcessingRestricted(Aggregate.Event):
+        reason: str
+        restricted_by: str
+
+    class RestrictionLifted(Aggregate.Event):
+        reason: str
+        lifted_by: str
+
+    def restrict_processing(self, *, reason: str, agency: str, restricted_by: str) -> None:
+        """UK GDPR Art. 18: from now on partners see nothing of the client (views,
+        matches, searches, feeds), and its controllers read their records only stating a
+        legal claim. Restricting a restricted client conflicts."""
+        self._check_registering_controller(agency)
+        if self.restricted:
+            raise RestrictionConflict("processing of this client is already restricted")
+        self._restrict_processing(reason=reason, restricted_by=restricted_by)
+
+    @event(ProcessingRestricted)
+    def _restrict_processing(self, reason: str, restricted_by: str) -> None:
+        self.restricted = True
+
+    def lift_restriction(self, *, reason: str, agency: str, lifted_by: str) -> None:
+        """Ends the restriction: partners see the client again as agreements and consents
+        allow. With none in place it conflicts."""
+        self._check_registering_controller(agency)
+        if not self.restricted:
+            raise RestrictionConflict("processing of this client is not restricted")
+        self._lift_restriction(reason=reason, lifted_by=lifted_by)
+
+    @event(RestrictionLifted)
+    def _lift_restriction(self, reason: str, lifted_by: str) -> None:
+        self.restricted = False
 
 
 @dataclass(frozen=True)
@@ -615,6 +755,10 @@ class NhsNumberIndex(Aggregate):
     @event("Reassigned")
     def _reassign(self, client_id: UUID) -> None:
         self.client_id = client_id
+
+
+#: The fact type whose status keeps a record for safeguarding while it is in force.
+CHILD_PROTECTION = "child_protection_status_recorded"
 
 
 def nhs_index_id(agency: str, fingerprint: str) -> UUID:

@@ -159,3 +159,28 @@ class InvalidCommand(AccordError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class ErasureRefused(Conflict):
+    """A legal hold or a safeguarding retention keeps the client's record: the message
+    says which (the caller is the IG lead of the record's controller)."""
+
+
+class LegalHoldConflict(Conflict):
+    """A legal hold placed twice, or lifted where none is in place."""
+
+
+class RestrictionConflict(Conflict):
+    """A client restricted twice, or a restriction lifted where none is in place."""
+
+
+class RestrictionReasonRequired(Conflict):
+    """Processing of the client is restricted (UK GDPR Art. 18): its controllers read
+    its record only for a legal claim, which the read must state."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "processing of this client is restricted (UK GDPR Art. 18): its record is read "
+            "only for the establishment, exercise or defence of legal claims; state the "
+            "claim in restriction_reason (10 to 500 characters) and the read is recorded "
+            "with it")

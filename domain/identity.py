@@ -10,6 +10,7 @@ identity everywhere (crypto-shredding) while the log stays append-only.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 from typing import Protocol
 from uuid import UUID
@@ -96,6 +97,10 @@ def birth_match_key(date_of_birth: date) -> str:
     return f"born:{date_of_birth.isoformat()}"
 
 
+#: How a text sealed with a client's data key is written in a payload (``seal_texts``).
+SEALED_TEXT_PREFIX = "sealed:v1:"
+
+
 class IdentityErased(Exception):
     """The client's data key was destroyed: the identity can no longer be read."""
 
@@ -117,4 +122,14 @@ class IdentityVault(Protocol):
 
     def shred(self, client_id: UUID) -> None:
         """Destroys the client's data key."""
+        ...
+
+    def seal_texts(self, client_id: UUID, texts: Sequence[str]) -> list[str]:
+        """Each text sealed with the client's data key (free text that can identify the
+        client: ``domain.sealing``); raises IdentityErased once the key is destroyed."""
+        ...
+
+    def open_texts(self, client_id: UUID, sealed: Sequence[str]) -> list[str]:
+        """The texts ``seal_texts`` sealed for this client, with one read of its data key;
+        raises IdentityErased once the key is destroyed (with no texts: whether it is)."""
         ...

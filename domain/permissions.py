@@ -42,6 +42,11 @@ class Action(StrEnum):
     RETRACT_FACT = "retract_fact"
     READ_RECORD = "read_record"
     ERASE_CLIENT = "erase_client"
+    # -- the client's rights over the record (erasure's legal hold, Art. 18 restriction)
+    PLACE_LEGAL_HOLD = "place_legal_hold"
+    LIFT_LEGAL_HOLD = "lift_legal_hold"
+    RESTRICT_PROCESSING = "restrict_processing"
+    LIFT_RESTRICTION = "lift_restriction"
     FLAG_CLIENT = "flag_client"  # set or remove a flag: hear of other agencies' interest
     READ_FLAGS = "read_flags"
     # -- consent
@@ -141,6 +146,9 @@ _HOUSEHOLDS = Permission(_CLIENT_WORKERS,
                          "only practitioners and safeguarding staff link households")
 _ALERTS = Permission(frozenset({_S}), "only the recipient agency's safeguarding staff work alerts")
 _AUDITORS = Permission(frozenset({_I, _A, _PA}))
+_RECORD_RIGHTS = Permission(
+    frozenset({_I}), "only the IG lead of the client's registering controller places or "
+                     "lifts a legal hold or a restriction")
 
 #: The table. Messages are those callers are given today; an action with no message of
 #: its own was checked only by the API's routes, and keeps their words.
@@ -168,6 +176,12 @@ PERMISSIONS: Mapping[Action, Permission] = MappingProxyType({
         frozenset({_P, _S, _I}), "this role does not read client records"),
     Action.ERASE_CLIENT: Permission(
         frozenset({_I}), "only the controller's IG lead erases a client"),
+    # The IG lead of the client's registering controller (the command refuses any other
+    # agency's as for an unknown client).
+    Action.PLACE_LEGAL_HOLD: _RECORD_RIGHTS,
+    Action.LIFT_LEGAL_HOLD: _RECORD_RIGHTS,
+    Action.RESTRICT_PROCESSING: _RECORD_RIGHTS,
+    Action.LIFT_RESTRICTION: _RECORD_RIGHTS,
     # A flag tells its agency of every other agency's interest in the client: a
     # safeguarding decision, for its safeguarding staff or IG lead (of an agency holding
     # its own record of the client, which the command checks); its practitioners read it.

@@ -236,6 +236,21 @@ def durable_transaction(engine: Engine) -> Iterator[Connection]:
                 conn.commit()
 
 
+def empty_write_ahead_log(engine: Engine) -> bool:
+    """After a data key is destroyed (or an erasure's rows deleted): SQLite's
+    write-ahead log still holds the pages as they were before, the wrapped key among
+    them, until it is overwritten. A ``TRUNCATE`` checkpoint copies the log into the
+    database file (where ``secure_delete`` has zeroed what was freed) and empties it. It
+    waits for readers (``busy_timeout``); True if the log was emptied, False if a reader
+    kept it busy (the next checkpoint that completes empties it). PostgreSQL: nothing to
+    do here (its old row versions go at the next ``VACUUM``: README, erasure)."""
+    if not of(engine).embedded:
+        return True
+    with engine.connect() as conn:
+        busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+    return busy is None or busy[0] == 0
+
+
 def lock_exclusively(conn: Connection, table: Table) -> None:
     """Keeps other writers off ``table`` until the transaction ends (reads go on): on
     PostgreSQL a table lock; SQLite has one writer at a time, so nothing to do."""

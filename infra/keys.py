@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, bindparam, func, insert, inspect, select, update
 
-from domain.identity import Identity, IdentityErased
+from domain.identity import SEALED_TEXT_PREFIX, Identity, IdentityErased
 from domain.inputs import STORED
 from infra import dialect
 from infra.schema import client_keys
@@ -226,12 +226,59 @@ class FieldVault:
         return hmac.new(self._matching_key, value.encode(), hashlib.sha256).hexdigest()
 
     def shred(self, client_id: UUID) -> None:
+        """Destroys the client's data key: its identity and sealed free text can never be
+        opened again. On SQLite the write-ahead log, which still holds the wrapped key
+        as it was, is emptied into the database file (where ``secure_delete`` zeroes
+        what the update freed)."""
         with self._engine.begin() as conn:
             conn.execute(
                 update(client_keys)
                 .where(client_keys.c.client_id == client_id.hex)
                 .values(wrapped_key=None, shredded_at=datetime.now(UTC))
             )
+        dialect.empty_write_ahead_log(self._engine)
+
+    def _data_key(self, client_id: UUID) -> bytes:
+        """The client's data key, unwrapped; IdentityErased once it is destroyed."""
+        with self._engine.connect() as conn:
+            wrapped = dialect.run(
+                conn, f"SELECT wrapped_key FROM {client_keys.name} WHERE client_id = :client",  # noqa: S608 - schema name
+                client=client_id.hex,
+            ).scalar_one_or_none()
+        if wrapped is None:
+            raise IdentityErased(str(client_id))
+        return self.unwrap(client_id, wrapped)
+
+    def seal_texts(self, client_id: UUID, texts: Sequence[str]) -> list[str]:
+        """Each text sealed (AES-256-GCM) with the client's data key, bound to the client
+        id, as ``sealed:v1:<base64>``: free text that can identify the client
+        (``domain.sealing``). IdentityErased once the key is destroyed."""
+        if not texts:
+            return []
+        cipher = AESGCM(self._data_key(client_id))
+        sealed = []
+        for text in texts:
+            nonce = secrets.token_bytes(12)
+            blob = nonce + cipher.encrypt(nonce, text.encode(), b"text:" + client_id.bytes)
+            sealed.append(SEALED_TEXT_PREFIX + base64.b64encode(blob).decode())
+        return sealed
+
+    def open_texts(self, client_id: UUID, sealed: Sequence[str]) -> list[str]:
+        """The texts ``seal_texts`` sealed for this client, the data key read once.
+        IdentityErased once it is destroyed (asked with no texts, whether it is);
+        ValueError for a text not sealed for it."""
+        cipher = AESGCM(self._data_key(client_id))
+        opened = []
+        for text in sealed:
+            if not text.startswith(SEALED_TEXT_PREFIX):
+                raise ValueError("not a sealed text")
+            blob = base64.b64decode(text[len(SEALED_TEXT_PREFIX):])
+            try:
+                opened.append(cipher.decrypt(blob[:12], blob[12:],
+                                             b"text:" + client_id.bytes).decode())
+            except InvalidTag:
+                raise ValueError(f"a sealed text of {client_id} fails authentication") from None
+        return opened
 
 
 # -- checking the KEK against the database, and rotating it ---------------------------------

@@ -8,9 +8,10 @@ Two streams, each with its own tracked position in ``accord_tracking``:
   transaction as its rows (``accord_feed_outbox``: which facts entered or left a
   partner's view, and which log position caused it) and publishes each change to
   ``accord.feed.<agency>``, with the masked data and basis the agency's view holds for
-  an entered fact (or one its controller amended, sent again as it now stands) and just
-  the position for a fact that left (a retracted fact leaves). It never reads unmasked
-  data. Published outbox rows are deleted in the tracking transaction.
+  an entered fact (or one its controller amended, sent again as it now stands), less
+  its free text (``domain.sealing.held_back``), and just the position for a fact that
+  left (a retracted fact leaves, as do an erased or restricted client's). It never reads
+  unmasked data. Published outbox rows are deleted in the tracking transaction.
 
 Every message is JSON, keyed by the client's pseudonym (HMAC-SHA256 of the client id
 under a key derived from the key file), so one client's messages stay in order in one
@@ -49,6 +50,7 @@ from sqlalchemy import Engine, delete, select
 from consent.policy import mask
 from domain.alerts import Alert
 from domain.application import AccordApplication
+from domain.sealing import held_back
 from infra.dialect import as_utc
 from infra.runner import BackgroundLoop
 from infra.schema import feed_outbox, view_items, view_rows
@@ -341,11 +343,7 @@ class Relay(BackgroundLoop):
                 fact_type=first.fact_type, category=first.category,
                 controller=first.controller, occurred_at=_iso(first.occurred_at),
                 recorded_at=_iso(first.recorded_at), amended=first.amended,
-                shown=[{"purpose": i.purpose, "basis": json.loads(i.basis), "reason": i.reason,
-                        "fields": _fields(i.fields),
-                        "data": mask(json.loads(i.data), _fields(i.fields)),
-                        "not_before": _iso(i.not_before),
-                        "not_after": _iso(i.not_after)} for i in items],
+                shown=[_shown(first.fact_type, i) for i in items],
             )
         return Message(feed_topic(self.prefix, row.agency), client, value)
 
@@ -384,6 +382,19 @@ class Relay(BackgroundLoop):
 #: The feed changes sent with what the view shows of the fact now: a fact that entered
 #: the view, and one its controller amended that stays in it (``fact.amended``).
 _SHOWN = ("entered", "amended")
+
+
+def _shown(fact_type: str, item: Any) -> dict[str, Any]:
+    """What one of the agency's view rows shows of a fact, for the feed: the data masked
+    as the view masks it, less its free text (``sealed_fields`` names the fields held
+    back; the view opens them). A message cannot be recalled from a topic, and free text
+    can identify the client, so it stays behind the API and goes with the client's data
+    key on erasure."""
+    fields = _fields(item.fields)
+    data, sealed = held_back(fact_type, mask(json.loads(item.data), fields))
+    return {"purpose": item.purpose, "basis": json.loads(item.basis), "reason": item.reason,
+            "fields": fields, "data": data, "sealed_fields": sealed,
+            "not_before": _iso(item.not_before), "not_after": _iso(item.not_after)}
 
 
 def _iso(value: datetime | None) -> str | None:

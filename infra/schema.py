@@ -174,6 +174,13 @@ policy_erasures = Table(
     metadata,
     Column("client_id", String(32), primary_key=True),
 )
+#: Clients whose processing is restricted (UK GDPR Art. 18): no partner share covers
+#: their facts until the restriction is lifted (the row is then deleted).
+policy_restrictions = Table(
+    "accord_policy_restrictions",
+    metadata,
+    Column("client_id", String(32), primary_key=True),
+)
 policy_emergencies = Table(
     "accord_policy_emergencies",
     metadata,

@@ -165,13 +165,17 @@ class Chronology:
     summary: Summary
     entries: list[Entry]
     shown: list[ViewItem]
+    #: For a restricted client, the legal claim the read stated (sealed), to record.
+    legal_claim: str | None = None
 
 
 def chronology(app: AccordApplication, views: AgencyViews, by: Actor, client_id: UUID,
-               purpose: Purpose, category: DataCategory | None = None) -> Chronology:
+               purpose: Purpose, category: DataCategory | None = None,
+               restriction_reason: str | None = None) -> Chronology:
     """The caller agency's view of the client for the purpose as a chronology with its
-    summary. Refused, and not found, exactly as the view is (it is read through it)."""
-    view = queries.partner_view(app, views, by, client_id, purpose)
+    summary. Refused, and not found, exactly as the view is (it is read through it: a
+    restricted client's controller states a legal claim, ``restriction_reason``)."""
+    view = queries.partner_view(app, views, by, client_id, purpose, restriction_reason)
     now = datetime.now(UTC)
     summary = summarise(view.facts, now)
     if permits(Action.READ_ALERTS, by.role, by.agency_kind):
@@ -186,7 +190,7 @@ def chronology(app: AccordApplication, views: AgencyViews, by: Actor, client_id:
     shown = [i for i in view.shown
              if i.category == DataCategory.IDENTITY.value or i.position in drawn_on]
     return Chronology(client_id, by.agency, purpose, view.position, category, view.identity,
-                      summary, entries, shown)
+                      summary, entries, shown, legal_claim=view.legal_claim)
 
 
 def _recorders(views: AgencyViews, positions: list[int]) -> dict[int, str]:

@@ -33,6 +33,7 @@ from domain.agreements import Agreement
 from domain.application import AccordApplication, Actor
 from domain.categories import DataCategory
 from domain.clients import Client
+from domain.commands.erasure import check_stated_reason
 from domain.errors import (
     AgreementNotFound,
     ClientNotFound,
@@ -42,10 +43,12 @@ from domain.errors import (
     HouseholdNotFound,
     InvalidCommand,
     PrincipalNotFound,
+    RestrictionReasonRequired,
 )
 from domain.households import Household
 from domain.identity import Identity, IdentityErased
 from domain.permissions import Action, require
+from domain.sealing import free_text_fields, opened, seal_reason
 from domain.vocabulary import Purpose
 from projections.reports.stored_log import StoredLog
 from projections.views import AgencyViews, ViewItem
@@ -99,19 +102,29 @@ class ClientRecord:
     identity: Identity | None
     identity_erased: bool
     facts: list[RecordedFact]
+    #: Whether a legal hold keeps the record from erasure, and whether its processing is
+    #: restricted (UK GDPR Art. 18).
+    legal_hold: bool = False
+    restricted: bool = False
+    #: For a restricted client, the legal claim the read stated (sealed), to record.
+    legal_claim: str | None = None
 
 
 def client_record(app: AccordApplication, client_id: UUID, by: Actor, *,
-                  log: Engine | None = None) -> ClientRecord:
+                  log: Engine | None = None,
+                  restriction_reason: str | None = None) -> ClientRecord:
     """The caller agency's own record of the client: what it recorded, never what other
-    agencies did, each fact as it stands after the agency's corrections. ClientNotFound
-    if it holds no record of the client (it may still see something of them through a
-    partner's share: that is its view, not its record). With ``log`` (the database of
-    the event store) each fact and correction also says its log position."""
+    agencies did, each fact as it stands after the agency's corrections, its free text
+    opened. ClientNotFound if it holds no record of the client (it may still see
+    something of them through a partner's share: that is its view, not its record). With
+    ``log`` (the database of the event store) each fact and correction also says its log
+    position. A restricted client's record is read only stating a legal claim
+    (``restriction_reason``; ``RestrictionReasonRequired`` without one)."""
     require(Action.READ_RECORD, by)
     client = _client(app, client_id)
     if by.agency not in client.controllers:
         raise ClientNotFound()
+    claim = legal_claim(app, client_id, client.restricted, restriction_reason)
     identity: Identity | None = None
     erased = False
     if by.agency == client.controller:
@@ -135,8 +148,35 @@ def client_record(app: AccordApplication, client_id: UUID, by: Actor, *,
         elif isinstance(e, Client.FactRetracted) and e.sequence in facts:
             facts[e.sequence] = replace(facts[e.sequence], retraction=RecordedCorrection(
                 e.timestamp, e.retracted_by, e.reason, position))
+    recorded = list(facts.values())
+    payloads = opened(app.vault, client_id, [(f.fact_type, f.data) for f in recorded])
+    recorded = [replace(f, data=data or {}) for f, data in zip(recorded, payloads, strict=True)]
     return ClientRecord(client_id, client.controller, client.created_on, identity, erased,
-                        list(facts.values()))
+                        recorded, legal_hold=client.legal_hold, restricted=client.restricted,
+                        legal_claim=claim)
+
+
+#: How a read of a restricted client names, on its access record, the claim it was for.
+LEGAL_CLAIM = "restricted processing (UK GDPR Art. 18), for a legal claim: "
+
+
+def legal_claim(app: AccordApplication, client_id: UUID, restricted: bool,
+                reason: str | None) -> str | None:
+    """For a read of a restricted client by one of its controllers: the legal claim it
+    states (``restriction_reason``), checked and sealed with the client's data key, as
+    the read's access record will hold it (``LEGAL_CLAIM`` and the sealed text: it may
+    name the client, so it goes with them on erasure). ``RestrictionReasonRequired``
+    (409) without one. None for a client that is not restricted (a reason given then is
+    not recorded: there is nothing to justify)."""
+    if not restricted:
+        return None
+    if reason is None:
+        raise RestrictionReasonRequired()
+    reason = check_stated_reason(reason, "restriction_reason")
+    try:
+        return LEGAL_CLAIM + seal_reason(app.vault, client_id, reason)
+    except IdentityErased:
+        raise ClientNotFound() from None
 
 
 def _stream(app: AccordApplication, client_id: UUID,
@@ -347,10 +387,13 @@ class PartnerView:
     identity: dict[str, Any] | None
     facts: list[ViewItem]
     shown: list[ViewItem]
+    #: For a restricted client (which only its controllers still see), the legal claim
+    #: the read stated (sealed), to record with it.
+    legal_claim: str | None = None
 
 
 def partner_view(app: AccordApplication, views: AgencyViews, by: Actor, client_id: UUID,
-                 purpose: Purpose) -> PartnerView:
+                 purpose: Purpose, restriction_reason: str | None = None) -> PartnerView:
     """The caller agency's view of the client for a purpose: permitted facts, masked,
     each with its basis.
 
@@ -358,11 +401,20 @@ def partner_view(app: AccordApplication, views: AgencyViews, by: Actor, client_i
     aggregates (outcome reports), never one person's record, since even a view with no
     identifiers would let it follow one person's scores over time. No basis, an unknown
     client and an erased client are the same 404; a client the agency sees, but not for
-    this purpose, is a 403 naming the purpose (the agency knows of the client already)."""
+    this purpose, is a 403 naming the purpose (the agency knows of the client already).
+
+    Free text is opened with the client's data key. A client whose processing is
+    restricted is seen only by its controllers (partners' rows are gone, so to them it
+    is as unknown), and only stating a legal claim (``restriction_reason``;
+    ``RestrictionReasonRequired`` without one)."""
     require(Action.READ_VIEW, by)
     position, seen, items = _read(views, by, client_id, purpose)
     if not seen:
         raise ClientNotFound()
+    claim = None
+    if any(i.basis["kind"] == BasisKind.CONTROLLER.value for i in items) \
+            and views.restricted(client_id):
+        claim = legal_claim(app, client_id, True, restriction_reason)
     if not items:
         raise Forbidden(f"no agreement under which {by.agency} sees this client names "
                         f"the purpose {purpose.value}")
@@ -375,10 +427,13 @@ def partner_view(app: AccordApplication, views: AgencyViews, by: Actor, client_i
             raise ClientNotFound() from None
         fields = identity_items[0].fields
         identity = {k: v for k, v in full.items() if fields is None or k in fields}
+    facts = [i for i in items if i.category != DataCategory.IDENTITY.value]
+    if any(free_text_fields(i.fact_type) for i in facts):  # else there is nothing to open
+        payloads = opened(app.vault, client_id, [(i.fact_type, i.data) for i in facts])
+        facts = [replace(i, data=data or {}) for i, data in zip(facts, payloads, strict=True)]
     return PartnerView(
         client_id=client_id, agency=by.agency, purpose=purpose, position=position,
-        identity=identity,
-        facts=[i for i in items if i.category != DataCategory.IDENTITY.value], shown=items,
+        identity=identity, facts=facts, shown=items, legal_claim=claim,
     )
 
 

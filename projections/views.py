@@ -53,14 +53,17 @@ from consent.state import (
     EmergencyEnded,
     EmergencyGranted,
     LogState,
+    RestrictionChanged,
     RetractedFact,
     evolve,
 )
 from domain.agencies import Agency, AgencyKind
 from domain.agreements import Agreement
 from domain.application import AccordApplication
+from domain.catalogue import CATALOGUE
 from domain.clients import Client
 from domain.reviews import Review
+from domain.sealing import free_text_fields, plain_text_withheld
 from infra import dialect
 from infra.dialect import as_utc
 from infra.schema import (
@@ -72,6 +75,7 @@ from infra.schema import (
     policy_consents,
     policy_emergencies,
     policy_erasures,
+    policy_restrictions,
     view_grounds,
     view_items,
     view_rows,
@@ -149,8 +153,8 @@ class AgencyViews(LogFollower):
     name = "agency_views"
     doing = "projecting agency views"
     tables = (view_rows, view_shares, facts, feed_outbox, policy_agencies, policy_agreements,
-              policy_consents, policy_erasures, client_matching, policy_emergencies,
-              view_grounds, *reviews.TABLES)
+              policy_consents, policy_erasures, policy_restrictions, client_matching,
+              policy_emergencies, view_grounds, *reviews.TABLES)
 
     #: The facts are copied by the database (``projections.log_facts``), not read as
     #: followed events: a batch covers at most this much of the log, however few of the
@@ -189,6 +193,9 @@ class AgencyViews(LogFollower):
             self._forget()
             raise
         self.tracking.committed()
+        if writer.erased:
+            # What the erasure deleted or blanked must not linger in SQLite's log.
+            dialect.empty_write_ahead_log(self.engine)
         return len(batch) + writer.copied - writer.registrations
 
     def _apply(self, writer: ViewWriter, state: LogState, event: Any, position: int) -> None:
@@ -223,6 +230,7 @@ class AgencyViews(LogFollower):
             if effect.controller is None:
                 writer.flush(position - 1)  # the client's queued matching rows must go too
                 _erase(writer, effect.client_id, position)
+                writer.erased = True
             else:
                 _reshare_consents(writer, state, effect.client_id, effect.controller, position)
         elif isinstance(effect, AgreementChanged):
@@ -235,6 +243,9 @@ class AgencyViews(LogFollower):
             writer.flush(position - 1)
             _share_in_emergency(writer, state, effect.client_id, effect.agency, position,
                                 ended_at=effect.ended_at)
+        elif isinstance(effect, RestrictionChanged):
+            writer.flush(position - 1)
+            _restrict(writer, state, effect, position)
         elif isinstance(effect, AmendedFact):
             writer.flush(position - 1)  # the fact is copied before it is corrected
             _amend(writer, effect, position)
@@ -275,6 +286,8 @@ class AgencyViews(LogFollower):
             state.restore(UUID(hex=agreement_id), AgreementDraft.from_json(stored))
         state.erased.update(UUID(hex=c) for c in conn.execute(
             select(policy_erasures.c.client_id)).scalars())
+        state.restricted.update(UUID(hex=c) for c in conn.execute(
+            select(policy_restrictions.c.client_id)).scalars())
         for _consent_id, client_id, raw in conn.execute(select(policy_consents)):
             scope = _scope_from_json(json.loads(raw))
             state.consents.setdefault(UUID(hex=client_id), {})[scope.consent_id] = scope
@@ -335,6 +348,15 @@ class AgencyViews(LogFollower):
         """Whether the agency has any basis, for any purpose, to see anything of the client."""
         return ClientVisibility(self.engine)(agency, client_id, at)
 
+    def restricted(self, client_id: UUID) -> bool:
+        """Whether processing of the client is restricted (UK GDPR Art. 18), as the rows
+        the views committed reflect it: partners' rows of the client are gone, and its
+        controllers must state a legal claim to read it (``projections.queries``)."""
+        query = select(policy_restrictions.c.client_id).where(
+            policy_restrictions.c.client_id == client_id.hex)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def matching_clients(self, fingerprint: str) -> list[UUID]:
         query = select(client_matching.c.client_id).where(
             client_matching.c.fingerprint == fingerprint
@@ -370,6 +392,8 @@ class ViewWriter:
         self.flushed = after
         #: How many facts were copied, and how many of those were registrations.
         self.copied = self.registrations = 0
+        #: Whether the transaction erased a client (its log is emptied after the commit).
+        self.erased = False
         self.matching: list[tuple[str, str]] = []
         self.feed: list[tuple[int, str, int, str, str]] = []
         self.grounds = grounds  # the projector's, added to as grounds are queued
@@ -463,10 +487,12 @@ _FACT_AND_SHARE = ("FROM accord_facts f CROSS JOIN accord_view_shares s "
 _VIEW_ROW = ("f.client_id, s.agency, s.purpose, f.position, s.ground, s.basis_kind, "
              "f.controller, s.not_before, s.not_after")
 #: ``Share.covers`` in SQL, for the shares that hold for every client (never a partner's
-#: view of an erased client) ...
+#: view of an erased client, nor of one whose processing is restricted) ...
 _COVERED_BY_STANDING = (
     "s.client_id IS NULL AND s.controller = f.controller AND (s.basis_kind = :controller_kind "
-    "OR NOT EXISTS (SELECT 1 FROM accord_policy_erasures e WHERE e.client_id = f.client_id))"
+    "OR (NOT EXISTS (SELECT 1 FROM accord_policy_erasures e WHERE e.client_id = f.client_id) "
+    "AND NOT EXISTS (SELECT 1 FROM accord_policy_restrictions r "
+    "WHERE r.client_id = f.client_id)))"
 )
 #: ... and for one client's shares (an erased client has none).
 _COVERED_BY_CLIENT = (
@@ -520,7 +546,9 @@ def _restate_shares(writer: ViewWriter, state: LogState) -> None:
 
 def _erase(writer: ViewWriter, client_id: UUID, cause: int) -> None:
     """An erased client: partners see nothing of the client any more, only controllers
-    keep their own records; the client can no longer be matched."""
+    keep their own records; the client can no longer be matched. Free text its facts
+    hold in plain text (recorded before free text was sealed) is blanked in the copy;
+    sealed text stays as the log holds it, which nobody can open any more."""
     client = client_id.hex
     writer.upsert(policy_erasures, "client_id", {"client_id": client})
     writer.sql("DELETE FROM accord_client_matching WHERE client_id = :client", client=client)
@@ -528,6 +556,40 @@ def _erase(writer: ViewWriter, client_id: UUID, cause: int) -> None:
         writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client AND purpose != :any",
                    client=client, any=ANY_PURPOSE)
         writer.sql("DELETE FROM accord_view_shares WHERE client_id = :client", client=client)
+    with_text = CATALOGUE_TYPES_WITH_FREE_TEXT
+    found = writer.sql(
+        "SELECT position, fact_type, data FROM accord_facts WHERE client_id = :client "  # noqa: S608 - fixed text
+        f"AND fact_type IN ({', '.join(f':t{i}' for i in range(len(with_text)))})",
+        client=client, **{f"t{i}": t for i, t in enumerate(with_text)}).fetchall()
+    for position, fact_type, stored in found:
+        data = json.loads(stored)
+        blanked = plain_text_withheld(fact_type, data)
+        if blanked != data:
+            writer.sql("UPDATE accord_facts SET data = :data WHERE position = :position",
+                       data=json.dumps(blanked, separators=(",", ":")), position=position)
+
+
+def _restrict(writer: ViewWriter, state: LogState, change: RestrictionChanged,
+              cause: int) -> None:
+    """Processing of a client restricted (UK GDPR Art. 18): every partner's rows of the
+    client go, as on erasure, and each partner's feed says the facts left (controllers
+    keep their own records). Lifted: the client's shares and every partner's rows are
+    derived again from the agreements and consents as they now stand, and the feed says
+    the facts entered."""
+    client = change.client_id.hex
+    params: dict[str, Any] = {"client": client, "any": ANY_PURPOSE,
+                              "controller_kind": BasisKind.CONTROLLER.value}
+    with _feed_changes(writer, ("client_id = :client", {"client": client}), cause):
+        writer.sql("DELETE FROM accord_view_rows WHERE client_id = :client AND purpose != :any",
+                   **params)
+        writer.sql("DELETE FROM accord_view_shares WHERE client_id = :client", client=client)
+        if change.restricted:
+            writer.upsert(policy_restrictions, "client_id", {"client_id": client})
+            return
+        writer.sql("DELETE FROM accord_policy_restrictions WHERE client_id = :client",
+                   client=client)
+        writer.add_shares(client_shares(state, change.client_id))
+        writer.derive("f.client_id = :client", "s.basis_kind != :controller_kind", **params)
 
 
 def _reshare_consents(writer: ViewWriter, state: LogState, client_id: UUID, controller: str,
@@ -672,6 +734,11 @@ def _feed_changes(writer: ViewWriter, scope: Scope, cause: int,
     for change, keys in (("left", before - after), ("entered", entered), ("amended", kept)):
         writer.feed.extend((cause, agency, position, client, change)
                            for agency, client, position in sorted(keys))
+
+
+#: The fact types with free text (``domain.sealing``): blanked on erasure.
+CATALOGUE_TYPES_WITH_FREE_TEXT = tuple(sorted(name for name in CATALOGUE
+                                              if free_text_fields(name)))
 
 
 @functools.lru_cache(maxsize=1024)

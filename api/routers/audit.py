@@ -26,9 +26,11 @@ from domain.access import ATTEMPTS, AccessAction, AccessOutcome
 from domain.agencies import SLUG
 from domain.errors import ClientNotFound, InvalidCommand
 from domain.inputs import AwareIsoDatetime, parse_moment, parse_position
+from domain.sealing import open_reason, opened
 from domain.vocabulary import Purpose
 from projections.audit import Access as AccessRow
 from projections.audit import AccessIndex
+from projections.queries import LEGAL_CLAIM
 from projections.replay import PointInTime, ReplayedFact
 
 router = APIRouter(tags=["ig leads"])
@@ -120,7 +122,19 @@ def accesses(
     held = index.held(ig_lead.agency, sorted({
         c for row in rows if row.agency != ig_lead.agency and row.outcome in ATTEMPTS
         for c in row.client_ids}))
-    return [_out(row, ig_lead.agency, held, client_id) for row in rows]
+    return [_claim_opened(app, _out(row, ig_lead.agency, held, client_id)) for row in rows]
+
+
+def _claim_opened(app: App, out: AccessOut) -> AccessOut:
+    """A read of a restricted client names the legal claim it stated, sealed with the
+    client's data key in its record (``projections.queries.legal_claim``): opened here
+    for the reader's own IG lead; once the client is erased it is gone."""
+    if out.detail is None or out.client_id is None or LEGAL_CLAIM not in out.detail:
+        return out
+    before, _, sealed = out.detail.partition(LEGAL_CLAIM)
+    claim = open_reason(app.vault, out.client_id, sealed)
+    return out.model_copy(update={
+        "detail": before + LEGAL_CLAIM + (claim if claim is not None else "(erased)")})
 
 
 @router.get("/v1/clients/{client_id}/disclosures", response_model=list[DisclosureOut],
@@ -201,12 +215,16 @@ def replay(
     def corrections(fact: ReplayedFact) -> list[CorrectionOut]:
         return [_correction(c, fact, ig_lead.agency) for c in fact.amendments]
 
+    # Free text is sealed in the log: opened as the view opens it (gone once erased).
+    data = dict(zip((f.position for f in shown), opened(
+        app.vault, client_id, [(f.fact_type, f.data) for f in shown]), strict=True))
+
     return ReplayOut(
         agency=agency, client_id=client_id, purpose=purpose, position=result.position,
         at=result.at,
         permitted=[ReplayFactOut(position=f.position, type=f.fact_type, category=f.category,
                                  controller=f.controller, occurred_at=f.occurred_at,
-                                 recorded_at=f.recorded_at, data=f.data or {},
+                                 recorded_at=f.recorded_at, data=data[f.position] or {},
                                  basis=f.basis or {}, reasons=list(f.reasons),
                                  amendments=corrections(f))
                    for f in shown if f.permitted],

@@ -22,6 +22,7 @@ from api.deps import (
     Births,
     ClientLister,
     Matcher,
+    RestrictionReason,
     Viewer,
     Views,
     ViewsCaughtUp,
@@ -278,18 +279,22 @@ def chronology(
     category: Annotated[DataCategory | None, Query(
         description="list only the facts of this category (the summary reads them all)")
     ] = None,
+    restriction_reason: RestrictionReason = None,
 ) -> ChronologyOut:
     """The caller agency's view of the client for a purpose, in the order things happened
     (optionally one category), each fact naming who recorded it, with a summary at the
     head computed only from what the caller may see: in treatment or not and how, current
     prescriptions, orders in force, the last attended appointment, the caller's open
     alerts about the client (safeguarding staff), and how to reach the agency holding the
-    client's record. Refused and not found exactly as the view is; recorded as a view."""
+    client's record. Refused and not found exactly as the view is (a restricted client's
+    controllers state the legal claim, ``restriction_reason``); recorded as a view."""
     with access.reading(actor, AccessAction.VIEW, client_id=client_id,
                         purpose=purpose.value) as read:
-        found = chronologies.chronology(app, views, actor, client_id, purpose, category)
+        found = chronologies.chronology(app, views, actor, client_id, purpose, category,
+                                        restriction_reason)
         read.returned((returned_item(i.position, i.category, i.controller, i.basis)
-                       for i in found.shown), detail="chronology")
+                       for i in found.shown),
+                      detail="; ".join(filter(None, ("chronology", found.legal_claim))))
     summary = found.summary
     return ChronologyOut(
         client_id=found.client_id, agency=found.agency, purpose=found.purpose,

@@ -18,6 +18,7 @@ from api.deps import (
     FactRetractor,
     ReadEngine,
     RecordReader,
+    RestrictionReason,
 )
 from api.errors import error_responses
 from api.models import (
@@ -102,23 +103,28 @@ def _correction(found: queries.RecordedCorrection) -> CorrectionOut:
 @router.get("/{client_id}/record", response_model=ClientRecordOut,
             responses=error_responses(403, 404, 503))
 def read_record(client_id: UUID, app: App, access: Access, engine: ReadEngine,
-                actor: RecordReader) -> ClientRecordOut:
+                actor: RecordReader,
+                restriction_reason: RestrictionReason = None) -> ClientRecordOut:
     """The caller agency's own record: identity (if it registered the client) and its
     facts, each with its log position and as it stands after the agency's corrections
-    (amended, or retracted and why). The read is recorded before it is returned."""
+    (amended, or retracted and why), free text opened. The read is recorded before it is
+    returned. A client whose processing is restricted is read only stating the legal
+    claim (``restriction_reason``, recorded with the read; 409 without one)."""
     with access.reading(actor, AccessAction.RECORD, client_id=client_id, purpose=None) as read:
-        record = queries.client_record(app, client_id, actor, log=engine)
+        record = queries.client_record(app, client_id, actor, log=engine,
+                                       restriction_reason=restriction_reason)
         shown = [returned_item(None, f.category, f.controller, {"kind": "controller"})
                  for f in record.facts]
         if record.identity is not None:
             shown.insert(0, returned_item(None, "identity", record.controller,
                                           {"kind": "controller"}))
-        read.returned(shown)
+        read.returned(shown, detail=record.legal_claim)
     identity = IdentityOut(**record.identity.model_dump()) if record.identity else None
     return ClientRecordOut(
         client_id=record.client_id, controller=record.controller,
         registered_at=record.registered_at, identity=identity,
         identity_erased=record.identity_erased,
+        legal_hold=record.legal_hold, restricted=record.restricted,
         facts=[
             FactOut(sequence=f.sequence, position=f.position, type=f.fact_type,
                     category=f.category, occurred_at=f.occurred_at,

@@ -11,7 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from api.access import returned_item
-from api.deps import Access, App, Matcher, Viewer, Views, ViewsCaughtUp
+from api.deps import Access, App, Matcher, RestrictionReason, Viewer, Views, ViewsCaughtUp
 from api.errors import error_responses
 from api.models import ClientViewOut, MatchIn, MatchOut, ViewFactOut
 from domain.access import AccessAction, AccessOutcome
@@ -31,15 +31,19 @@ def view(
     actor: Viewer,
     _: ViewsCaughtUp,
     purpose: Annotated[Purpose, Query(description="why the caller needs to see the client")],
+    restriction_reason: RestrictionReason = None,
 ) -> ClientViewOut:
     """The caller agency's view of the client for a purpose: permitted facts, masked, each
-    with its basis. No basis, an unknown client and an erased client are the same 404.
-    The read is recorded (who, purpose, what was shown and why) before it is returned."""
+    with its basis. No basis, an unknown client and an erased client are the same 404
+    (as is a client whose processing is restricted, to partners; its controllers state
+    the legal claim, ``restriction_reason``, or get 409). The read is recorded (who,
+    purpose, what was shown and why) before it is returned."""
     with access.reading(actor, AccessAction.VIEW, client_id=client_id,
                         purpose=purpose.value) as read:
-        found = queries.partner_view(app, views, actor, client_id, purpose)
-        read.returned(returned_item(i.position, i.category, i.controller, i.basis)
-                      for i in found.shown)
+        found = queries.partner_view(app, views, actor, client_id, purpose,
+                                     restriction_reason)
+        read.returned((returned_item(i.position, i.category, i.controller, i.basis)
+                       for i in found.shown), detail=found.legal_claim)
     return ClientViewOut(
         client_id=found.client_id, agency=found.agency, purpose=found.purpose,
         position=found.position, identity=found.identity,

@@ -1,6 +1,7 @@
 """Commands about clients: registering one (sealing the identity at once, one client per
 NHS number and agency), recording a fact and correcting it (amending or retracting it),
-and erasure by crypto-shredding."""
+each fact's free text sealed with the client's data key (``domain.sealing``). Erasure,
+legal holds and restriction are ``domain.commands.erasure``'s."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from domain.catalogue import fact_type
 from domain.clients import Client, NhsNumberIndex, check_correction_reason, nhs_index_id
 from domain.commands.core import ApplicationCore, check_occurred_at
 from domain.errors import ClientAlreadyRegistered, ClientNotFound, FactNotFound, InvalidCommand
-from domain.identity import Identity, name_match_key, nhs_match_key
+from domain.identity import Identity, IdentityErased, name_match_key, nhs_match_key
 from domain.permissions import Action, require
 from domain.results import Actor
+from domain.sealing import seal_payload
 
 
 class ClientCommands(ApplicationCore):
-    """Registering clients, recording facts, the own record, erasure."""
+    """Registering clients, recording facts and correcting them."""
 
     def register_client(self, identity: Identity, by: Actor) -> tuple[UUID, int]:
         """Registers a client of the caller's agency; returns (client id, log position)."""
@@ -69,7 +71,8 @@ class ClientCommands(ApplicationCore):
         occurred_at: datetime,
         by: Actor,
     ) -> int:
-        """Validates and appends one fact; returns its log position."""
+        """Validates and appends one fact; returns its log position. Its free text is
+        sealed with the client's data key; an erased client is as unknown."""
         entry = fact_type(type_name)
         payload = entry.validate(data)
         occurred_at = check_occurred_at(occurred_at)
@@ -77,8 +80,10 @@ class ClientCommands(ApplicationCore):
 
         def attempt() -> int:
             client = self._client_writable_by(client_id, by)
+            client.check_not_erased()
             client.record_fact(
-                fact_type=entry.name, category=entry.category.value, data=payload,
+                fact_type=entry.name, category=entry.category.value,
+                data=self._sealed(client_id, entry.name, payload),
                 occurred_at=occurred_at, controller=by.agency, recorded_by=by.reference,
             )
             return self._position(self.save(client))
@@ -105,7 +110,8 @@ class ClientCommands(ApplicationCore):
             client = self._client_held_by(client_id, by)
             client.amend_fact(position=position, sequence=self._fact_sequence(client, position),
                               data=data, occurred_at=occurred_at, reason=reason,
-                              agency=by.agency, amended_by=by.reference)
+                              agency=by.agency, amended_by=by.reference,
+                              seal=lambda kind, payload: self._sealed(client_id, kind, payload))
             return self._position(self.save(client))
 
         return self._retrying(attempt)
@@ -157,31 +163,13 @@ class ClientCommands(ApplicationCore):
             raise FactNotFound()
         return notification.originator_version
 
-    def erase_client(self, client_id: UUID, reason: str, by: Actor) -> int:
-        """Erasure (crypto-shredding): destroys the client's data key, then records it.
-
-        The log stays append-only and verifiable; every view and replay shows the
-        identity as erased, and partners get the same 404 as for an unknown client."""
-        require(Action.ERASE_CLIENT, by)
-        client = self._client(client_id)
-        if client.controller != by.agency:
-            raise ClientNotFound()
-        client.check_not_erased()  # before the key goes: the aggregate refuses it again
-        self.vault.shred(client_id)
-
-        def attempt() -> int:
-            fresh = self._client(client_id)
-            fresh.erase(reason=reason, erased_by=by.reference)
-            # The NHS number no longer leads to the erased client: the person can be
-            # registered again, and that registration is not told the erased id.
-            index = self._get(nhs_index_id(fresh.controller, fresh.nhs_fingerprint),
-                              NhsNumberIndex)
-            if index is None or index.client_id != client_id:
-                return self._position(self.save(fresh))
-            index.release(erased=client_id)
-            return self._position(self.save(fresh, index))
-
-        return self._retrying(attempt)
+    def _sealed(self, client_id: UUID, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The payload with its free text sealed; an erased client (whose key is gone,
+        perhaps since the aggregate was read) is as unknown."""
+        try:
+            return seal_payload(self.vault, client_id, kind, payload)
+        except IdentityErased:
+            raise ClientNotFound() from None
 
     def _indexed_client(self, agency: str, fingerprint: str) -> UUID | None:
         """The client the agency registered under this NHS number, if not erased (an

@@ -68,11 +68,14 @@ class ApplicationCore(Application[UUID]):
     def __init__(self, vault: IdentityVault, env: dict[str, str] | None = None, *,
                  sees_client: Callable[[str, UUID], bool] | None = None,
                  write_listeners: Sequence[Callable[[int], None]] = (),
-                 serialise_appends: bool = False) -> None:
+                 serialise_appends: bool = False,
+                 safeguarding_retention: Callable[[UUID], Sequence[str]] | None = None,
+                 ) -> None:
         super().__init__(env)
         self.vault = vault
         self.write_listeners: list[Callable[[int], None]] = list(write_listeners)
         self._sees_client = sees_client
+        self._safeguarding_retention = safeguarding_retention
         self._agency_kinds: dict[str, AgencyKind] = {}
         #: The time commands record as "now" (emergency grants); tests may replace it.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -93,6 +96,18 @@ class ApplicationCore(Application[UUID]):
                 "this application was built without sees_client (which agencies see a "
                 "client); pass it to AccordApplication(...) where the system is put together")
         return self._sees_client
+
+    @property
+    def safeguarding_retention(self) -> Callable[[UUID], Sequence[str]]:
+        """Why safeguarding keeps a client's record, beyond its own facts: the open
+        safeguarding alerts about the client or its household (answered by the alert
+        inbox, ``projections.retention``); it raises if that cannot be told yet."""
+        if self._safeguarding_retention is None:
+            raise ApplicationNotWired(
+                "this application was built without safeguarding_retention (the open "
+                "alerts that keep a record); pass it to AccordApplication(...) where the "
+                "system is put together")
+        return self._safeguarding_retention
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

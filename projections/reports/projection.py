@@ -129,9 +129,10 @@ CORRECTIONS = (get_topic(Client.FactAmended), get_topic(Client.FactRetracted))
 ALERT_RAISED = get_topic(Alert.Raised)
 ALERT_ACKNOWLEDGED = get_topic(Alert.Acknowledged)
 #: What changes the policy: agencies, agreements, and clients' consents, emergency grants
-#: and erasures (the state is evolved again from these alone after a restart).
+#: erasures and restrictions (the state is evolved again from these alone after a restart).
 _CLIENT_POLICY = (Client.ConsentGiven, Client.ConsentWithdrawn, Client.EmergencyAccessGranted,
-                  Client.EmergencyAccessEnded, Client.Erased)
+                  Client.EmergencyAccessEnded, Client.Erased, Client.ProcessingRestricted,
+                  Client.RestrictionLifted)
 POLICY_TOPICS = sorted({*topics_of(Agency, Agreement), *(get_topic(t) for t in _CLIENT_POLICY)})
 TOPICS = sorted({*POLICY_TOPICS, FACT_RECORDED, *CORRECTIONS, ALERT_RAISED,
                  ALERT_ACKNOWLEDGED})
@@ -343,8 +344,9 @@ class _Shares:
             self._clients.pop(client_id, None)
 
     def grants(self, agency: str, fact: Fact) -> list[Grant]:
-        """The commissioning grants on which ``agency`` may see ``fact``."""
-        if fact.client_id in self.state.erased:
+        """The commissioning grants on which ``agency`` may see ``fact`` (none of an erased
+        client, nor of one whose processing is restricted)."""
+        if self.state.hidden_from_partners(fact.client_id):
             return []
         key = (agency, fact.category.value, fact.controller)
         standing = self._standing_grants.get(key)
@@ -573,6 +575,14 @@ class _Writer:
             evolve(self.state, event, position)
             self.shares.forget(event.originator_id)
             self.erase(event.originator_id)
+            return
+        if isinstance(event, Client.ProcessingRestricted | Client.RestrictionLifted):
+            # Restricted (UK GDPR Art. 18): no report counts the client; lifted, each
+            # commissioner's rows of the client are derived again.
+            evolve(self.state, event, position)
+            self.shares.forget(event.originator_id)
+            for agency in self.shares.commissioners():
+                self.derive_client(agency, event.originator_id, position)
             return
         if isinstance(event, Client.Event):  # an emergency grant: never for commissioning
             evolve(self.state, event, position)

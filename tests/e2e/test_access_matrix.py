@@ -100,6 +100,14 @@ PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] =
     ("POST", "/v1/clients"): (201, 201, None, None),
     ("POST", "/v1/clients/{client_id}/events"): (201, *CONTROLLER_ONLY),
     ("GET", "/v1/clients/{client_id}/record"): (200, *CONTROLLER_ONLY),
+    # The client's rights over the record: the registering controller's IG lead erases
+    # (a fresh client each cell), places and lifts a legal hold, restricts processing and
+    # lifts it; to anyone else the client is as unknown.
+    ("POST", "/v1/clients/{client_id}/erase"): (200, *CONTROLLER_ONLY),
+    ("POST", "/v1/clients/{client_id}/legal-hold"): (200, *CONTROLLER_ONLY),
+    ("POST", "/v1/clients/{client_id}/legal-hold/lift"): (200, *CONTROLLER_ONLY),
+    ("POST", "/v1/clients/{client_id}/restriction"): (200, *CONTROLLER_ONLY),
+    ("POST", "/v1/clients/{client_id}/restriction/lift"): (200, *CONTROLLER_ONLY),
     # Flags: an agency holding its own record of the client sets, reads and removes its
     # own flags (each cell a fresh client, which no other cell reads); to anyone else the
     # client is as unknown.
@@ -368,6 +376,20 @@ class World:
             self.actor(owner, Role.IG_LEAD))
         return client_id, flag_id
 
+    def held(self, owner: str) -> UUID:
+        """A fresh client of ``owner`` under a legal hold its IG lead placed."""
+        client_id = self.fresh_client(owner)
+        self.accord.app.place_legal_hold(client_id, "Litigation about the care given.",
+                                         self.actor(owner, Role.IG_LEAD))
+        return client_id
+
+    def restricted(self, owner: str) -> UUID:
+        """A fresh client of ``owner`` whose processing its IG lead restricted."""
+        client_id = self.fresh_client(owner)
+        self.accord.app.restrict_processing(client_id, "The client contests its accuracy.",
+                                            self.actor(owner, Role.IG_LEAD))
+        return client_id
+
     def fresh_fact(self, owner: str) -> tuple[UUID, int]:
         """(client, position): a fact ``owner``'s practitioner records about its client,
         for the cell to correct."""
@@ -496,6 +518,19 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ),
     ("GET", "/v1/clients/{client_id}/record"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/record", None),
+    ("POST", "/v1/clients/{client_id}/erase"): lambda w, o: (
+        f"/v1/clients/{w.fresh_client(o)}/erase", {"reason": "The client asked to be forgotten."}),
+    ("POST", "/v1/clients/{client_id}/legal-hold"): lambda w, o: (
+        f"/v1/clients/{w.fresh_client(o)}/legal-hold",
+        {"reason": "Litigation about the care given."}),
+    ("POST", "/v1/clients/{client_id}/legal-hold/lift"): lambda w, o: (
+        f"/v1/clients/{w.held(o)}/legal-hold/lift", {"reason": "The claim was settled."}),
+    ("POST", "/v1/clients/{client_id}/restriction"): lambda w, o: (
+        f"/v1/clients/{w.fresh_client(o)}/restriction",
+        {"reason": "The client contests its accuracy."}),
+    ("POST", "/v1/clients/{client_id}/restriction/lift"): lambda w, o: (
+        f"/v1/clients/{w.restricted(o)}/restriction/lift",
+        {"reason": "The record was verified."}),
     ("POST", "/v1/clients/{client_id}/flags"): lambda w, o: (
         f"/v1/clients/{w.fresh_client(o)}/flags",
         {"reason": "Child protection plan in the household."}),
@@ -624,6 +659,11 @@ CLIENT_WRITES = {
     ("POST", "/v1/alerts/{alert_id}/assign"),
     ("POST", "/v1/clients/{client_id}/flags"),
     ("POST", "/v1/clients/{client_id}/flags/{flag_id}/remove"),
+    ("POST", "/v1/clients/{client_id}/erase"),
+    ("POST", "/v1/clients/{client_id}/legal-hold"),
+    ("POST", "/v1/clients/{client_id}/legal-hold/lift"),
+    ("POST", "/v1/clients/{client_id}/restriction"),
+    ("POST", "/v1/clients/{client_id}/restriction/lift"),
 }
 
 #: Routes outside the /v1/clients/{client_id}/... family that read client data.

@@ -2,9 +2,10 @@
 
 Clients with distinctive names, NHS numbers and postcodes are registered through the
 API; then the raw storage is searched: the SQLite file and its write-ahead log byte for
-byte, or every row of every table in the test's PostgreSQL schema. A fact payload that
-is stored in plain text (by design) is searched for too, so the scan is known to see
-the data it is looking through.
+byte, or every row of every table in the test's PostgreSQL schema. A fact payload field
+that is stored in plain text (by design: a key worker's name, which is not free text
+about the client, so not sealed) is searched for too, so the scan is known to see the
+data it is looking through.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ NORMALISED = [
     ("9990000050", "TR19 7HZ"),
 ]
 
-#: Stored in plain text by design (fact payloads are not identity): the scan's control.
-CONTROL_NOTE = "Control-marker Wibbleford-Plinth reviewed at the drop-in."
+#: Stored in plain text by design (a key worker's name is neither identity nor free text
+#: about the client): the scan's control.
+CONTROL_NOTE = "Wibbleford-Plinth Controlmarker"
 
 
 def needles(person: dict[str, str], nhs: str, postcode: str) -> list[bytes]:
@@ -64,8 +66,9 @@ def register_everyone(client: TestClient, partnership: Partnership) -> list[str]
         ids.append(response.json()["client_id"])
     response = client.post(
         f"/v1/clients/{ids[0]}/events", headers=headers,
-        json={"type": "clinical_note_added", "occurred_at": "2026-01-05T10:00:00Z",
-              "data": {"text": CONTROL_NOTE}},
+        json={"type": "treatment_episode_started", "occurred_at": "2026-01-05T10:00:00Z",
+              "data": {"modality": "psychosocial", "substances": ["alcohol"],
+                       "key_worker": CONTROL_NOTE}},
     )
     assert response.status_code == 201, response.text
     # Let the read models (agency views) catch up, so that they are searched too.
@@ -150,14 +153,15 @@ def test_a_shredded_identity_is_gone_from_the_key_table_and_the_record(
 def test_the_scan_would_find_plain_identity(
     backend: str, accord: Accord, partnership: Partnership, client: TestClient
 ) -> None:
-    """The needles are findable: written into a (plain) fact payload, they are seen."""
+    """The needles are findable: written into a plain fact payload field, they are seen."""
     ids = register_everyone(client, partnership)
     person = PEOPLE[0]
     leak = f"{person['given_name']} {person['family_name']}"
     response = client.post(
         f"/v1/clients/{ids[1]}/events", headers=partnership.headers("tp", Role.PRACTITIONER),
-        json={"type": "clinical_note_added", "occurred_at": "2026-01-06T10:00:00Z",
-              "data": {"text": f"Mentioned {leak}."}},
+        json={"type": "treatment_episode_started", "occurred_at": "2026-01-06T10:00:00Z",
+              "data": {"modality": "psychosocial", "substances": ["alcohol"],
+                       "key_worker": leak}},
     )
     assert response.status_code == 201
     raw = sqlite_bytes(accord) if backend == "sqlite" else postgres_rows(accord)

@@ -52,14 +52,16 @@ def test_every_copied_fact_is_the_event_as_the_library_decodes_it(accord: Accord
     worker = app.authenticate(app.add_principal(
         "riverside-recovery", Role.PRACTITIONER, "Test worker", OPERATOR).token)
     client_id = UUID(hex=next(iter(decoded_facts(app).values()))[0])
-    # Times given in another zone, to the microsecond and not, and text beyond ASCII.
+    # Times given in another zone, to the microsecond and not, and text beyond ASCII (a
+    # key worker's name: free text about the client would be sealed, domain.sealing).
     for occurred_at, text in (
         (datetime(2026, 3, 1, 0, 30, 0, 250_000, tzinfo=timezone(timedelta(hours=2))),
          "Zoë said «naloxone» 💊"),
         (datetime(2026, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=-5))), 'quote " and \\'),
     ):
-        app.record_fact(client_id, "clinical_note_added", {"text": text}, occurred_at,
-                        worker)
+        app.record_fact(client_id, "treatment_episode_started",
+                        {"modality": "psychosocial", "substances": ["alcohol"],
+                         "key_worker": text}, occurred_at, worker)
     views = AgencyViews(app, accord.engine)
     views.catch_up()
 
@@ -69,7 +71,7 @@ def test_every_copied_fact_is_the_event_as_the_library_decodes_it(accord: Accord
                                  row.recorded_by, json.loads(row.data))
                   for row in conn.execute(select(facts))}
     assert copied == decoded_facts(app)
-    assert any(row[-1] == {"text": "Zoë said «naloxone» 💊"} for row in copied.values())
+    assert any(row[-1].get("key_worker") == "Zoë said «naloxone» 💊" for row in copied.values())
 
 
 def test_an_event_store_that_hides_its_json_is_refused(accord: Accord) -> None:

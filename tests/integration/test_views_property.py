@@ -39,6 +39,7 @@ from domain.errors import (
     ClientNotFound,
     Conflict,
     EmergencyAccessOver,
+    ErasureRefused,
     FactAlreadyRetracted,
     Forbidden,
 )
@@ -340,8 +341,13 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
         _, client, kind, when = op
         type_name, data = pick(TP_FACTS, kind)
         client_id = pick(world.clients, client)
-        position = app.record_fact(client_id, type_name, data, pick(OCCURRED, when),
-                                   world.actor("tp", Role.PRACTITIONER))
+        try:
+            position = app.record_fact(client_id, type_name, data, pick(OCCURRED, when),
+                                       world.actor("tp", Role.PRACTITIONER))
+        except ClientNotFound:  # an erased client is as unknown, to its controller too
+            assert client_id in world.erased
+            return
+        assert client_id not in world.erased
         world.facts.append((client_id, position, "tp", type_name))
     elif tag == "partner_fact":
         _, agency, client, when = op
@@ -354,9 +360,11 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
             position = app.record_fact(client_id, type_name, data, pick(OCCURRED, when),
                                        world.actor(agency, Role.PRACTITIONER))
         except ClientNotFound:
-            assert not (controls or has_basis), "a partner with a basis was refused"
+            assert not (controls or has_basis) or client_id in world.erased, \
+                "a partner with a basis was refused"
         else:
             assert controls or has_basis, "a partner without a basis recorded a fact"
+            assert client_id not in world.erased, "a fact was recorded about an erased client"
             event("a partner recorded a fact")
             world.facts.append((client_id, position, agency, type_name))
     elif tag == "correct" and world.facts:
@@ -504,6 +512,11 @@ def apply(world: World, op: tuple[Any, ...]) -> None:
             app.erase_client(client_id, "right to erasure", world.actor("tp", Role.IG_LEAD))
         except ClientNotFound:
             assert client_id in world.erased
+        except ErasureRefused:  # children's services recorded a child protection status
+            assert any(c == client_id and t == "child_protection_status_recorded"
+                       for c, _, _, t in world.facts)
+            event("an erasure refused for safeguarding retention")
+            return
         world.erased.add(client_id)
     elif tag == "catch_up":
         _, fresh, batch_size = op

@@ -101,7 +101,7 @@ def test_emergency_access_is_refused_to_the_registering_agency_and_on_an_erased_
     grant(client, agency="police")
     assert len(client.collect_events()) == 1
 
-    client.erase(reason="subject asked", erased_by="ig1")
+    client.erase(reason_fingerprint="hmac-sha256:00", erased_by="ig1")
     refuses(client, lambda: grant(client, agency="police"), ClientNotFound)
 
 
@@ -131,8 +131,9 @@ def test_the_longest_emergency_window_and_a_stripped_justification_are_accepted(
 
 def test_a_client_is_erased_once() -> None:
     client = client_of()
-    client.erase(reason="subject asked", erased_by="ig1")
-    refuses(client, lambda: client.erase(reason="again", erased_by="ig1"), ClientNotFound)
+    client.erase(reason_fingerprint="hmac-sha256:00", erased_by="ig1")
+    refuses(client, lambda: client.erase(reason_fingerprint="hmac-sha256:00", erased_by="ig1"),
+            ClientNotFound)
 
 
 def test_a_consent_is_withdrawn_once() -> None:

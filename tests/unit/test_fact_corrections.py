@@ -123,7 +123,7 @@ def test_the_amended_payload_must_fit_the_facts_type() -> None:
 def test_nothing_is_corrected_on_an_erased_client() -> None:
     client = client_of()
     sequence = recorded(client)
-    client.erase(reason="subject asked", erased_by="ig1")
+    client.erase(reason_fingerprint="hmac-sha256:00", erased_by="ig1")
     refuses(client, lambda: amend(client, sequence), ClientNotFound)
     refuses(client, lambda: retract(client, sequence), ClientNotFound)
 

@@ -99,6 +99,8 @@ TODAYS_WORDS = {
     (Action.READ_RECORD, A): "this role does not read client records",
     (Action.FLAG_CLIENT, P): "only safeguarding staff and IG leads flag clients",
     (Action.ERASE_CLIENT, P): "only the controller's IG lead erases a client",
+    (Action.RESTRICT_PROCESSING, A): "only the IG lead of the client's registering "
+                                     "controller places or lifts a legal hold or a restriction",
     (Action.GIVE_CONSENT, IG): "only practitioners and safeguarding staff record consent",
     (Action.WITHDRAW_CONSENT, C): "only practitioners and safeguarding staff record consent",
     (Action.PROPOSE_AGREEMENT, P): "only an IG lead acts on data-sharing agreements",
@@ -143,7 +145,13 @@ COMMANDS: dict[Action, Command] = {
         _ID, 7, {"status": "settled"}, None, "typed in wrongly", by),
     Action.RETRACT_FACT: lambda app, by: app.retract_fact(_ID, 7, "the wrong client", by),
     Action.READ_RECORD: lambda app, by: queries.client_record(app, _ID, by),
-    Action.ERASE_CLIENT: lambda app, by: app.erase_client(_ID, "asked", by),
+    Action.ERASE_CLIENT: lambda app, by: app.erase_client(_ID, "the client asked", by),
+    Action.PLACE_LEGAL_HOLD: lambda app, by: app.place_legal_hold(_ID, "a claim is pending", by),
+    Action.LIFT_LEGAL_HOLD: lambda app, by: app.lift_legal_hold(_ID, "the claim was settled", by),
+    Action.RESTRICT_PROCESSING: lambda app, by: app.restrict_processing(
+        _ID, "accuracy is contested", by),
+    Action.LIFT_RESTRICTION: lambda app, by: app.lift_restriction(
+        _ID, "the record was verified", by),
     Action.FLAG_CLIENT: lambda app, by: app.flag_client(_ID, "Child protection plan.", by),
     Action.READ_FLAGS: lambda app, by: flags(app, _ID, by),
     Action.GIVE_CONSENT: lambda app, by: app.give_consent(
@@ -203,6 +211,11 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/v1/clients"): Action.REGISTER_CLIENT,
     ("POST", "/v1/clients/{client_id}/events"): Action.RECORD_FACT,
     ("GET", "/v1/clients/{client_id}/record"): Action.READ_RECORD,
+    ("POST", "/v1/clients/{client_id}/erase"): Action.ERASE_CLIENT,
+    ("POST", "/v1/clients/{client_id}/legal-hold"): Action.PLACE_LEGAL_HOLD,
+    ("POST", "/v1/clients/{client_id}/legal-hold/lift"): Action.LIFT_LEGAL_HOLD,
+    ("POST", "/v1/clients/{client_id}/restriction"): Action.RESTRICT_PROCESSING,
+    ("POST", "/v1/clients/{client_id}/restriction/lift"): Action.LIFT_RESTRICTION,
     ("POST", "/v1/clients/{client_id}/flags"): Action.FLAG_CLIENT,
     ("POST", "/v1/clients/{client_id}/flags/{flag_id}/remove"): Action.FLAG_CLIENT,
     ("GET", "/v1/clients/{client_id}/flags"): Action.READ_FLAGS,
@@ -259,8 +272,8 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/v1/reports/outcomes"): Action.READ_REPORTS,
     ("GET", "/v1/reports/outcomes.csv"): Action.READ_REPORTS,
 }
-#: Actions no route offers yet: erasure is a command of the application only.
-UNROUTED = {Action.ERASE_CLIENT}
+#: Actions no route offers (none: every command is offered by a route).
+UNROUTED: set[Action] = set()
 #: The caller's agency kind in each column of the matrix.
 KIND = {"tp": AgencyKind.TREATMENT_PROVIDER, "police": AgencyKind.POLICE,
         "commissioner": AgencyKind.COMMISSIONER}
