@@ -42,7 +42,12 @@ from tests.builders import (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks every case on PostgreSQL ``postgres``: each parametrised with
     ``backend=postgres`` and each named ``..._on_postgres``. (The Kafka tests carry
-    ``kafka`` in their module.)"""
+    ``kafka`` in their module.)
+
+    Runs the browser tests (``tests/e2e/browser``) last: Playwright's synchronous API
+    keeps an event loop running in the main thread until the session ends, and a test
+    after it could not start one of its own (``asyncio.run``)."""
+    items.sort(key=lambda item: "/e2e/browser/" in str(item.path))
     for item in items:
         callspec: Any = getattr(item, "callspec", None)
         parametrised = callspec is not None and callspec.params.get("backend") == "postgres"
