@@ -107,7 +107,7 @@ FLAG_REASON_LENGTH = (10, 300)
 def check_flag_reason(reason: str) -> str:
     """Refuses a reason for flagging a client (or removing a flag) that says nothing, or
     too much for a flag; returns it as recorded (stripped). Asked by the application
-    before it looks the client up, and by the aggregate again."""
+    before it looks the client up; the aggregate gets the reason sealed."""
     reason = reason.strip()
     shortest, longest = FLAG_REASON_LENGTH
     if not shortest <= len(reason) <= longest:
@@ -500,13 +500,30 @@ class Client(Aggregate):
         """An agency holding its own record of the client flags them (a child protection
         plan in the household, say): from now on its safeguarding team hears when another
         agency reads, matches or records something about the client. To an agency that
-        holds no record of the client, and once erased, the client is as unknown; the
-        reason must say something (``check_flag_reason``)."""
+        holds no record of the client, and once erased, the client is as unknown. The
+        reason, which may name the client or their children, arrives sealed with the
+        client's data key (``domain.sealing``), as a legal hold's does, so it goes with
+        them on erasure; the application checks it first (``check_flag_reason``)."""
+        self.check_flaggable(agency)
+        if not reason:
+            raise InvalidCommand("reason", "say why the client is flagged")
+        self._flag(flag_id=flag_id, agency=agency, reason=reason, flagged_by=flagged_by)
+
+    def check_flaggable(self, agency: str) -> None:
+        """``ClientNotFound`` unless ``agency`` holds its own record of the client and the
+        client is not erased: the application asks before it seals a reason."""
         self.check_not_erased()
         if agency not in self.controllers:
             raise ClientNotFound()
-        reason = check_flag_reason(reason)
-        self._flag(flag_id=flag_id, agency=agency, reason=reason, flagged_by=flagged_by)
+
+    def flag_of(self, flag_id: UUID, agency: str) -> FlagOnRecord:
+        """The flag, if ``agency`` set it (``check_flaggable`` first); any other flag of
+        the client, and a flag id never issued, is as unknown (``FlagNotFound``)."""
+        self.check_flaggable(agency)
+        flag = self.flags.get(flag_id)
+        if flag is None or flag.agency != agency:
+            raise FlagNotFound()
+        return flag
 
     @event(Flagged)
     def _flag(self, flag_id: UUID, agency: str, reason: str, flagged_by: str) -> None:
@@ -523,16 +540,12 @@ class Client(Aggregate):
         """Takes a flag off, with a reason: only the agency that set it (to any other
         agency holding a record of the client the flag is as unknown, ``FlagNotFound``;
         to one holding none, and once erased, the client is, as ``flag`` says), once
-        (``FlagAlreadyRemoved``)."""
-        self.check_not_erased()
-        if agency not in self.controllers:
-            raise ClientNotFound()
-        flag = self.flags.get(flag_id)
-        if flag is None or flag.agency != agency:
-            raise FlagNotFound()
+        (``FlagAlreadyRemoved``). The reason arrives sealed, as ``flag``'s does."""
+        flag = self.flag_of(flag_id, agency)
         if flag.removed:
             raise FlagAlreadyRemoved()
-        reason = check_flag_reason(reason)
+        if not reason:
+            raise InvalidCommand("reason", "say why the flag is removed")
         self._remove_flag(flag_id=flag_id, agency=agency, reason=reason,
                           removed_by=removed_by)
 

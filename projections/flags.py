@@ -53,6 +53,7 @@ from domain.clients import Client
 from domain.errors import ClientNotFound
 from domain.permissions import Action, require
 from domain.rules import RuleName
+from domain.sealing import open_reason
 from infra.dialect import to_utc
 from infra.schema import client_flags, interest_notices
 from projections.follower import LogFollower
@@ -301,10 +302,13 @@ class FlaggedInterest(LogFollower):
 
 @dataclass(frozen=True)
 class FlagRecord:
-    """One of the caller agency's flags on a client, with its removal if any."""
+    """One of the caller agency's flags on a client, with its removal if any, and the
+    reasons opened (they are sealed with the client's data key on its stream)."""
 
     flagged: Client.Flagged
     removed: Client.FlagRemoved | None
+    reason: str | None = None
+    removal_reason: str | None = None
 
 
 def flags(app: AccordApplication, client_id: UUID, by: Actor) -> list[FlagRecord]:
@@ -322,4 +326,6 @@ def flags(app: AccordApplication, client_id: UUID, by: Actor) -> list[FlagRecord
             found[event.flag_id] = FlagRecord(event, None)
         elif isinstance(event, Client.FlagRemoved) and event.flag_id in found:
             found[event.flag_id] = FlagRecord(found[event.flag_id].flagged, event)
-    return list(found.values())
+    return [FlagRecord(r.flagged, r.removed, open_reason(app.vault, client_id, r.flagged.reason),
+                       open_reason(app.vault, client_id, r.removed.reason) if r.removed else None)
+            for r in found.values()]

@@ -63,6 +63,6 @@ def list_flags(client_id: UUID, app: App, access: Access,
 def _out(record: flagging.FlagRecord) -> FlagOut:
     f, r = record.flagged, record.removed
     return FlagOut(
-        flag_id=f.flag_id, reason=f.reason, flagged_by=f.flagged_by, flagged_at=f.timestamp,
-        active=r is None, removed_by=r.removed_by if r else None,
-        removed_at=r.timestamp if r else None, removal_reason=r.reason if r else None)
+        flag_id=f.flag_id, reason=record.reason or "", flagged_by=f.flagged_by,
+        flagged_at=f.timestamp, active=r is None, removed_by=r.removed_by if r else None,
+        removed_at=r.timestamp if r else None, removal_reason=record.removal_reason)

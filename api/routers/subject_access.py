@@ -27,6 +27,7 @@ from domain.access import AccessAction
 from domain.alerts import AlertOutcome, AlertStatus, Severity
 from domain.application import Actor
 from domain.reviews import ReviewStatus
+from domain.sealing import open_reason
 from projections.alerts import AlertItem
 from projections.queries import RecordedBy
 from projections.subject_access import (
@@ -194,7 +195,11 @@ def answer_subject_access(client_id: UUID, app: App, access: Access, engine: Rea
                         purpose=None) as read:
         found = subject_access(app, client_id, ig_lead, log=engine, index=index, inbox=inbox)
         position = read.returned(_listed(found), detail="subject access request")
-    return _out(found, ig_lead, position, app.clock())
+    # A flag's reasons are sealed with the client's data key on its stream: opened here.
+    reasons = {f.position: (open_reason(app.vault, client_id, f.flagged.reason),
+                            open_reason(app.vault, client_id, f.removed.reason)
+                            if f.removed else None) for f in found.flags}
+    return _out(found, ig_lead, position, app.clock(), reasons)
 
 
 def _basis(found: SubjectAccess, agency: str) -> dict[str, str]:
@@ -267,17 +272,17 @@ def _alert(found: SubjectAccess, a: AlertItem) -> AlertOut:
     )
 
 
-def _out(found: SubjectAccess, ig_lead: Actor, position: int,
-         produced_at: datetime) -> SubjectAccessOut:
+def _out(found: SubjectAccess, ig_lead: Actor, position: int, produced_at: datetime,
+         flag_reasons: dict[int, tuple[str | None, str | None]]) -> SubjectAccessOut:
     facts = [_fact(found, f) for f in found.facts]
     flags = [HeldFlagOut(
         position=f.position, flag_id=f.flagged.flag_id, agency=f.flagged.agency,
-        reason=f.flagged.reason, flagged_at=f.flagged.timestamp,
+        reason=flag_reasons[f.position][0] or "", flagged_at=f.flagged.timestamp,
         flagged_by=_person(found, f.flagged.flagged_by),
         removed_at=f.removed.timestamp if f.removed else None,
         removed_position=f.removed_position,
         removed_by=_person(found, f.removed.removed_by) if f.removed else None,
-        removal_reason=f.removed.reason if f.removed else None,
+        removal_reason=flag_reasons[f.position][1],
         redaction_review=True, redaction_reason=f.redaction_review) for f in found.flags]
     alerts = [HeldAlertOut(alert=_alert(found, a.alert),
                            redaction_review=a.redaction_review is not None,

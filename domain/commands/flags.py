@@ -5,7 +5,9 @@ child attends an unscheduled care setting anywhere, an agency that holds its own
 of a client (a children's services department with a child protection plan in the
 household, say) flags the client; from then on its safeguarding team is told when any
 other agency reads, matches or records something about them (``projections.flags``).
-A flag and its removal are events on the client's stream, with who and why.
+A flag and its removal are events on the client's stream, with who and why; the reasons
+are sealed with the client's data key (``domain.sealing``), so they go with the client on
+erasure.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from uuid import UUID, uuid4
 
 from domain.clients import check_flag_reason
 from domain.commands.core import ApplicationCore
+from domain.errors import ClientNotFound
+from domain.identity import IdentityErased
 from domain.permissions import Action, require
 from domain.results import Actor
+from domain.sealing import seal_reason
 
 
 class FlagCommands(ApplicationCore):
@@ -33,7 +38,9 @@ class FlagCommands(ApplicationCore):
 
         def attempt() -> int:
             client = self._client(client_id)
-            client.flag(flag_id, agency=by.agency, reason=reason, flagged_by=by.reference)
+            client.check_flaggable(by.agency)
+            client.flag(flag_id, agency=by.agency,
+                        reason=self._sealed_reason(client_id, reason), flagged_by=by.reference)
             return self._position(self.save(client))
 
         return flag_id, self._retrying(attempt)
@@ -47,8 +54,16 @@ class FlagCommands(ApplicationCore):
 
         def attempt() -> int:
             client = self._client(client_id)
-            client.remove_flag(flag_id, agency=by.agency, reason=reason,
+            client.flag_of(flag_id, by.agency)
+            client.remove_flag(flag_id, agency=by.agency,
+                               reason=self._sealed_reason(client_id, reason),
                                removed_by=by.reference)
             return self._position(self.save(client))
 
         return self._retrying(attempt)
+
+    def _sealed_reason(self, client_id: UUID, reason: str) -> str:
+        try:
+            return seal_reason(self.vault, client_id, reason)
+        except IdentityErased:  # erased since the aggregate was read
+            raise ClientNotFound() from None

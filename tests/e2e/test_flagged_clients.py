@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from api.bootstrap import Accord
 from domain.agencies import Role
+from domain.sealing import open_reason
 from infra.relay import Relay
 from infra.schema import client_flags, interest_notices
 from projections.flags import FlaggedInterest
@@ -41,6 +42,7 @@ from tests.builders import (
 )
 
 RULE = "interest_in_flagged_client"
+FLAGGED = "domain.clients:Client.Flagged"
 UNKNOWN_NHS = "4010232137"  # valid, and nobody's here
 REASON = "Child protection plan in the household since March."
 
@@ -88,9 +90,9 @@ def flagged(api: TestClient, partnership: Partnership, client_id: str,
     return str(response.json()["flag_id"])
 
 
-def notifications(api: TestClient, partnership: Partnership,
-                  agency: str = "tp") -> list[dict[str, Any]]:
-    return inbox(api, partnership, agency, rule=RULE)
+def notifications(api: TestClient, partnership: Partnership, agency: str = "tp",
+                  **params: str) -> list[dict[str, Any]]:
+    return inbox(api, partnership, agency, rule=RULE, **params)
 
 
 def police_read(api: TestClient, partnership: Partnership, client_id: str,
@@ -359,6 +361,10 @@ def test_flags_are_set_read_and_removed_by_their_own_agency_only(
 
     [own] = listed("tp")
     assert (own["flag_id"], own["reason"], own["active"]) == (mine, REASON, True)
+    # The reason may name the client's children: it is sealed with the client's data key
+    # on the log (so it goes with them on erasure), and opened for the flagging agency.
+    [recorded] = [e for e in events(accord, FLAGGED) if str(e.flag_id) == mine]
+    assert REASON not in recorded.reason and recorded.reason.startswith("sealed:")
     assert [f["flag_id"] for f in listed("police")] == [theirs]
     assert api.get(f"/v1/clients/{client_id}/flags",
                    headers=hdr(partnership, "tp2")).status_code == 404
@@ -375,6 +381,12 @@ def test_flags_are_set_read_and_removed_by_their_own_agency_only(
     assert again.status_code == 409
     [own] = listed("tp")
     assert (own["active"], own["removal_reason"]) == (False, body["reason"])
+    # The subject access answer opens them too.
+    answer_ = api.get(f"/v1/clients/{client_id}/subject-access",
+                      headers=hdr(partnership, "tp", Role.IG_LEAD))
+    assert answer_.status_code == 200, answer_.text
+    assert {(f["flag_id"], f["reason"], f["removal_reason"]) for f in answer_.json()["flags"]} \
+        == {(mine, REASON, body["reason"]), (theirs, REASON, None)}
     # The police's flag tells the police of the provider's interest, and not of its own.
     post_fact(api, partnership, client_id, fact())
     [told] = notifications(api, partnership, "police")
@@ -386,3 +398,43 @@ def test_flags_are_set_read_and_removed_by_their_own_agency_only(
         rows = {(r.flag_id, r.agency, r.removed_position is None)
                 for r in conn.execute(select(client_flags))}
     assert rows == {(UUID(mine).hex, "tp", False), (UUID(theirs).hex, "police", True)}
+
+
+def test_an_open_notification_keeps_the_record_and_erasure_takes_the_flags_with_it(
+    api: TestClient, accord: Accord, partnership: Partnership
+) -> None:
+    """A notification of interest is a safeguarding alert about the client: while it is
+    open the record is kept (erasure is refused, saying why). Once it is closed and the
+    client erased, the flag's reason can no longer be opened, the flags' rows are gone,
+    and nothing more is told."""
+    client_id = shared_with_the_police(api, partnership)
+    flagged(api, partnership, client_id)
+    assert police_read(api, partnership, client_id).status_code == 200
+    [told] = notifications(api, partnership)
+
+    def erase() -> httpx.Response:
+        response: httpx.Response = api.post(
+            f"/v1/clients/{client_id}/erase",
+            json={"reason": "The client asked to be forgotten."},
+            headers=hdr(partnership, "tp", Role.IG_LEAD))
+        return response
+
+    kept = erase()
+    assert kept.status_code == 409 and "safeguarding" in kept.json()["detail"]
+    closed = api.post(f"/v1/alerts/{told['alert_id']}/close",
+                      json={"outcome": "already_known", "note": "Known to the team."},
+                      headers=hdr(partnership, "tp", SAFEGUARDING))
+    assert closed.status_code == 200, closed.text
+    settle(api)
+    assert erase().status_code == 200
+    [recorded] = events(accord, FLAGGED)
+    assert open_reason(accord.app.vault, UUID(client_id), recorded.reason) is None
+    assert api.get(f"/v1/clients/{client_id}/flags",
+                   headers=hdr(partnership, "tp")).status_code == 404
+    assert police_read(api, partnership, client_id).status_code == 404
+    settle(api)
+    with accord.engine.connect() as conn:
+        assert conn.execute(select(client_flags)).all() == []
+        assert conn.execute(select(interest_notices)).all() == []
+    assert len(notifications(api, partnership, status="closed")) == 1
+    assert notifications(api, partnership, status="raised") == []

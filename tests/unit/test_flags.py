@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from domain.access import AccessAction, AccessRecord
-from domain.clients import Client
+from domain.clients import Client, check_flag_reason
 from domain.errors import ClientNotFound, FlagAlreadyRemoved, FlagNotFound, InvalidCommand
 from projections.flags import FACT_RECORDED, Interest, interests, notices
 
@@ -113,12 +113,16 @@ def test_only_an_agency_holding_a_record_of_the_client_flags_it() -> None:
     with pytest.raises(ClientNotFound):
         client.flag(flag_id, agency="childrens", reason="Known to us as a parent.",
                     flagged_by="c")
+    # The application checks the reason, then seals it; the aggregate records it sealed.
     with pytest.raises(InvalidCommand) as short:
-        client.flag(flag_id, agency="tp", reason="   cp  ", flagged_by="p")
+        check_flag_reason("   cp  ")
     assert short.value.field == "reason"
-    client.flag(flag_id, agency="tp", reason="  Child protection plan.  ", flagged_by="p")
+    assert check_flag_reason("  Child protection plan.  ") == "Child protection plan."
+    with pytest.raises(InvalidCommand):
+        client.flag(flag_id, agency="tp", reason="", flagged_by="p")
+    client.flag(flag_id, agency="tp", reason="sealed:v1:cmVhc29u", flagged_by="p")
     [flagged] = [e for e in client.collect_events() if isinstance(e, Client.Flagged)]
-    assert (flagged.agency, flagged.reason) == ("tp", "Child protection plan.")
+    assert (flagged.agency, flagged.reason) == ("tp", "sealed:v1:cmVhc29u")
     # A partner that recorded a fact about the client holds a record, and may flag too.
     client.flag(uuid4(), agency="police", reason="Under a drug rehabilitation order.",
                 flagged_by="q")
