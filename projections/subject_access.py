@@ -9,8 +9,10 @@ an agreement shares): the answer is read from
 * the client's own stream in the event store, with log positions: the registration
   (identity), every fact from every agency with who recorded it, each amendment and
   retraction (what was recorded first is held too, so it is listed with each version),
-  every consent and its withdrawal, every flag and its removal, every emergency grant
-  and its early end;
+  every consent and its withdrawal, every flag and its removal, every legal hold and
+  restriction of processing placed or lifted, every emergency grant and its early end;
+  free text and reasons sealed under the client's data key are opened
+  (``domain.sealing``);
 * each grant's IG review (its own stream): open, or closed with an outcome and a note;
 * the alert inbox's rows about the client, whichever agency received the alert;
 * the access-audit index: every read by an agency of another agency's data about the
@@ -20,8 +22,8 @@ an agreement shares): the answer is read from
 Information another agency recorded (a fact, a flag, or an alert's handling by its
 recipient) may hold third parties' information, which Art. 15(4) lets the controller
 withhold; a safeguarding flag may be withheld where telling the client could cause
-serious harm (DPA 2018 Sch. 3). Each is marked for the IG lead's redaction review, with
-the reason, and never removed here.
+serious harm (DPA 2018 Sch. 3), and a legal hold where privilege applies. Each is marked
+for the IG lead's redaction review, with the reason, and never removed here.
 
 As everywhere on the read side, the caller's role is checked first (403 by the
 permission table), then its agency: any agency but the registering controller, and an
@@ -34,6 +36,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -46,6 +49,7 @@ from domain.errors import ClientNotFound
 from domain.identity import Identity, IdentityErased
 from domain.permissions import Action, require
 from domain.reviews import Review, ReviewStatus
+from domain.sealing import open_reason, opened
 from projections.alerts import AlertInbox, AlertItem
 from projections.audit import AccessIndex
 from projections.queries import RecordedBy, named_principals
@@ -125,6 +129,33 @@ class HeldFlag:
     removed_position: int | None = None
 
 
+class Safeguard(StrEnum):
+    """A legal hold or a restriction of processing (UK GDPR Art. 18) placed or lifted."""
+
+    LEGAL_HOLD_PLACED = "legal_hold_placed"
+    LEGAL_HOLD_LIFTED = "legal_hold_lifted"
+    PROCESSING_RESTRICTED = "processing_restricted"
+    RESTRICTION_LIFTED = "restriction_lifted"
+
+
+#: Why a legal hold is marked: it may rest on legal advice or a claim.
+HOLD_REVIEW = ("a legal hold: check whether legal professional privilege or another "
+               "exemption applies before release")
+
+
+@dataclass(frozen=True)
+class HeldSafeguard:
+    """A legal hold or restriction placed or lifted by the registering controller's IG
+    lead: when, by whom, why (opened: the reason is sealed with the client's key)."""
+
+    position: int
+    kind: Safeguard
+    at: datetime
+    by: str
+    reason: str | None
+    redaction_review: str | None = None
+
+
 @dataclass(frozen=True)
 class GrantReview:
     """An emergency grant's IG review, as it stands."""
@@ -188,6 +219,7 @@ class SubjectAccess:
     facts: list[HeldFact]
     consents: list[HeldConsent]
     flags: list[HeldFlag]
+    safeguards: list[HeldSafeguard]
     grants: list[HeldGrant]
     alerts: list[HeldAlert]
     disclosures: list[Disclosure]
@@ -218,6 +250,7 @@ def subject_access(app: AccordApplication, client_id: UUID, by: Actor, *, log: E
     facts: dict[int, HeldFact] = {}
     consents: dict[UUID, HeldConsent] = {}
     flags: dict[UUID, HeldFlag] = {}
+    safeguards: list[HeldSafeguard] = []
     grants: dict[UUID, HeldGrant] = {}
     with log.connect() as conn:
         for position, e in StoredLog(app, conn).events_of(client_id, _EVERY_POSITION):
@@ -251,12 +284,14 @@ def subject_access(app: AccordApplication, client_id: UUID, by: Actor, *, log: E
             elif isinstance(e, Client.FlagRemoved) and e.flag_id in flags:
                 flags[e.flag_id] = replace(flags[e.flag_id], removed=e,
                                            removed_position=position)
+            elif type(e) in _SAFEGUARDS:
+                safeguards.append(_safeguard(app, client_id, position, e))
             elif isinstance(e, Client.EmergencyAccessGranted):
                 grants[e.grant_id] = HeldGrant(position, e, _review(app, e.review_id))
             elif isinstance(e, Client.EmergencyAccessEnded) and e.grant_id in grants:
                 grants[e.grant_id] = replace(grants[e.grant_id], ended=e,
                                              ended_position=position)
-    opened_facts = list(facts.values())
+    opened_facts = _opened(app, client_id, list(facts.values()))
     _caught_up(app, index, inbox)
     alerts = [HeldAlert(a, None if a.recipient == client.controller
                         else redaction_reason(a.recipient))
@@ -265,7 +300,8 @@ def subject_access(app: AccordApplication, client_id: UUID, by: Actor, *, log: E
         client_id=client_id, controller=client.controller, registered_at=client.created_on,
         registered_by=client.registered_by, registration_position=registration,
         identity=identity, facts=opened_facts, consents=list(consents.values()),
-        flags=list(flags.values()), grants=list(grants.values()), alerts=alerts,
+        flags=list(flags.values()), safeguards=safeguards, grants=list(grants.values()),
+        alerts=alerts,
         disclosures=disclosures(index, client_id, sorted(client.controllers)),
     )
     return replace(answer, people=named_principals(app, _references(answer)))
@@ -291,6 +327,24 @@ def disclosures(index: AccessIndex, client_id: UUID,
                 principal=row.principal, principal_name=row.principal_name, role=row.role,
                 action=row.action, purpose=row.purpose, items=items)
     return [found[position] for position in sorted(found)]
+
+
+def _opened(app: AccordApplication, client_id: UUID,
+            facts: list[HeldFact]) -> list[HeldFact]:
+    """The facts with their free text opened with the client's data key (it is sealed in
+    the log, ``domain.sealing``): as they stand, as first recorded, and each amendment's
+    payload; the key is read once for them all."""
+    payloads: list[tuple[str, dict[str, Any] | None]] = []
+    for f in facts:
+        payloads += [(f.fact_type, f.data), (f.fact_type, f.recorded_data)]
+        payloads += [(f.fact_type, c.data) for c in f.amendments]
+    plain = iter(opened(app.vault, client_id, payloads))
+    result = []
+    for f in facts:
+        data, recorded = next(plain) or {}, next(plain) or {}
+        amendments = tuple(replace(c, data=next(plain)) for c in f.amendments)
+        result.append(replace(f, data=data, recorded_data=recorded, amendments=amendments))
+    return result
 
 
 def _about(item: dict[str, Any], read_client: UUID | None) -> UUID | None:
@@ -335,6 +389,7 @@ def _references(answer: SubjectAccess) -> list[str]:
         found.append(flag.flagged.flagged_by)
         if flag.removed:
             found.append(flag.removed.removed_by)
+    found.extend(held.by for held in answer.safeguards)
     for g in answer.grants:
         found.append(g.granted.principal)
         if g.ended:
@@ -345,6 +400,27 @@ def _references(answer: SubjectAccess) -> list[str]:
         found.extend(sorted(a.alert.references))
     found.extend(d.principal for d in answer.disclosures)
     return found
+
+
+#: The events that place or lift a legal hold or a restriction, and what each is.
+_SAFEGUARDS: dict[type[Any], Safeguard] = {
+    Client.LegalHoldPlaced: Safeguard.LEGAL_HOLD_PLACED,
+    Client.LegalHoldLifted: Safeguard.LEGAL_HOLD_LIFTED,
+    Client.ProcessingRestricted: Safeguard.PROCESSING_RESTRICTED,
+    Client.RestrictionLifted: Safeguard.RESTRICTION_LIFTED,
+}
+
+
+def _safeguard(app: AccordApplication, client_id: UUID, position: int,
+               event: Any) -> HeldSafeguard:
+    """A hold or restriction placed or lifted, its sealed reason opened (None once the
+    client's data key is destroyed); a legal hold placed is marked for review."""
+    kind = _SAFEGUARDS[type(event)]
+    by = next(str(getattr(event, name)) for name in ("placed_by", "lifted_by", "restricted_by")
+              if hasattr(event, name))
+    return HeldSafeguard(position, kind, event.timestamp, by,
+                         open_reason(app.vault, client_id, event.reason),
+                         HOLD_REVIEW if kind is Safeguard.LEGAL_HOLD_PLACED else None)
 
 
 def _client(app: AccordApplication, client_id: UUID) -> Client | None:

@@ -33,6 +33,7 @@ from projections.queries import RecordedBy
 from projections.subject_access import (
     HeldCorrection,
     HeldFact,
+    Safeguard,
     SubjectAccess,
     subject_access,
 )
@@ -116,6 +117,15 @@ class HeldFlagOut(ReviewMark):
     removal_reason: str | None
 
 
+class HeldSafeguardOut(ReviewMark):
+    position: int
+    kind: Safeguard = Field(description="legal_hold_placed, legal_hold_lifted, "
+                            "processing_restricted or restriction_lifted")
+    at: datetime
+    by: RecordedByOut
+    reason: str | None = Field(description="why (null once the client's data key is gone)")
+
+
 class GrantReviewOut(BaseModel):
     review_id: UUID
     status: ReviewStatus
@@ -170,6 +180,9 @@ class SubjectAccessOut(BaseModel):
     consents: list[HeldConsentOut] = Field(description="every consent, with its withdrawal")
     flags: list[HeldFlagOut] = Field(description="every flag an agency set on the client, "
                                      "with its removal; each marked for review")
+    holds_and_restrictions: list[HeldSafeguardOut] = Field(
+        description="every legal hold and restriction of processing (Art. 18) placed or "
+                    "lifted, oldest first; a legal hold placed is marked for review")
     emergency_access: list[HeldGrantOut]
     alerts: list[HeldAlertOut] = Field(description="safeguarding alerts about the client, "
                                        "whichever agency received them")
@@ -186,11 +199,13 @@ def answer_subject_access(client_id: UUID, app: App, access: Access, engine: Rea
                           ig_lead: SubjectAccessAnswerer) -> SubjectAccessOut:
     """Everything held about the client (UK GDPR Art. 15), for the IG lead of the agency
     that registered them: identity; every fact from every agency with who recorded it and
-    its corrections; consents and withdrawals; flags; emergency grants and their reviews;
-    alerts; every disclosure. Another agency's items (and every flag) are marked for
-    redaction review. Any other
-    agency's IG lead gets the same 404 as for an unknown client. The answer is recorded
-    (action ``subject_access``) before it is returned, naming everything it lists."""
+    its corrections; consents and withdrawals; flags; legal holds and restrictions;
+    emergency grants and their reviews; alerts; every disclosure. Another agency's items,
+    every flag and a legal hold are marked for redaction review. Any other agency's IG
+    lead gets the same 404 as for an unknown client. Answering the client's own request is
+    not refused while processing is restricted (Art. 18 restricts processing for others'
+    purposes, not the client's access). The answer is recorded (action
+    ``subject_access``) before it is returned, naming everything it lists."""
     with access.reading(ig_lead, AccessAction.SUBJECT_ACCESS, client_id=client_id,
                         purpose=None) as read:
         found = subject_access(app, client_id, ig_lead, log=engine, index=index, inbox=inbox)
@@ -217,6 +232,7 @@ def _listed(found: SubjectAccess) -> list[dict[str, Any]]:
                             _basis(found, c.given.controller)) for c in found.consents]
     items += [returned_item(f.position, "flag", f.flagged.agency,
                             _basis(found, f.flagged.agency)) for f in found.flags]
+    items += [returned_item(h.position, h.kind.value, own, OWN) for h in found.safeguards]
     items += [returned_item(g.position, "emergency_access", own, OWN) for g in found.grants]
     items += [returned_item(a.alert.raised_position, "alert", a.alert.recipient,
                             _basis(found, a.alert.recipient)) for a in found.alerts]
@@ -284,6 +300,10 @@ def _out(found: SubjectAccess, ig_lead: Actor, position: int, produced_at: datet
         removed_by=_person(found, f.removed.removed_by) if f.removed else None,
         removal_reason=flag_reasons[f.position][1],
         redaction_review=True, redaction_reason=f.redaction_review) for f in found.flags]
+    safeguards = [HeldSafeguardOut(
+        position=h.position, kind=h.kind, at=h.at, by=_person(found, h.by), reason=h.reason,
+        redaction_review=h.redaction_review is not None, redaction_reason=h.redaction_review)
+        for h in found.safeguards]
     alerts = [HeldAlertOut(alert=_alert(found, a.alert),
                            redaction_review=a.redaction_review is not None,
                            redaction_reason=a.redaction_review) for a in found.alerts]
@@ -308,7 +328,7 @@ def _out(found: SubjectAccess, ig_lead: Actor, position: int, produced_at: datet
             withdrawn_by=_person(found, c.withdrawn.recorded_by) if c.withdrawn else None,
             withdrawal_reason=c.withdrawn.reason if c.withdrawn else None,
             active=c.withdrawn is None) for c in found.consents],
-        flags=flags,
+        flags=flags, holds_and_restrictions=safeguards,
         emergency_access=[HeldGrantOut(
             position=g.position, grant_id=g.granted.grant_id, agency=g.granted.agency,
             principal=_person(found, g.granted.principal), purpose=g.granted.purpose,
@@ -330,5 +350,6 @@ def _out(found: SubjectAccess, ig_lead: Actor, position: int, produced_at: datet
             role=d.role, action=d.action, purpose=d.purpose,
             items=[ReturnedItemOut(**item) for item in d.items]) for d in found.disclosures],
         redaction_reviews=sum(f.redaction_review for f in facts)
-        + len(flags) + sum(a.redaction_review for a in alerts),
+        + len(flags) + sum(h.redaction_review for h in safeguards)
+        + sum(a.redaction_review for a in alerts),
     )

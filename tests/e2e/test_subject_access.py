@@ -2,10 +2,10 @@
 
 ``GET /v1/clients/{client_id}/subject-access`` on both databases: a disclosure made
 earlier appears; nothing the client is owed is left out (every agency's facts with who
-recorded them, their amendments and retractions, consents and withdrawals, flags,
-emergency grants and their reviews, alerts); another agency's facts are marked for redaction
-review; every other role and agency is refused as the permission table and the 404 rule
-say; the answer is itself on the access record.
+recorded them, their amendments and retractions, consents and withdrawals, flags, legal
+holds and restrictions, emergency grants and their reviews, alerts); another agency's
+facts are marked for redaction review; every other role and agency is refused as the
+permission table and the 404 rule say; the answer is itself on the access record.
 """
 
 from __future__ import annotations
@@ -114,6 +114,13 @@ def a_full_story(api: TestClient, partnership: Partnership) -> dict[str, Any]:
                        json={"reason": "The plan has ended, no longer needed."},
                        headers=hdr(partnership, "police", SAFEGUARDING))
     assert removed.status_code == 200, removed.text
+    # A legal hold, and a restriction of processing placed and lifted (reasons sealed).
+    for path, reason in (("legal-hold", "Complaint to the ombudsman pending."),
+                         ("restriction", "The client contests the accuracy of a fact."),
+                         ("restriction/lift", "The disputed fact has been checked.")):
+        done = api.post(f"/v1/clients/{client_id}/{path}", json={"reason": reason},
+                        headers=hdr(partnership, "tp", IG))
+        assert done.status_code == 200, done.text
     settle(api)
     return story
 
@@ -189,7 +196,16 @@ def test_the_answer_lists_everything_held_and_marks_other_agencies_facts(
     assert theirs["redaction_reason"].startswith("recorded by police:")
     assert (theirs["removal_reason"], theirs["removed_by"]["name"]) == (
         "The plan has ended, no longer needed.", "police safeguarding")
-    assert body["redaction_reviews"] == 4  # the police's fact, the alert, two flags
+
+    # The hold and the restriction, each with who and why (opened: sealed in the log).
+    assert [(h["kind"], h["reason"], h["by"]["name"], h["redaction_review"])
+            for h in body["holds_and_restrictions"]] == [
+        ("legal_hold_placed", "Complaint to the ombudsman pending.", "tp ig_lead", True),
+        ("processing_restricted", "The client contests the accuracy of a fact.", "tp ig_lead",
+         False),
+        ("restriction_lifted", "The disputed fact has been checked.", "tp ig_lead", False)]
+    # The police's fact, the alert, two flags and the legal hold.
+    assert body["redaction_reviews"] == 5
 
     # The disclosures made earlier: the police's view, children's services' inbox read.
     disclosed = [(d["recipient"], d["action"], d["purpose"]) for d in body["disclosures"]]
@@ -220,7 +236,8 @@ def test_the_answer_is_on_the_record_and_is_itself_a_disclosure_of_others_data(
     assert {(f["position"], f["controller"]) for f in first["facts"]} <= listed
     assert (story["police_fact"], "police") in listed
     assert {i["category"] for i in record["returned"]} >= {
-        "identity", "consent", "flag", "emergency_access", "alert", "access_record"}
+        "identity", "consent", "flag", "emergency_access", "alert", "access_record",
+        "legal_hold_placed", "processing_restricted", "restriction_lifted"}
     # The police's IG lead finds that tp's IG lead saw its fact, and why.
     [theirs] = [a for a in accesses(api, partnership, "police", client_id)
                 if a["action"] == "subject_access"]

@@ -62,6 +62,7 @@ def test_the_printable_answer_has_every_section_marks_and_who_produced_it(
     assert f"Everything held about {VALID_IDENTITY['given_name']} " \
            f"{VALID_IDENTITY['family_name']}" in html
     for heading in ("Identity", "What was recorded", "Consents and withdrawals", "Flags",
+                    "Legal holds and restrictions",
                     "Emergency access and its reviews", "Safeguarding alerts",
                     "Who saw it, when and why"):
         assert re.search(rf'<h2 id="[a-z-]+">{re.escape(heading)}</h2>', html), heading
