@@ -249,6 +249,12 @@ class StatedReasonIn(Strict):
     reason: Text = Field(min_length=10, max_length=1000)
 
 
+class RecordRightsOut(BaseModel):
+    client_id: UUID
+    legal_hold: bool = Field(description="a legal hold keeps the record from erasure")
+    restricted: bool = Field(description="processing is restricted (UK GDPR Art. 18)")
+
+
 class ErasureOut(BaseModel):
     position: int = Field(description="the erasure's log position")
     reason_fingerprint: str = Field(

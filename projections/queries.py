@@ -156,6 +156,28 @@ def client_record(app: AccordApplication, client_id: UUID, by: Actor, *,
                         legal_claim=claim)
 
 
+@dataclass(frozen=True)
+class RecordRights:
+    """Where the client's record stands for its rights: whether a legal hold keeps it
+    from erasure, and whether processing is restricted (UK GDPR Art. 18)."""
+
+    client_id: UUID
+    legal_hold: bool
+    restricted: bool
+
+
+def record_rights(app: AccordApplication, client_id: UUID, by: Actor) -> RecordRights:
+    """The legal hold and restriction of the client, for the IG lead of its registering
+    controller deciding on one (no personal data, so no legal claim is asked even of a
+    restricted client); to any other agency, and once erased, the client is as unknown."""
+    require(Action.ANSWER_SUBJECT_ACCESS, by)
+    client = _client(app, client_id)
+    if client.controller != by.agency:
+        raise ClientNotFound()
+    client.check_not_erased()
+    return RecordRights(client_id, legal_hold=client.legal_hold, restricted=client.restricted)
+
+
 #: How a read of a restricted client names, on its access record, the claim it was for.
 LEGAL_CLAIM = "restricted processing (UK GDPR Art. 18), for a legal claim: "
 

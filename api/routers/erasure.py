@@ -18,14 +18,33 @@ from api.deps import (
     ProcessingRestrictor,
     ReadEngine,
     RestrictionLifter,
+    SubjectAccessAnswerer,
 )
 from api.errors import error_responses
-from api.models import ErasureOut, PositionOut, StatedReasonIn
+from api.models import ErasureOut, PositionOut, RecordRightsOut, StatedReasonIn
 from domain.access import AccessAction
 from domain.commands.erasure import reason_fingerprint
+from projections import queries
 from projections.retention import SafeguardingRetention
 
 router = APIRouter(prefix="/v1/clients", tags=["ig leads"])
+
+
+@router.get("/{client_id}/rights", response_model=RecordRightsOut,
+            responses=error_responses(403, 404, 503))
+def record_rights(client_id: UUID, app: App, access: Access,
+                  actor: SubjectAccessAnswerer) -> RecordRightsOut:
+    """Whether a legal hold keeps the client's record from erasure and whether its
+    processing is restricted, for the IG lead of the registering controller answering
+    the client's rights (as for a subject access request; no personal data, so a
+    restricted client's status is read without a legal claim). Recorded as a read of the
+    agency's own record."""
+    with access.reading(actor, AccessAction.RECORD, client_id=client_id,
+                        purpose=None) as read:
+        found = queries.record_rights(app, client_id, actor)
+        read.returned((), detail="legal hold and restriction")
+    return RecordRightsOut(client_id=found.client_id, legal_hold=found.legal_hold,
+                           restricted=found.restricted)
 
 
 @router.post("/{client_id}/erase", response_model=ErasureOut,

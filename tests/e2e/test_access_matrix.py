@@ -159,6 +159,7 @@ PERMITTED: dict[tuple[str, str], Permitted | dict[frozenset[Role], Permitted]] =
     ("GET", "/v1/clients/{client_id}/disclosures"): (200, *CONTROLLER_ONLY),
     # A subject access request: the registering controller's IG lead only.
     ("GET", "/v1/clients/{client_id}/subject-access"): (200, *CONTROLLER_ONLY),
+    ("GET", "/v1/clients/{client_id}/rights"): (200, *CONTROLLER_ONLY),
     ("GET", "/v1/audit/replay"): (200, *CONTROLLER_ONLY),
     ("GET", "/v1/audit/replay/changes"): (200, *CONTROLLER_ONLY),
     # Tamper evidence: the signed Merkle tree head and its proofs, for IG leads and
@@ -575,6 +576,8 @@ REQUESTS: dict[tuple[str, str], Build] = {
         f"/v1/clients/{_client(w, o)}/disclosures", None),
     ("GET", "/v1/clients/{client_id}/subject-access"): lambda w, o: (
         f"/v1/clients/{_client(w, o)}/subject-access", None),
+    ("GET", "/v1/clients/{client_id}/rights"): lambda w, o: (
+        f"/v1/clients/{_client(w, o)}/rights", None),
     ("GET", "/v1/audit/replay"): lambda w, o: (
         f"/v1/audit/replay?agency=police&client_id={_client(w, o)}"
         "&purpose=care_coordination", None),

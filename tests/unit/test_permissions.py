@@ -235,6 +235,7 @@ ROUTES: dict[tuple[str, str], Action] = {
     ("GET", "/v1/audit/accesses"): Action.READ_AUDIT,
     ("GET", "/v1/clients/{client_id}/disclosures"): Action.READ_DISCLOSURES,
     ("GET", "/v1/clients/{client_id}/subject-access"): Action.ANSWER_SUBJECT_ACCESS,
+    ("GET", "/v1/clients/{client_id}/rights"): Action.ANSWER_SUBJECT_ACCESS,
     ("GET", "/v1/audit/replay"): Action.REPLAY,
     ("GET", "/v1/audit/replay/changes"): Action.REPLAY,
     ("GET", "/v1/audit/tree-head"): Action.READ_TREE_HEAD,
