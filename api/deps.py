@@ -368,6 +368,14 @@ AlertCloseForm = Annotated[Actor, Depends(page(Action.CLOSE_ALERT))]
 ReportsPage = Annotated[Actor, Depends(page(Action.READ_REPORTS))]
 # A subject access request's printable answer (api/ui/routes/subject_access.py).
 SubjectAccessPage = Annotated[Actor, Depends(page(Action.ANSWER_SUBJECT_ACCESS))]
+# The record's life (api/ui/routes/governance.py): where the record stands (as the
+# subject access page, the registering controller's IG lead), and each change its own.
+RecordLifePage = Annotated[Actor, Depends(page(Action.ANSWER_SUBJECT_ACCESS))]
+RestrictForm = Annotated[Actor, Depends(page(Action.RESTRICT_PROCESSING))]
+LiftRestrictionForm = Annotated[Actor, Depends(page(Action.LIFT_RESTRICTION))]
+LegalHoldForm = Annotated[Actor, Depends(page(Action.PLACE_LEGAL_HOLD))]
+LiftLegalHoldForm = Annotated[Actor, Depends(page(Action.LIFT_LEGAL_HOLD))]
+EraseForm = Annotated[Actor, Depends(page(Action.ERASE_CLIENT))]
 
 
 # -- the read models and the access log --------------------------------------------------

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from api.ui.routes import (
     admin,
+    governance,
     home,
     ig,
     practitioner,
@@ -23,4 +24,4 @@ ROUTERS: list[APIRouter] = [sign_in.router, home.router, safeguarding.router, re
                             # /ui/clients/new before /ui/clients/{client_id}
                             practitioner_record.router, practitioner_sharing.router,
                             practitioner.router, ig.router, admin.router,
-                            subject_access.router]
+                            subject_access.router, governance.router]

@@ -41,11 +41,15 @@ from api.routers import caseload as caseload_api
 from api.routers import catalogue as catalogue_api
 from api.routers import clients as clients_api
 from api.routers import views as views_api
+from api.ui.restricted import BANNER as RESTRICTED_BANNER
+from api.ui.restricted import FIELD as CLAIM_FIELD
+from api.ui.restricted import FIELD_ID as CLAIM_ID
+from api.ui.restricted import own_path, restricted_page, stated_claim
 from api.ui.schema_form import FieldErrors, Form, choice_labels, date_of, words
 from api.ui.templating import add_section, render
 from domain.agencies import AgencyKind, Role
 from domain.categories import DataCategory
-from domain.errors import NotFound
+from domain.errors import InvalidCommand, NotFound, RestrictionReasonRequired
 from domain.permissions import Action, permits
 from domain.results import Actor
 from domain.vocabulary import Purpose
@@ -461,10 +465,57 @@ def client_page(
     (``GET /v1/clients/{id}/chronology``): the identity fields shared, a summary, and
     every fact it may see in the order they happened, each with its basis in words,
     filterable by category (an htmx request for ``#chronology`` gets the list alone).
-    Every link to it names the purpose (the find page, a list, an alert ask for it)."""
-    chronology = caseload_api.chronology(
-        client_id=client_id, app=app, views=views, access=access, actor=actor, _=None,
-        purpose=purpose, category=category)
+    Every link to it names the purpose (the find page, a list, an alert ask for it).
+    A client whose processing is restricted gets the page asking for the legal claim."""
+    try:
+        chronology = caseload_api.chronology(
+            client_id=client_id, app=app, views=views, access=access, actor=actor, _=None,
+            purpose=purpose, category=category)
+    except RestrictionReasonRequired:
+        return restricted_page(request, action=own_path(request), back="/ui/clients",
+                               back_text="Back to your clients without reading the record")
+    return _client_page(request, client_id, app, actor, chronology, purpose,
+                        done=done, until=until, check=check)
+
+
+@router.post("/clients/{client_id}")
+def client_page_for_a_claim(
+    request: Request,
+    client_id: UUID,
+    app: App,
+    views: Views,
+    access: Access,
+    actor: ClientPage,
+    _: PageViewsCaughtUp,
+    form: Submitted,
+    purpose: Annotated[Purpose, Query()],
+    category: Annotated[DataCategory | None, Query()] = None,
+) -> Response:
+    """The client's page read stating a legal claim (``restriction_reason``, in the
+    body, never the URL), for a client whose processing is restricted: the chronology's
+    own route function checks the claim and records it with the read."""
+    claim, errors = stated_claim(form.one(CLAIM_FIELD))
+    if claim is None:
+        return restricted_page(request, action=own_path(request), back="/ui/clients",
+                               back_text="Back to your clients without reading the record",
+                               claim=form.one(CLAIM_FIELD), errors=errors, status_code=422)
+    try:
+        chronology = caseload_api.chronology(
+            client_id=client_id, app=app, views=views, access=access, actor=actor, _=None,
+            purpose=purpose, category=category, restriction_reason=claim)
+    except InvalidCommand as exc:  # the API's own check of the claim, after ours
+        errors.add(CLAIM_FIELD, CLAIM_ID, "The legal claim: " + exc.message)
+        return restricted_page(request, action=own_path(request), back="/ui/clients",
+                               back_text="Back to your clients without reading the record",
+                               claim=form.one(CLAIM_FIELD), errors=errors, status_code=422)
+    return _client_page(request, client_id, app, actor, chronology, purpose,
+                        restricted_read=True)
+
+
+def _client_page(request: Request, client_id: UUID, app: App, actor: Actor,
+                 chronology: Any, purpose: Purpose, *, done: str | None = None,
+                 until: str | None = None, check: str | None = None,
+                 restricted_read: bool = False) -> Response:
     context = _chronology_context(request, app, actor, chronology)
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "chronology":
         return render(request, "practitioner/chronology.html", context)
@@ -481,6 +532,7 @@ def client_page(
         "purposes": purpose_items(purpose.value, blank=None),
         "done": DONE.get(done or "") if done != "emergency-access" else None,
         "granted_until": granted_until,
+        "restricted_read": RESTRICTED_BANNER if restricted_read else None,
         "may_record": may(actor, Action.RECORD_FACT),
         "may_read_record": may(actor, Action.READ_RECORD) and controller,
         "may_consents": may(actor, Action.READ_CONSENTS) and controller,
@@ -499,8 +551,39 @@ def own_record(request: Request, client_id: UUID, app: App, access: Access,
                done: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     """What the caller's agency itself recorded about the client
     (``GET /v1/clients/{id}/record``): identity if it registered them, and each of its
-    facts as corrected, with who recorded and corrected it, by name."""
-    record = clients_api.read_record(client_id, app, access, engine, actor)
+    facts as corrected, with who recorded and corrected it, by name. A client whose
+    processing is restricted gets the page asking for the legal claim."""
+    try:
+        record = clients_api.read_record(client_id, app, access, engine, actor)
+    except RestrictionReasonRequired:
+        return restricted_page(request, action=own_path(request), back="/ui",
+                               back_text="Back to the start without reading the record")
+    return _record_page(request, client_id, app, actor, record, done)
+
+
+@router.post("/clients/{client_id}/record")
+def own_record_for_a_claim(request: Request, client_id: UUID, app: App, access: Access,
+                           engine: ReadEngine, actor: RecordPage,
+                           form: Submitted) -> Response:
+    """The agency's own record read stating a legal claim (``restriction_reason``, in
+    the body, never the URL), for a client whose processing is restricted: the record's
+    own route function checks the claim and records it with the read."""
+    claim, errors = stated_claim(form.one(CLAIM_FIELD))
+    if claim is not None:
+        try:
+            record = clients_api.read_record(client_id, app, access, engine, actor,
+                                             restriction_reason=claim)
+        except InvalidCommand as exc:  # the API's own check of the claim, after ours
+            errors.add(CLAIM_FIELD, CLAIM_ID, "The legal claim: " + exc.message)
+        else:
+            return _record_page(request, client_id, app, actor, record, None)
+    return restricted_page(request, action=own_path(request), back="/ui",
+                           back_text="Back to the start without reading the record",
+                           claim=form.one(CLAIM_FIELD), errors=errors, status_code=422)
+
+
+def _record_page(request: Request, client_id: UUID, app: App, actor: Actor, record: Any,
+                 done: str | None) -> Response:
     references: list[str] = []
     for f in record.facts:
         references.append(f.recorded_by)
@@ -516,6 +599,7 @@ def own_record(request: Request, client_id: UUID, app: App, access: Access,
         "facts": [{"fact": f, "name": fact_name(f.type),
                    "rows": data_rows(f.data, labels.get(f.type))} for f in record.facts],
         "done": DONE.get(done or ""),
+        "restricted_read": RESTRICTED_BANNER if record.restricted else None,
         "may_amend": may(actor, Action.AMEND_FACT),
         "may_retract": may(actor, Action.RETRACT_FACT),
         "may_record": may(actor, Action.RECORD_FACT),

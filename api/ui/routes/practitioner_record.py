@@ -35,6 +35,7 @@ from api.models import ClientIn, EventIn, FactAmendIn, FactOut, FactRetractIn
 from api.routers import catalogue as catalogue_api
 from api.routers import clients as clients_api
 from api.routers import views as views_api
+from api.ui.restricted import restricted_elsewhere
 from api.ui.routes.practitioner import (
     Submitted,
     client_href,
@@ -57,7 +58,13 @@ from api.ui.schema_form import (
 )
 from api.ui.templating import render
 from domain.catalogue import InvalidPayload, fact_type
-from domain.errors import ClientAlreadyRegistered, FactNotFound, InvalidCommand, NotFound
+from domain.errors import (
+    ClientAlreadyRegistered,
+    FactNotFound,
+    InvalidCommand,
+    NotFound,
+    RestrictionReasonRequired,
+)
 from domain.results import Actor
 from domain.vocabulary import Purpose
 
@@ -206,7 +213,10 @@ def fact_form(
     form names the client as the caller sees them for the purpose
     (``GET /v1/clients/{id}/view``, recorded), so nobody records a fact about the wrong
     person, and a client the caller may not see is not found, as an unknown one."""
-    seen = views_api.view(client_id, app, views, access, actor, None, purpose)
+    try:
+        seen = views_api.view(client_id, app, views, access, actor, None, purpose)
+    except RestrictionReasonRequired:
+        return restricted_elsewhere(request, client_id, purpose=purpose.value)
     named = _name(seen.identity)
     types = _event_types(app, actor)
     entry = types.get(type_name or "")
@@ -289,7 +299,10 @@ def _local(moment: datetime) -> Form:
 def amend_form(request: Request, client_id: UUID, position: clients_api.FactPosition,
                app: App, access: Access, engine: ReadEngine, actor: AmendForm) -> Response:
     """The fact's form, filled in as it stands, with a reason for the correction."""
-    fact = _recorded_fact(client_id, position, app, access, engine, actor)
+    try:
+        fact = _recorded_fact(client_id, position, app, access, engine, actor)
+    except RestrictionReasonRequired:
+        return restricted_elsewhere(request, client_id)
     entry = _event_types(app, actor)[fact.type]
     fields = fields_of(entry.schema_)
     return _fact_page(request, "practitioner/amend.html", entry=entry, fields=fields,
@@ -336,7 +349,10 @@ def retract_form(request: Request, client_id: UUID, position: clients_api.FactPo
                  app: App, access: Access, engine: ReadEngine, actor: RetractForm
                  ) -> Response:
     """Asks to confirm the retraction, with the fact shown and a reason."""
-    fact = _recorded_fact(client_id, position, app, access, engine, actor)
+    try:
+        fact = _recorded_fact(client_id, position, app, access, engine, actor)
+    except RestrictionReasonRequired:
+        return restricted_elsewhere(request, client_id)
     rows = data_rows(fact.data, fact_labels(app, actor).get(fact.type))
     return _retract_page(request, client_id, position, fact.type, rows,
                          fact.occurred_at.isoformat(), Form({}), FieldErrors())

@@ -35,6 +35,7 @@ from api.routers import clients as clients_api
 from api.routers import consents as consents_api
 from api.routers import emergency as emergency_api
 from api.routers import households as households_api
+from api.ui.restricted import restricted_elsewhere
 from api.ui.routes.practitioner import (
     PURPOSE_NAMES,
     Submitted,
@@ -49,7 +50,12 @@ from api.ui.schema_form import FieldErrors, Form, date_of
 from api.ui.templating import render
 from domain.agencies import AgencyKind
 from domain.categories import DataCategory
-from domain.errors import ConsentNotFound, InvalidCommand, NotFound
+from domain.errors import (
+    ConsentNotFound,
+    InvalidCommand,
+    NotFound,
+    RestrictionReasonRequired,
+)
 from domain.permissions import Action
 from domain.results import Actor
 from domain.vocabulary import ConsentObtained, Purpose
@@ -120,7 +126,10 @@ def consent_form(request: Request, client_id: UUID, app: App, access: Access,
     client from the agency's own record (``GET /v1/clients/{id}/record``, recorded): only
     an agency holding a record of the client records their consent, so to any other the
     client is not found, as an unknown one."""
-    record = clients_api.read_record(client_id, app, access, engine, actor)
+    try:
+        record = clients_api.read_record(client_id, app, access, engine, actor)
+    except RestrictionReasonRequired:
+        return restricted_elsewhere(request, client_id)
     named = (f"{record.identity.given_name} {record.identity.family_name}"
              if record.identity else None)
     return _consent_page(request, app, actor, client_id, Form({}), FieldErrors(),

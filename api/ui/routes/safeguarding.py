@@ -52,11 +52,18 @@ from api.deps import (
 from api.routers import alerts as alerts_api
 from api.routers import households as households_api
 from api.routers import views as views_api
+from api.ui.restricted import restricted_elsewhere
 from api.ui.sessions import COOKIE, Ended, SessionStore
 from api.ui.templating import add_section, render
 from domain.alerts import AlertOutcome, AlertStatus, Severity
 from domain.application import AccordApplication
-from domain.errors import ClientNotFound, Conflict, HouseholdNotFound, Unauthenticated
+from domain.errors import (
+    ClientNotFound,
+    Conflict,
+    HouseholdNotFound,
+    RestrictionReasonRequired,
+    Unauthenticated,
+)
 from domain.inputs import LogPosition, checked_text
 from domain.permissions import Action, permits
 from domain.results import Actor
@@ -472,8 +479,11 @@ async def alert_client(
     purpose = _purpose(alert)
     if purpose is None:
         raise ClientNotFound()
-    view = await run_in_threadpool(views_api.view, alert.client_id, app, views, access,
-                                   actor, None, purpose)
+    try:
+        view = await run_in_threadpool(views_api.view, alert.client_id, app, views, access,
+                                       actor, None, purpose)
+    except RestrictionReasonRequired:
+        return restricted_elsewhere(request, alert.client_id, purpose=purpose.value)
     return render(request, "safeguarding/client.html", {
         "alert": alert, "view": view, "purpose": purpose,
         "facts": sorted(view.facts, key=lambda f: (f.occurred_at, f.position), reverse=True),

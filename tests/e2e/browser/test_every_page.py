@@ -185,9 +185,12 @@ VISITS: dict[str, list[Visit]] = {
         ("tp", Role.PRACTITIONER, lambda w: f"/ui/clients/{w.client}/record")],
     "/ui/clients/{client_id}/subject-access": [
         (*TP_IG, lambda w: f"/ui/clients/{w.client}/subject-access")],
+    "/ui/clients/{client_id}/governance": [
+        (*TP_IG, lambda w: f"/ui/clients/{w.client}/governance")],
     "/ui/emergency-access": [("police", Role.PRACTITIONER,
                               lambda w: f"/ui/emergency-access?client={w.client}")],
     "/ui/find": [("police", Role.PRACTITIONER, lambda w: "/ui/find")],
+    "/ui/governance/erased": [(*TP_IG, lambda w: "/ui/governance/erased")],
     "/ui/households/new": [("tp", Role.PRACTITIONER, lambda w: "/ui/households/new")],
     "/ui/households/{household_id}": [
         ("tp", Role.PRACTITIONER,
