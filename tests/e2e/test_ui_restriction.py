@@ -49,12 +49,14 @@ class Browser:
         self.csrf = ui_sign_in(self.client, partnership.token(agency, role))
 
     def get(self, url: str) -> httpx.Response:
-        return self.client.get(url)
+        answer: httpx.Response = self.client.get(url)
+        return answer
 
     def post(self, url: str, data: dict[str, str], *, csrf: bool = True,
              follow: bool = False) -> httpx.Response:
         body = {**data, "csrf_token": self.csrf} if csrf else data
-        return self.client.post(url, data=body, follow_redirects=follow)
+        answer: httpx.Response = self.client.post(url, data=body, follow_redirects=follow)
+        return answer
 
 
 def restricted_client(api: TestClient, partnership: Partnership) -> tuple[str, int]:
