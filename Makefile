@@ -34,9 +34,9 @@ test-browser: $(VENV)/.dev-installed
 tour: $(VENV)/.dev-installed
 	ACCORD_TOUR=docs/tour $(BIN)/pytest tests/e2e/browser -q
 
-## Run the whole test suite (SQLite and PostgreSQL)
+## Run the whole test suite (SQLite, PostgreSQL, Kafka, the browser), on both cores
 test: $(VENV)/.dev-installed
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadscope
 
 ## The fast tier alone: no database, no server, no broker
 test-unit: $(VENV)/.dev-installed
