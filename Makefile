@@ -36,7 +36,7 @@ tour: $(VENV)/.dev-installed
 
 ## Run the whole test suite (SQLite, PostgreSQL, Kafka, the browser), on both cores
 test: $(VENV)/.dev-installed
-	$(BIN)/pytest -n 2 --dist loadscope
+	$(BIN)/pytest -n 2
 
 ## The fast tier alone: no database, no server, no broker
 test-unit: $(VENV)/.dev-installed
