@@ -19,6 +19,7 @@ large log (noted in the README).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,22 @@ class Replay:
         return [f for f in self.facts if not f.permitted]
 
 
+def logged_events(app: AccordApplication, topics: Sequence[str], stop: int,
+                  batch_size: int) -> Iterator[tuple[int, Any]]:
+    """The log's events of ``topics`` up to position ``stop``, in order, with their
+    positions, read in batches (what a replay and its list of changes both walk)."""
+    cursor = 0
+    while cursor < stop:
+        batch = app.recorder.select_notifications(
+            start=cursor, limit=batch_size, stop=stop, topics=topics,
+            inclusive_of_start=False)
+        if not batch:
+            return
+        for notification in batch:
+            yield notification.id, app.mapper.to_domain_event(notification)
+        cursor = batch[-1].id
+
+
 class PointInTime:
     """Replays the log for IG leads."""
 
@@ -91,34 +108,24 @@ class PointInTime:
         amendments: dict[int, list[Correction]] = {}
         retractions: dict[int, Correction] = {}
         last, last_time = 0, None
-        cursor = 0
         known = False
-        while cursor < stop:
-            batch = self.app.recorder.select_notifications(
-                start=cursor, limit=self.batch_size, stop=stop, topics=self.topics,
-                inclusive_of_start=False)
-            if not batch:
+        for notification_id, event in logged_events(self.app, self.topics, stop,
+                                                    self.batch_size):
+            if until is not None and event.timestamp > until:
                 break
-            for notification in batch:
-                event: Any = self.app.mapper.to_domain_event(notification)
-                if until is not None and event.timestamp > until:
-                    cursor = stop
-                    break
-                effect = evolve(state, event, notification.id)
-                last, last_time = notification.id, event.timestamp
-                if isinstance(effect, NewFact) and effect.fact.client_id == client_id:
-                    mine[effect.fact.position] = effect
-                    known = True
-                elif isinstance(effect, AmendedFact) and effect.fact.position in mine:
-                    old = mine[effect.fact.position]
-                    mine[effect.fact.position] = NewFact(effect.fact, effect.fact_type,
-                                                         effect.data, old.recorded_at,
-                                                         old.recorded_by)
-                    amendments.setdefault(effect.fact.position, []).append(effect.correction)
-                elif isinstance(effect, RetractedFact) and effect.position in mine:
-                    retractions[effect.position] = effect.correction
-            else:
-                cursor = batch[-1].id
+            effect = evolve(state, event, notification_id)
+            last, last_time = notification_id, event.timestamp
+            if isinstance(effect, NewFact) and effect.fact.client_id == client_id:
+                mine[effect.fact.position] = effect
+                known = True
+            elif isinstance(effect, AmendedFact) and effect.fact.position in mine:
+                old = mine[effect.fact.position]
+                mine[effect.fact.position] = NewFact(effect.fact, effect.fact_type,
+                                                     effect.data, old.recorded_at,
+                                                     old.recorded_by)
+                amendments.setdefault(effect.fact.position, []).append(effect.correction)
+            elif isinstance(effect, RetractedFact) and effect.position in mine:
+                retractions[effect.position] = effect.correction
         if until is None:
             last = stop
         if until is not None:

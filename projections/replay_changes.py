@@ -49,7 +49,7 @@ from domain.agreements import Agreement
 from domain.application import AccordApplication
 from domain.clients import Client
 from projections.follower import topics_of
-from projections.replay import ReplayedFact
+from projections.replay import ReplayedFact, logged_events
 
 Shown = Callable[[ReplayedFact], bool]
 
@@ -109,17 +109,8 @@ class ReplayChanges:
         head = self.app.recorder.max_notification_id() or 0
         walk = _Walk(Viewer(agency, kind), client_id, purpose, shown)
         result = Changes(head)
-        cursor = 0
-        while cursor < head:
-            batch = self.app.recorder.select_notifications(
-                start=cursor, limit=self.batch_size, stop=head, topics=self.topics,
-                inclusive_of_start=False)
-            if not batch:
-                break
-            for notification in batch:
-                event: Any = self.app.mapper.to_domain_event(notification)
-                walk.step(event, notification.id, result)
-            cursor = batch[-1].id
+        for position, event in logged_events(self.app, self.topics, head, self.batch_size):
+            walk.step(event, position, result)
         return result
 
 
