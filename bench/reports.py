@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import contextlib
 import io
-import json
 import os
 import platform
 import shutil
@@ -42,12 +41,13 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 from catchup import bare_replay, timed  # bench/catchup.py
 from view import (  # bench/view.py
     ACCORD,
+    bench_env,
+    demo_tokens,
     free_port,
     load,
     percentile,
@@ -123,11 +123,8 @@ def catch_up_rounds(workdir: Path, clients: int, rounds: int) -> int:
 
 
 def endpoint(workdir: Path, head: int, rate: float, seconds: float) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
-    env |= {"ACCORD_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-            "ACCORD_KEY_FILE": str(workdir / "kek.key"), "CI": "true"}
-    raw: list[dict[str, Any]] = json.loads((workdir / "demo-tokens.json").read_text())
-    token = next(t["token"] for t in raw if (t["agency"], t["role"]) == COMMISSIONER)
+    env = bench_env(workdir)
+    token = demo_tokens(workdir)[COMMISSIONER]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = workdir / "server.log"

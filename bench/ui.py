@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import re
@@ -44,6 +43,8 @@ import httpx
 from view import (  # bench/view.py
     ACCORD,
     PURPOSE,
+    bench_env,
+    demo_tokens,
     free_port,
     load,
     percentile,
@@ -96,9 +97,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="accord-bench-ui-"))
     db = workdir / "bench.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
-    env |= {"ACCORD_DATABASE_URL": f"sqlite:///{db}",
-            "ACCORD_KEY_FILE": str(workdir / "kek.key"), "CI": "true"}
+    env = bench_env(workdir)
     print(f"web application benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"{platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; server: accord "
@@ -107,8 +106,7 @@ def main() -> None:
                    stdout=subprocess.DEVNULL)
     subprocess.run([*ACCORD, "demo", "--clients", str(args.clients)], env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    raw: list[dict[str, Any]] = json.loads((workdir / "demo-tokens.json").read_text())
-    tokens = {(t["agency"], t["role"]): t["token"] for t in raw}
+    tokens = demo_tokens(workdir)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = workdir / "server.log"

@@ -69,6 +69,20 @@ POLICE = ("northshire-police", "practitioner")
 PURPOSE = "offender_management"
 
 
+def bench_env(workdir: Path) -> dict[str, str]:
+    """The environment for accord's commands in a benchmark: its own SQLite database and
+    key file in ``workdir``, no setting of the caller's, quiet progress."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
+    return env | {"ACCORD_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
+                  "ACCORD_KEY_FILE": str(workdir / "kek.key"), "CI": "true"}
+
+
+def demo_tokens(workdir: Path) -> dict[tuple[str, str], str]:
+    """The seeded demo's tokens by (agency, role), from the file ``accord demo`` writes."""
+    raw: list[dict[str, Any]] = json.loads((workdir / "demo-tokens.json").read_text())
+    return {(t["agency"], t["role"]): t["token"] for t in raw}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -283,9 +297,7 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="accord-bench-view-"))
     db = workdir / "bench.db"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
-    env |= {"ACCORD_DATABASE_URL": f"sqlite:///{db}",
-            "ACCORD_KEY_FILE": str(workdir / "kek.key"), "CI": "true"}
+    env = bench_env(workdir)
     print(f"view benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
           f"{platform.python_implementation()} {platform.python_version()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; server: accord serve "
@@ -295,8 +307,7 @@ def main() -> None:
                    stdout=subprocess.DEVNULL)
     print(f"seeded the demo partnership ({args.clients} clients) in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
-    raw: list[dict[str, Any]] = json.loads((workdir / "demo-tokens.json").read_text())
-    tokens = {(t["agency"], t["role"]): t["token"] for t in raw}
+    tokens = demo_tokens(workdir)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
